@@ -182,9 +182,9 @@ class HttpClient {
  private:
   using Transfer = http_client_internal::Transfer;
 
-  // I/O thread main loop and helpers; everything below `mu_`'s guarded
-  // members is touched only by the I/O thread (or by the constructor and
-  // destructor while that thread is not running).
+  // The I/O thread's main loop and helpers. `active_` and `idle_easy_`, and
+  // `multi_` except for curl_multi_wakeup(), are touched only by the I/O
+  // thread (or by the constructor and destructor while it is not running).
   void Run();
   void Start(std::unique_ptr<Transfer> transfer);
   void DrainFinished();
