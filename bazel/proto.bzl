@@ -50,6 +50,7 @@ def gateway_proto_library(name, srcs, deps = [], root = "proto", grpc = True, vi
         srcs = cc_srcs,
         hdrs = hdrs,
         strip_include_prefix = "/" + root,
+        alwayslink = True,
         deps = deps + ["@system//:grpc", "@system//:protobuf"],
         visibility = visibility,
     )

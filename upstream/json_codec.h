@@ -1,0 +1,61 @@
+// Converts between protobuf messages and upstream JSON, driven by descriptors alone.
+//
+// Why not protobuf's JsonStringToMessage: upstreams want int64 ids as JSON numbers, enum values
+// as their REST strings ("quick_reply", not "MESSAGE_TYPE_QUICK_REPLY"), explicit nulls for some
+// unset fields (unassign), and a mismatch must name the offending JSON path.
+//
+// Encoding (proto -> JSON) omits unset and default-valued fields, writes int64 as numbers, enum
+// values as their REST strings (`gateway.v1.rest_value`, else the lower-case value name without
+// the enum's prefix), google.protobuf.Struct/Value/ListValue as plain JSON, and JSON null for
+// unset optional fields marked `null_when_unset`.
+//
+// Decoding (JSON -> proto) matches keys by JSON name or proto name, ignores unknown keys (the
+// upstream may add fields), treats null as unset, accepts integers written as strings, maps
+// unknown enum strings to the zero value (the upstream may add values), and fails with INTERNAL
+// naming the path (e.g. `items[2].firstName`) when a value has the wrong JSON type.
+//
+// Thread-safe: these are pure functions.
+#ifndef GATEWAY_UPSTREAM_JSON_CODEC_H_
+#define GATEWAY_UPSTREAM_JSON_CODEC_H_
+
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "nlohmann/json.hpp"
+
+namespace gateway::upstream {
+
+// The JSON of one field of `message`, or a null json when the field is unset/default and should
+// be omitted (a `null_when_unset` field that is unset yields JSON null wrapped as `emit_null`).
+struct EncodedField {
+  bool present = false;  // false: omit the key
+  nlohmann::json value;  // may be null when present (explicit null)
+};
+EncodedField EncodeField(const google::protobuf::Message& message,
+                         const google::protobuf::FieldDescriptor* field);
+
+// Encodes every field of `message` except those in `skip` into a JSON object.
+nlohmann::json EncodeMessage(
+    const google::protobuf::Message& message,
+    const absl::flat_hash_set<const google::protobuf::FieldDescriptor*>& skip = {});
+
+// The REST string of an enum value.
+std::string EnumRestValue(const google::protobuf::EnumValueDescriptor* value);
+
+// Merges `json` into `message`. `path` names `json` in error messages ("" for the root).
+// Errors: INTERNAL (reason UPSTREAM_RESPONSE_MISMATCH) naming the path on a JSON type mismatch.
+absl::Status DecodeMessage(const nlohmann::json& json, google::protobuf::Message* message,
+                           absl::string_view path = "");
+
+// Decodes `json` into one field of `message` (a repeated field takes a JSON array).
+absl::Status DecodeField(const nlohmann::json& json, google::protobuf::Message* message,
+                         const google::protobuf::FieldDescriptor* field, absl::string_view path);
+
+}  // namespace gateway::upstream
+
+#endif  // GATEWAY_UPSTREAM_JSON_CODEC_H_

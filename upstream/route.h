@@ -1,0 +1,96 @@
+// A compiled REST binding: how one RPC becomes one upstream HTTP request.
+//
+// CompileRoute() resolves a method's `gateway.v1.binding` and `gateway.v1.policy` (possibly
+// overridden from configuration) against the request and reply descriptors once, at start-up,
+// so that a bad template is a start-up error and the hot path does no name lookups.
+// BuildUpstreamRequest() then expands one request:
+//
+//   Route route = *CompileRoute(method, binding, policy);
+//   UpstreamRequestParts parts = *BuildUpstreamRequest(route, request, /*path_defaults=*/{});
+//   // parts.path_and_query == "/contact/email:a%2Fb%3Fc@x.io", parts.body == ""
+//
+// Routes are immutable after compilation and safe to share between threads.
+#ifndef GATEWAY_UPSTREAM_ROUTE_H_
+#define GATEWAY_UPSTREAM_ROUTE_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "gateway/v1/annotations.pb.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+
+namespace gateway::upstream {
+
+class Pagination;
+
+// One piece of a path template: a literal, or a placeholder naming a request field.
+struct PathPart {
+  std::string literal;                                      // when field_path is empty
+  std::string placeholder;                                  // e.g. "identifier", "a.b"
+  std::vector<const google::protobuf::FieldDescriptor*> field_path;  // resolved placeholder
+};
+
+struct Route {
+  std::string rpc;  // "/respondio.v2.ContactService/GetContact"
+  const google::protobuf::MethodDescriptor* method = nullptr;
+  gateway::v1::Binding binding;  // effective binding (after configuration overrides)
+  gateway::v1::Policy policy;    // effective policy
+  std::vector<PathPart> path;
+  // Top-level request fields the path consumes; they are never repeated in body or query.
+  absl::flat_hash_set<const google::protobuf::FieldDescriptor*> path_fields;
+  // The single body field when binding.body names one; nullptr for "" and "*".
+  const google::protobuf::FieldDescriptor* body_field = nullptr;
+  // Reply field that receives the upstream body; nullptr when it is the whole reply.
+  const google::protobuf::FieldDescriptor* response_field = nullptr;
+  // Standard fields (AIP-158 pagination, AIP-155 request id); nullptr when absent.
+  const google::protobuf::FieldDescriptor* page_size_field = nullptr;
+  const google::protobuf::FieldDescriptor* page_token_field = nullptr;
+  const google::protobuf::FieldDescriptor* next_page_token_field = nullptr;
+  const google::protobuf::FieldDescriptor* request_id_field = nullptr;
+  const Pagination* pagination = nullptr;  // nullptr when the RPC does not paginate
+
+  bool is_read() const { return binding.method() == "GET"; }
+};
+
+// Compiles a binding for `method`. Errors (INVALID_ARGUMENT, naming the RPC): unknown verb or
+// upstream-less binding, placeholder naming no field (or a repeated/message field), unknown body
+// or response field, unknown pagination hook, page fields missing on a paginated RPC.
+absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* method,
+                                   const gateway::v1::Binding& binding,
+                                   const gateway::v1::Policy& policy);
+
+struct UpstreamRequestParts {
+  std::string path_and_query;  // relative to the upstream base URL, percent-encoded
+  std::string body;            // JSON, or "" when the binding has no body
+  bool has_body = false;
+};
+
+// Values for placeholders whose request field is zero or empty (e.g. Chatwoot's account_id).
+using PathDefaults = absl::flat_hash_map<std::string, std::string>;
+
+// Expands `request` through `route`. `extra_query` (pagination parameters) is appended.
+// Errors: INVALID_ARGUMENT when a path field is empty and has no default.
+absl::StatusOr<UpstreamRequestParts> BuildUpstreamRequest(
+    const Route& route, const google::protobuf::Message& request, const PathDefaults& defaults,
+    const std::vector<std::pair<std::string, std::string>>& extra_query = {});
+
+// Percent-encodes `value` as one path segment: everything but RFC 3986 unreserved characters,
+// ':' and '@' is escaped, so '/', '?', '#', '%' and '+' can never change the path or query.
+std::string PercentEncodePathSegment(absl::string_view value);
+
+// Percent-encodes a query key or value (everything but unreserved characters).
+std::string PercentEncodeQuery(absl::string_view value);
+
+// Expands a cache-tag template such as "contact:{identifier}" over `request`.
+// Placeholders naming unset fields expand to "". Unknown placeholders are kept verbatim.
+std::string ExpandTemplate(absl::string_view templ, const google::protobuf::Message& request);
+
+}  // namespace gateway::upstream
+
+#endif  // GATEWAY_UPSTREAM_ROUTE_H_
