@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make run`: the sandbox upstream on 127.0.0.1:8081 and the gateway on 127.0.0.1:8080.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SANDBOX_PORT=${SANDBOX_PORT:-8081}
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+
+bazel-bin/sandbox/sandbox --listen=127.0.0.1:${SANDBOX_PORT} &
+sandbox_pid=$!
+bazel-bin/service/gateway --listen=127.0.0.1:${GATEWAY_PORT} \
+  --respondio_base_url=http://127.0.0.1:${SANDBOX_PORT} \
+  --chatwoot_base_url=http://127.0.0.1:${SANDBOX_PORT} "$@" &
+gateway_pid=$!
+trap 'kill $gateway_pid $sandbox_pid 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+sleep 1
+
+cat <<MSG
+
+The gateway is serving on 127.0.0.1:${GATEWAY_PORT}, in front of the sandbox upstream on
+127.0.0.1:${SANDBOX_PORT}. Try, from another terminal:
+
+  tools/node_modules/.bin/buf curl --protocol grpc --http2-prior-knowledge --schema proto \\
+    -d '{"identifier":"id:12345"}' \\
+    http://127.0.0.1:${GATEWAY_PORT}/respondio.v2.ContactService/GetContact
+
+or with Python:  /usr/bin/python3 tools/call.py 127.0.0.1:${GATEWAY_PORT} \\
+    respondio.v2.ContactService/GetContact '{"identifier":"id:12345"}'
+
+Press Ctrl-C to stop.
+MSG
+wait

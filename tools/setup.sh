@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything the build and tests need, from Debian's packages and the npm registry.
+# Idempotent: does nothing (and needs no network) when all is already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  bazel-bootstrap bazel-platforms g++ pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libhiredis-dev
+  libcpp-httplib-dev redis-server nodejs npm python3 python3-grpcio python3-grpc-tools
+  nghttp2-client
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# buf (lint, breaking, curl) from the npm registry, pinned in tools/package-lock.json.
+if [ ! -x tools/node_modules/.bin/buf ]; then
+  echo "setup: installing buf"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
