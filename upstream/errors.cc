@@ -32,7 +32,9 @@ absl::Status GatewayError(absl::StatusCode code, absl::string_view message,
   if (details.retry_delay.has_value()) {
     google::rpc::RetryInfo retry;
     const absl::Duration delay = std::max(*details.retry_delay, absl::ZeroDuration());
-    const int64_t seconds = absl::IDivDuration(delay, absl::Seconds(1), nullptr);
+    // Whole seconds, truncated (delay >= 0). Not IDivDuration: its remainder pointer must not be
+    // null, and passing nullptr crashed every error that carried a RetryInfo (429, 449, 5xx).
+    const int64_t seconds = absl::ToInt64Seconds(delay);
     retry.mutable_retry_delay()->set_seconds(seconds);
     retry.mutable_retry_delay()->set_nanos(
         static_cast<int32_t>(absl::ToInt64Nanoseconds(delay - absl::Seconds(seconds))));
