@@ -203,6 +203,15 @@ absl::StatusOr<double> JsonToDouble(const json& j, absl::string_view path) {
 
 const EnumValueDescriptor* EnumFromJson(const google::protobuf::EnumDescriptor* e, const json& j) {
   if (j.is_number_integer()) {
+    // Values with `gateway.v1.rest_number` are matched by that code, not by their proto number.
+    bool has_codes = false;
+    for (int i = 1; i < e->value_count(); ++i) {
+      const auto& options = e->value(i)->options();
+      if (!options.HasExtension(gateway::v1::rest_number)) continue;
+      has_codes = true;
+      if (options.GetExtension(gateway::v1::rest_number) == j.get<int64_t>()) return e->value(i);
+    }
+    if (has_codes) return e->value(0);
     const EnumValueDescriptor* v = e->FindValueByNumber(j.get<int>());
     return v != nullptr ? v : e->value(0);
   }

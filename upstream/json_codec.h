@@ -11,7 +11,8 @@
 //
 // Decoding (JSON -> proto) matches keys by JSON name or proto name, ignores unknown keys (the
 // upstream may add fields), treats null as unset, accepts integers written as strings, maps
-// unknown enum strings to the zero value (the upstream may add values), and fails with INTERNAL
+// unknown enum strings to the zero value (the upstream may add values), maps integer enum codes
+// through `gateway.v1.rest_number` when the enum declares them, and fails with INTERNAL
 // naming the path (e.g. `items[2].firstName`) when a value has the wrong JSON type.
 //
 // Thread-safe: these are pure functions.

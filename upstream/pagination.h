@@ -6,10 +6,15 @@
 //
 //   "respondio_cursor": cursorId/limit; next cursor from pagination.next (a URL carrying
 //                       cursorId) or from pagination.{cursorId, hasMore}.
-//   "chatwoot_page":    page/per_page; the next page exists while a full page came back or
-//                       meta says more remain.
-//   "slice":            the upstream returns the whole list as one JSON array; the gateway
-//                       serves it page by page (offset cursors).
+//   "chatwoot_page":    page/per_page (lists that honour per_page, e.g. group members); the
+//                       next page exists while meta's total_count/count says more remain (using
+//                       meta.per_page when present), or, without a total, while full pages come.
+//   "chatwoot_fixed_page": page only, for lists whose page size the upstream fixes (contacts 15,
+//                       conversations 25); the gateway serves each upstream page in slices of
+//                       page_size, so callers still get at most page_size items.
+//   "slice":            the upstream returns the whole list as one JSON array (bare, or under
+//                       `items` or Chatwoot's `payload`); the gateway serves it page by page
+//                       (offset cursors).
 //
 // Hooks are stateless singletons, safe to use from any thread.
 #ifndef GATEWAY_UPSTREAM_PAGINATION_H_

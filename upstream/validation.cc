@@ -149,6 +149,11 @@ absl::Status ValidateField(const Message& m, const FieldDescriptor* f, absl::str
       return ValidateMessage(r->GetMessage(m, f), path);
     }
     case FieldDescriptor::CPPTYPE_BOOL:
+      // `required` on an `optional bool` means "must be set" (false is a valid choice); a plain
+      // bool cannot tell false from unset, so it is never checked.
+      if (rules.required() && f->has_presence() && !r->HasField(m, f)) {
+        return InvalidField(path, "is required (true or false)");
+      }
       return absl::OkStatus();
     default: {
       // Integers: read as int64 / uint64 through their reflection getters.
