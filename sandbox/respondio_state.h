@@ -1,0 +1,253 @@
+// In-memory data model of the respond.io emulator. Thread-safe: every public
+// method takes the state mutex. Inputs are already syntactically validated by
+// respondio_routes.cc; this class applies the business rules (existence,
+// uniqueness, references) and renders respond.io-shaped JSON.
+#ifndef SANDBOX_RESPONDIO_STATE_H_
+#define SANDBOX_RESPONDIO_STATE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "sandbox/http_util.h"
+
+namespace sandbox {
+namespace respondio {
+
+// A contact identifier: id:<digits>, email:<address> or phone:+<digits>.
+struct Identifier {
+  enum class Kind { kId, kEmail, kPhone };
+  Kind kind = Kind::kId;
+  int64_t id = 0;      // kId
+  std::string value;   // kEmail / kPhone (the part after the prefix)
+  std::string ToString() const;
+};
+
+// Parses a decoded identifier. On failure returns false and sets *error.
+bool ParseIdentifier(std::string_view s, Identifier* out, std::string* error);
+
+// Syntactic checks shared by routes and state.
+bool IsValidEmail(std::string_view s);
+bool IsValidPhone(std::string_view s);  // "+" then 1..15 digits
+
+// One optional scalar field of a create/update body. present && !value means
+// an explicit JSON null (clears the field on update).
+struct FieldUpdate {
+  bool present = false;
+  std::optional<std::string> value;
+};
+
+struct CustomFieldUpdate {
+  std::string name;
+  std::optional<std::string> value;  // nullopt clears
+};
+
+struct ContactPatch {
+  FieldUpdate first_name;
+  FieldUpdate last_name;
+  FieldUpdate email;
+  FieldUpdate phone;
+  FieldUpdate language;
+  FieldUpdate profile_pic;
+  FieldUpdate country_code;
+  std::vector<CustomFieldUpdate> custom_fields;
+};
+
+struct MessageInput {
+  std::optional<int64_t> channel_id;
+  Json message;  // validated MessageContent
+};
+
+struct ConversationStatusInput {
+  std::string status;  // "open" | "close"
+  std::optional<int64_t> closing_note_id;
+  std::optional<std::string> category;
+  std::optional<std::string> summary;
+};
+
+class RespondioState {
+ public:
+  RespondioState();
+
+  // Restores the seed data and resets all counters.
+  void Reset();
+  // Whole state, for GET /__admin/state.
+  Json Dump() const;
+
+  // Contacts.
+  ApiResult CreateContact(const ContactPatch& patch);
+  ApiResult CreateOrUpdateContact(const Identifier& ident,
+                                  const ContactPatch& patch);
+  ApiResult GetContact(const Identifier& ident) const;
+  ApiResult UpdateContact(const Identifier& ident, const ContactPatch& patch);
+  ApiResult DeleteContact(const Identifier& ident);
+  // All contacts (optionally filtered by a case-insensitive substring of
+  // name, email or phone), ordered by id.
+  std::vector<std::pair<int64_t, Json>> ListContacts(
+      const std::string& search) const;
+  ApiResult MergeContacts(int64_t primary_id, int64_t secondary_id);
+  ApiResult UpdateLifecycle(const Identifier& ident,
+                            const std::optional<std::string>& name);
+
+  // Contact tags.
+  ApiResult AddTags(const Identifier& ident,
+                    const std::vector<std::string>& tags);
+  ApiResult RemoveTags(const Identifier& ident,
+                       const std::vector<std::string>& tags);
+
+  // Contact channels.
+  ApiResult ListContactChannels(const Identifier& ident) const;
+  ApiResult GetContactChannel(const Identifier& ident,
+                              int64_t channel_id) const;
+
+  // Messages.
+  ApiResult SendMessage(const Identifier& ident, const MessageInput& input);
+  ApiResult GetMessage(const Identifier& ident, int64_t message_id) const;
+  // On success (status 200) fills *items ordered by messageId.
+  ApiResult ListMessages(const Identifier& ident,
+                         std::vector<std::pair<int64_t, Json>>* items) const;
+
+  // Conversations and comments.
+  ApiResult SetConversationStatus(const Identifier& ident,
+                                  const ConversationStatusInput& input);
+  ApiResult AssignConversation(const Identifier& ident,
+                               const std::optional<std::string>& assignee);
+  ApiResult CreateComment(const Identifier& ident, const std::string& text);
+
+  // Workspace tags.
+  ApiResult ListTags() const;
+  ApiResult CreateTag(const std::string& name);
+  ApiResult UpdateTag(int64_t tag_id, const std::string& name);
+  ApiResult DeleteTag(int64_t tag_id);
+
+  // Custom fields.
+  ApiResult ListCustomFields() const;
+  ApiResult CreateCustomField(const std::string& name, const std::string& type,
+                              const std::vector<std::string>& options);
+  ApiResult GetCustomField(int64_t id) const;
+
+  // Space.
+  std::vector<std::pair<int64_t, Json>> ListSpaceChannels() const;
+  std::vector<std::pair<int64_t, Json>> ListClosingNotes() const;
+  std::vector<std::pair<int64_t, Json>> ListSpaceUsers() const;
+  ApiResult GetSpaceUser(int64_t id) const;
+
+ private:
+  struct Contact {
+    int64_t id = 0;
+    std::optional<std::string> first_name;
+    std::optional<std::string> last_name;
+    std::optional<std::string> email;
+    std::optional<std::string> phone;
+    std::optional<std::string> language;
+    std::optional<std::string> profile_pic;
+    std::optional<std::string> country_code;
+    std::optional<std::string> lifecycle;  // rendered as "status"
+    int64_t created = 0;
+    std::vector<std::string> tags;
+    std::vector<std::pair<std::string, std::string>> custom_fields;
+    std::vector<int64_t> channel_ids;  // most recently used last
+    // Conversation.
+    std::string conversation_status = "close";
+    std::optional<int64_t> assignee_user_id;
+    std::optional<int64_t> opened;
+    std::optional<int64_t> closed;
+    std::optional<int64_t> closing_note_id;
+    std::optional<std::string> category;
+    std::optional<std::string> summary;
+  };
+  struct Message {
+    int64_t id = 0;
+    int64_t contact_id = 0;
+    int64_t channel_id = 0;
+    std::string traffic;
+    Json content;
+    int64_t timestamp = 0;
+    std::string status;
+  };
+  struct Comment {
+    int64_t id = 0;
+    int64_t contact_id = 0;
+    std::string text;
+    int64_t created = 0;
+  };
+  struct Tag {
+    int64_t id = 0;
+    std::string name;
+  };
+  struct CustomField {
+    int64_t id = 0;
+    std::string name;
+    std::string type;
+    std::vector<std::string> options;
+  };
+  struct Channel {
+    int64_t id = 0;
+    std::string name;
+    std::string source;
+    Json meta;
+  };
+  struct User {
+    int64_t id = 0;
+    std::string first_name;
+    std::string last_name;
+    std::string email;
+    std::string role;
+  };
+  struct ClosingNote {
+    int64_t id = 0;
+    std::string category;
+    std::string description;
+  };
+
+  void SeedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Contact* FindLocked(const Identifier& ident)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const Contact* FindLocked(const Identifier& ident) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  ApiResult NotFound(const Identifier& ident) const;
+  // Checks uniqueness and custom fields; returns an error result or nullopt.
+  std::optional<ApiResult> ValidatePatchLocked(const ContactPatch& patch,
+                                               int64_t self_id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ApplyPatchLocked(const ContactPatch& patch, Contact* c)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ApiResult CreateLocked(const ContactPatch& patch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Json ContactJsonLocked(const Contact& c) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  Json ConversationJsonLocked(const Contact& c) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  static Json MessageJson(const Message& m);
+  static Json ChannelJson(const Channel& ch);
+  static Json UserJson(const User& u);
+  static Json CustomFieldJson(const CustomField& f);
+  const Channel* FindChannelLocked(int64_t id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  const User* FindUserLocked(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  std::map<int64_t, Contact> contacts_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Message> messages_ ABSL_GUARDED_BY(mu_);
+  std::vector<Comment> comments_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Tag> tags_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, CustomField> custom_fields_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Channel> channels_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, User> users_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, ClosingNote> closing_notes_ ABSL_GUARDED_BY(mu_);
+  int64_t next_contact_id_ ABSL_GUARDED_BY(mu_) = 1000;
+  int64_t next_message_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_comment_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_tag_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_custom_field_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace respondio
+}  // namespace sandbox
+
+#endif  // SANDBOX_RESPONDIO_STATE_H_

@@ -1,0 +1,157 @@
+#include "sandbox/sandbox_server.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace sandbox {
+
+SandboxServer::SandboxServer(SandboxOptions options)
+    : options_(std::move(options)),
+      limiter_(options_.rate_limits),
+      respondio_api_(&respondio_state_, &limiter_, options_.respondio_token),
+      admin_(&log_, &faults_, &limiter_,
+             AdminApi::Hooks{
+                 [this] { respondio_state_.Reset(); },
+                 [this] {
+                   return Json{{"respondio", respondio_state_.Dump()}};
+                 },
+                 [this] {
+                   Json list = Json::array();
+                   for (const auto& e : respondio_api_.Endpoints()) {
+                     list.push_back(Json{{"api", "respondio"},
+                                         {"method", e.method},
+                                         {"path", e.path},
+                                         {"endpoint", e.endpoint},
+                                         {"limit", e.limit}});
+                   }
+                   return list;
+                 }}) {}
+
+SandboxServer::~SandboxServer() { Stop(); }
+
+bool SandboxServer::Server::RaiseListenBacklog(int backlog) {
+  // listen(2) on a listening socket updates its backlog.
+  return ::listen(svr_sock_, backlog) == 0;
+}
+
+std::string SandboxServer::url() const {
+  return absl::StrCat("http://", host_port_);
+}
+
+bool SandboxServer::Start(std::string* error) {
+  // A client that goes away mid-response must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+
+  const int threads = options_.threads > 0 ? options_.threads : 64;
+  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // httplib writes headers and body separately; without TCP_NODELAY the body
+  // waits for the client's delayed ACK (~40 ms per keep-alive request).
+  server_.set_tcp_nodelay(true);
+  server_.set_keep_alive_max_count(1000);
+  server_.set_keep_alive_timeout(5);
+  server_.set_read_timeout(30);
+  server_.set_write_timeout(30);
+  server_.set_payload_max_length(64 << 20);
+
+  httplib::Server::Handler handler = [this](const httplib::Request& req,
+                                            httplib::Response& res) {
+    HandleRequest(req, res);
+  };
+  server_.Get(".*", handler);
+  server_.Post(".*", handler);
+  server_.Put(".*", handler);
+  server_.Patch(".*", handler);
+  server_.Delete(".*", handler);
+  server_.Options(".*", handler);
+  // A POST/PUT/PATCH/DELETE without Content-Length or Transfer-Encoding has
+  // an empty body (RFC 9112), but httplib rejects it with a bare 400 before
+  // routing; serve it here (before httplib tries to read a body) instead.
+  server_.set_pre_routing_handler(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        const bool may_have_body = req.method == "POST" ||
+                                   req.method == "PUT" ||
+                                   req.method == "PATCH" ||
+                                   req.method == "DELETE";
+        if (may_have_body && !req.has_header("Content-Length") &&
+            !req.has_header("Transfer-Encoding")) {
+          HandleRequest(req, res);
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
+  // Errors produced by httplib itself (bad request line, payload too large...)
+  // get the same JSON error shape; responses we built are left alone.
+  server_.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        WriteJson(res, res.status,
+                  ErrorBody(res.status, absl::StrCat("HTTP error ", res.status)));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  server_.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        WriteJson(res, 500, ErrorBody(500, "internal error"));
+      });
+
+  if (options_.port == 0) {
+    port_ = server_.bind_to_any_port(options_.host);
+  } else {
+    port_ = server_.bind_to_port(options_.host, options_.port) ? options_.port
+                                                                : -1;
+  }
+  if (port_ <= 0) {
+    *error = absl::StrCat("cannot bind ", options_.host, ":", options_.port);
+    return false;
+  }
+  server_.RaiseListenBacklog(1024);
+  host_port_ = options_.host.find(':') != std::string::npos
+                   ? absl::StrCat("[", options_.host, "]:", port_)
+                   : absl::StrCat(options_.host, ":", port_);
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  // listen_after_bind flips is_running() once it is accepting.
+  for (int i = 0; i < 2000 && !server_.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+void SandboxServer::Stop() {
+  if (thread_.joinable()) {
+    server_.stop();
+    thread_.join();
+  }
+}
+
+void SandboxServer::HandleRequest(const httplib::Request& req,
+                                  httplib::Response& res) {
+  RequestContext ctx = MakeRequestContext(req, host_port_);
+  if (AdminApi::IsAdminPath(ctx)) {
+    admin_.Handle(ctx, res);
+    return;
+  }
+  // Everything else is an emulated route (only respond.io today; a Chatwoot
+  // emulator would be selected here by its /api/v1/ prefix).
+  const std::string endpoint = respondio_api_.EndpointFor(ctx);
+  const int64_t seq = log_.Begin(ctx, endpoint);
+  std::string fault_kind;
+  // Faults come before auth and rate limits.
+  if (std::optional<Fault> fault = faults_.Take(ctx.method, ctx.path, endpoint)) {
+    fault_kind = fault->kind;
+    if (fault->kind == "delay") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(fault->delay_ms));
+    } else {
+      int status = ApplyFault(*fault, req, res);
+      log_.Finish(seq, status, fault_kind);
+      return;
+    }
+  }
+  respondio_api_.Handle(ctx, res);
+  log_.Finish(seq, res.status, fault_kind);
+}
+
+}  // namespace sandbox

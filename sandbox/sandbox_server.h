@@ -1,0 +1,74 @@
+// The sandbox HTTP server: wires the emulated APIs, the request log, fault
+// injection, rate limiting and the admin endpoints onto one httplib::Server.
+// Used by server_main.cc and, in-process, by sandbox_test.cc.
+#ifndef SANDBOX_SANDBOX_SERVER_H_
+#define SANDBOX_SANDBOX_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+
+#include "sandbox/admin.h"
+#include "sandbox/rate_limiter.h"
+#include "sandbox/respondio_routes.h"
+#include "sandbox/respondio_state.h"
+
+namespace sandbox {
+
+struct SandboxOptions {
+  std::string host = "127.0.0.1";
+  int port = 8081;  // 0 picks a free port
+  std::string respondio_token = "sandbox-token";
+  bool rate_limits = true;
+  int threads = 64;
+};
+
+class SandboxServer {
+ public:
+  explicit SandboxServer(SandboxOptions options);
+  ~SandboxServer();
+
+  SandboxServer(const SandboxServer&) = delete;
+  SandboxServer& operator=(const SandboxServer&) = delete;
+
+  // Binds and starts serving on a background thread. Returns false (with a
+  // message) when the address cannot be bound.
+  bool Start(std::string* error);
+  // Stops accepting, finishes in-flight requests and joins the thread.
+  void Stop();
+
+  int port() const { return port_; }
+  const std::string& host() const { return options_.host; }
+  std::string url() const;
+
+ private:
+  void HandleRequest(const httplib::Request& req, httplib::Response& res);
+
+  SandboxOptions options_;
+  int port_ = 0;
+  std::string host_port_;
+
+  RequestLog log_;
+  FaultInjector faults_;
+  RateLimiter limiter_;
+  respondio::RespondioState respondio_state_;
+  respondio::RespondioApi respondio_api_;
+  AdminApi admin_;
+
+  // httplib::Server whose listen backlog can be raised: Debian's
+  // libcpp-httplib is compiled with a backlog of 5, so a burst of concurrent
+  // connects would otherwise see dropped SYNs and one-second retransmits.
+  class Server : public httplib::Server {
+   public:
+    bool RaiseListenBacklog(int backlog);
+  };
+
+  Server server_;
+  std::thread thread_;
+};
+
+}  // namespace sandbox
+
+#endif  // SANDBOX_SANDBOX_SERVER_H_

@@ -1,0 +1,83 @@
+// The sandbox binary: an in-memory emulator of the respond.io Developer API
+// v2 (routes at the root, e.g. /contact/{identifier}) plus /__admin/*.
+//
+//   bazel-bin/sandbox/sandbox --listen=127.0.0.1:8081
+//       --respondio_token=sandbox-token --rate_limits=true
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "sandbox/sandbox_server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
+          "HOST:PORT to listen on (port 0 picks a free port)");
+ABSL_FLAG(std::string, respondio_token, "sandbox-token",
+          "Bearer token the respond.io emulator accepts");
+ABSL_FLAG(bool, rate_limits, true,
+          "Enforce respond.io's per-endpoint requests-per-second limits");
+ABSL_FLAG(int, threads, 64, "HTTP worker threads");
+
+namespace {
+
+bool ParseListen(const std::string& listen, std::string* host, int* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = listen.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  if (host->empty()) return false;
+  return absl::SimpleAtoi(listen.substr(colon + 1), port) && *port >= 0 &&
+         *port <= 65535;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "In-memory respond.io Developer API v2 emulator with /__admin/* test "
+      "endpoints.");
+  absl::ParseCommandLine(argc, argv);
+
+  sandbox::SandboxOptions options;
+  if (!ParseListen(absl::GetFlag(FLAGS_listen), &options.host,
+                   &options.port)) {
+    std::cerr << "invalid --listen '" << absl::GetFlag(FLAGS_listen)
+              << "', expected HOST:PORT" << std::endl;
+    return 2;
+  }
+  options.respondio_token = absl::GetFlag(FLAGS_respondio_token);
+  options.rate_limits = absl::GetFlag(FLAGS_rate_limits);
+  options.threads = absl::GetFlag(FLAGS_threads);
+
+  // Block the termination signals in every thread (worker threads inherit the
+  // mask) and wait for them synchronously below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  sandbox::SandboxServer server(options);
+  std::string error;
+  if (!server.Start(&error)) {
+    std::cerr << error << std::endl;
+    return 1;
+  }
+  std::cout << "sandbox listening on " << server.url() << std::endl;
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << "sandbox: received signal " << sig << ", shutting down"
+            << std::endl;
+  server.Stop();
+  return 0;
+}
