@@ -18,17 +18,25 @@ def _system_libs_impl(ctx):
     build = ['package(default_visibility = ["//visibility:public"])', ""]
     for name, modules in ctx.attr.libs.items():
         copts = []
+        defines = []
         linkopts = []
         if modules:
             for flag in _pkg_config(ctx, ["--cflags"] + modules).split(" "):
                 # System include dirs are already searched; -I/usr/include would break #include_next.
-                if flag and flag != "-I/usr/include":
+                if not flag or flag == "-I/usr/include":
+                    continue
+                if flag.startswith("-D"):
+                    # `defines` reach every dependent target (copts would not): cpp-httplib's
+                    # struct layouts depend on its -D flags, so all users must see them.
+                    defines.append(flag[2:])
+                else:
                     copts.append(flag)
             linkopts = [f for f in _pkg_config(ctx, ["--libs"] + modules).split(" ") if f]
         linkopts = linkopts + ctx.attr.extra_linkopts.get(name, [])
         build.append("cc_library(")
         build.append('    name = "%s",' % name)
         build.append("    copts = %s," % repr(copts))
+        build.append("    defines = %s," % repr(defines))
         build.append("    linkopts = %s," % repr(linkopts))
         build.append(")")
         build.append("")
