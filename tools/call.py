@@ -6,17 +6,17 @@ google.rpc details).
         '{"identifier": "id:12345"}'
 
 Compiles proto/ with grpc_tools into a temporary directory on each run, so it needs nothing but
-Debian's python3-grpcio and python3-grpc-tools.
+Debian's python3-grpcio and protobuf-compiler.
 """
 import glob
 import importlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
 import grpc
-from grpc_tools import protoc
 from google.protobuf import json_format, symbol_database
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -24,11 +24,11 @@ PROTO_ROOT = os.path.join(HERE, "..", "proto")
 
 
 def compile_protos(out_dir):
+    # Debian's protoc (3.21) rather than grpc_tools' bundled 3.5, which predates proto3 optional.
     files = sorted(glob.glob(os.path.join(PROTO_ROOT, "**", "*.proto"), recursive=True))
-    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
-    args = ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", "-I/usr/include", f"--python_out={out_dir}"]
-    if protoc.main(args + files) != 0:
-        sys.exit("call.py: cannot compile the protos")
+    args = ["protoc", f"-I{PROTO_ROOT}", "-I/usr/include", f"--python_out={out_dir}"]
+    if subprocess.run(args + files).returncode != 0:
+        sys.exit("call.py: cannot compile the protos (is protobuf-compiler installed?)")
     sys.path.insert(0, out_dir)
     for f in files:
         module = os.path.relpath(f, PROTO_ROOT)[:-len(".proto")].replace("/", ".") + "_pb2"

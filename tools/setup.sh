@@ -8,9 +8,13 @@ PACKAGES=(
   bazel-bootstrap bazel-platforms g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libhiredis-dev
-  libcpp-httplib-dev redis-server nodejs npm python3 python3-grpcio python3-grpc-tools
+  libcpp-httplib-dev redis-server python3 python3-grpcio python3-grpc-tools
   nghttp2-client
 )
+
+# Node.js may come from elsewhere (e.g. NodeSource, which bundles npm): only install Debian's
+# when there is no npm at all.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
