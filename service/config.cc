@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway::service {
@@ -58,8 +59,15 @@ absl::Status CheckBaseUrl(absl::string_view url, absl::string_view what) {
 }
 
 bool IsLoopback(absl::string_view url) {
-  return absl::StartsWith(url, "http://127.0.0.1") || absl::StartsWith(url, "http://localhost") ||
-         absl::StartsWith(url, "http://[::1]");
+  // Compare the whole host: "http://localhost.example.com" and "http://127.0.0.1:1@evil.example"
+  // (userinfo, then the real host) are remote and need a real token.
+  if (!absl::ConsumePrefix(&url, "http://")) return false;
+  const absl::string_view authority = url.substr(0, url.find_first_of("/?#"));
+  if (authority.find('@') != absl::string_view::npos) return false;
+  for (absl::string_view host : {"127.0.0.1", "localhost", "[::1]"}) {
+    if (authority == host || absl::StartsWith(authority, absl::StrCat(host, ":"))) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<std::string> ReadToken(absl::string_view path, absl::string_view what) {

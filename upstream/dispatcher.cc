@@ -61,10 +61,16 @@ absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view up
     if (!next.ok()) return next.status();
     next_cursor = *std::move(next);
   }
-  absl::Status decoded =
-      route.response_field != nullptr
-          ? DecodeField(json, reply.get(), route.response_field, route.response_field->json_name())
-          : DecodeMessage(json, reply.get());
+  // An empty body (e.g. 204) is the empty reply: decoding `{}` into response_field would set
+  // that field to an empty message, as if the upstream had sent one.
+  absl::Status decoded;
+  if (body.empty()) {
+    // nothing to decode
+  } else if (route.response_field != nullptr) {
+    decoded = DecodeField(json, reply.get(), route.response_field, route.response_field->json_name());
+  } else {
+    decoded = DecodeMessage(json, reply.get());
+  }
   if (!decoded.ok()) return decoded;
   if (!next_cursor.empty() && route.next_page_token_field != nullptr) {
     reply->GetReflection()->SetString(reply.get(), route.next_page_token_field,

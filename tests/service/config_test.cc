@@ -1,0 +1,337 @@
+#include "service/config.h"
+
+#include <fstream>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/route_table.h"
+
+namespace gateway::service {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Writes `text` to a fresh file under the test's temporary directory and returns its path.
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/config_test_", name);
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  EXPECT_TRUE(out.good()) << path;
+  return path;
+}
+
+GatewayConfig LoadOk(const ConfigSources& sources) {
+  auto config = LoadConfig(sources);
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.ok() ? *std::move(config) : GatewayConfig();
+}
+
+void ExpectConfigError(const absl::StatusOr<GatewayConfig>& config,
+                       const std::vector<std::string>& mentions) {
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  for (const std::string& mention : mentions) {
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(mention));
+  }
+}
+
+absl::StatusOr<GatewayConfig> LoadFile(const std::string& name, const std::string& json,
+                                       ConfigSources sources = {}) {
+  sources.config_file = WriteTemp(name, json);
+  return LoadConfig(sources);
+}
+
+// ---- defaults and tokens ----
+
+TEST(LoadConfig, DefaultsPointAtTheSandbox) {
+  const GatewayConfig config = LoadOk({});
+  EXPECT_EQ(config.listen, "127.0.0.1:8080");
+  EXPECT_EQ(config.default_deadline, absl::Seconds(30));
+  EXPECT_TRUE(config.routes.empty());
+
+  const upstream::UpstreamConfig& respondio = config.upstreams.at("respondio");
+  EXPECT_EQ(respondio.name, "respondio");
+  EXPECT_EQ(respondio.base_url, "http://127.0.0.1:8081");
+  EXPECT_EQ(respondio.token, "sandbox-token");
+  EXPECT_EQ(respondio.auth_header, "Authorization");
+  EXPECT_TRUE(respondio.path_defaults.empty());
+
+  const upstream::UpstreamConfig& chatwoot = config.upstreams.at("chatwoot");
+  EXPECT_EQ(chatwoot.base_url, "http://127.0.0.1:8081");
+  EXPECT_EQ(chatwoot.token, "sandbox-token");
+  EXPECT_EQ(chatwoot.auth_header, "api_access_token");
+  EXPECT_EQ(chatwoot.path_defaults.at("account_id"), "1");
+}
+
+TEST(LoadConfig, TokenFileIsTrimmedAndBeatsTheEnvironment) {
+  ConfigSources sources;
+  sources.respondio_base_url = "https://api.respond.io/v2";
+  sources.respondio_token_file = WriteTemp("token", "  file-token-123\n\n");
+  sources.respondio_token_env = "env-token";
+  const GatewayConfig config = LoadOk(sources);
+  EXPECT_EQ(config.upstreams.at("respondio").token, "file-token-123");
+  EXPECT_EQ(config.upstreams.at("respondio").base_url, "https://api.respond.io/v2");
+}
+
+TEST(LoadConfig, EnvironmentTokenIsUsed) {
+  ConfigSources sources;
+  sources.respondio_base_url = "https://api.respond.io/v2/";
+  sources.respondio_token_env = " env-token \n";
+  sources.chatwoot_base_url = "https://chatwoot.example.com";
+  sources.chatwoot_token_env = "cw-token";
+  const GatewayConfig config = LoadOk(sources);
+  EXPECT_EQ(config.upstreams.at("respondio").token, "env-token");
+  // The trailing slash is dropped so that paths can be appended.
+  EXPECT_EQ(config.upstreams.at("respondio").base_url, "https://api.respond.io/v2");
+  EXPECT_EQ(config.upstreams.at("chatwoot").token, "cw-token");
+}
+
+TEST(LoadConfig, RemoteUpstreamWithoutTokenIsAnErrorNamingTheFlag) {
+  ConfigSources sources;
+  sources.respondio_base_url = "https://api.respond.io/v2";
+  ExpectConfigError(LoadConfig(sources),
+                    {"respondio", "--respondio_token_file", "RESPONDIO_API_TOKEN"});
+
+  ConfigSources chatwoot;
+  chatwoot.chatwoot_base_url = "https://chatwoot.example.com";
+  ExpectConfigError(LoadConfig(chatwoot), {"--chatwoot_token_file", "CHATWOOT_API_TOKEN"});
+}
+
+TEST(LoadConfig, OnlyLoopbackHostsGetTheSandboxToken) {
+  for (const char* url : {"http://127.0.0.1:9000", "http://localhost:8081/v2", "http://localhost",
+                          "http://[::1]:8081"}) {
+    SCOPED_TRACE(url);
+    ConfigSources sources;
+    sources.respondio_base_url = url;
+    EXPECT_EQ(LoadOk(sources).upstreams.at("respondio").token, "sandbox-token");
+  }
+  // Hosts that merely start like a loopback name are remote.
+  for (const char* url : {"http://localhost.example.com", "http://127.0.0.1.nip.io:8081",
+                          "http://localhost@evil.example.com/",
+                          "http://127.0.0.1:8081@evil.example.com/v2"}) {
+    SCOPED_TRACE(url);
+    ConfigSources sources;
+    sources.respondio_base_url = url;
+    ExpectConfigError(LoadConfig(sources), {"--respondio_token_file"});
+  }
+}
+
+TEST(LoadConfig, BadBaseUrlOrTokenFile) {
+  ConfigSources scheme;
+  scheme.respondio_base_url = "ftp://api.respond.io";
+  ExpectConfigError(LoadConfig(scheme), {"respondio_base_url", "ftp://api.respond.io"});
+
+  ConfigSources missing;
+  missing.respondio_token_file = absl::StrCat(::testing::TempDir(), "/does-not-exist");
+  ExpectConfigError(LoadConfig(missing), {"respondio token file", "does-not-exist"});
+
+  ConfigSources empty;
+  empty.respondio_token_file = WriteTemp("empty_token", " \n");
+  ExpectConfigError(LoadConfig(empty), {"is empty"});
+}
+
+TEST(LoadConfig, ChatwootAccountId) {
+  ConfigSources sources;
+  sources.chatwoot_account_id = 7;
+  EXPECT_EQ(LoadOk(sources).upstreams.at("chatwoot").path_defaults.at("account_id"), "7");
+
+  sources.chatwoot_account_id = -1;
+  ExpectConfigError(LoadConfig(sources), {"--chatwoot_account_id"});
+}
+
+// ---- the config file ----
+
+TEST(ConfigFile, FullFile) {
+  const std::string token = WriteTemp("file_token", "from-file\n");
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("full.json", absl::StrCat(R"({
+      "listen": "0.0.0.0:9090",
+      "default_deadline_seconds": 2.5,
+      "upstreams": {
+        "respondio": {"base_url": "https://api.respond.io/v2", "token_file": ")", token, R"("},
+        "chatwoot": {"base_url": "http://localhost:3000", "default_account_id": 42}
+      }
+  })"))});
+  EXPECT_EQ(config.listen, "0.0.0.0:9090");
+  EXPECT_EQ(config.default_deadline, absl::Milliseconds(2500));
+  EXPECT_EQ(config.upstreams.at("respondio").token, "from-file");
+  EXPECT_EQ(config.upstreams.at("chatwoot").base_url, "http://localhost:3000");
+  EXPECT_EQ(config.upstreams.at("chatwoot").path_defaults.at("account_id"), "42");
+  EXPECT_EQ(config.upstreams.at("chatwoot").auth_header, "api_access_token");
+}
+
+TEST(ConfigFile, FlagsBeatTheFile) {
+  const GatewayConfig config = LoadOk(
+      {.config_file = WriteTemp("flags.json", R"({"listen":"0.0.0.0:9090",
+          "upstreams":{"chatwoot":{"default_account_id":42}}})"),
+       .listen = "127.0.0.1:7000",
+       .chatwoot_account_id = 5});
+  EXPECT_EQ(config.listen, "127.0.0.1:7000");
+  EXPECT_EQ(config.upstreams.at("chatwoot").path_defaults.at("account_id"), "5");
+}
+
+TEST(ConfigFile, EmptyBaseUrlLeavesTheUpstreamUnconfigured) {
+  const GatewayConfig config =
+      LoadOk({.config_file = WriteTemp("unconfigured.json",
+                                       R"({"upstreams":{"chatwoot":{"base_url":""}}})")});
+  EXPECT_EQ(config.upstreams.at("chatwoot").base_url, "");
+  EXPECT_EQ(config.upstreams.at("chatwoot").token, "");
+}
+
+TEST(ConfigFile, UnknownKeysAreErrorsNamingThem) {
+  ExpectConfigError(LoadFile("unknown_top.json", R"({"listn":"0.0.0.0:1"})"),
+                    {"unknown_top.json", "'listn'"});
+  ExpectConfigError(
+      LoadFile("unknown_upstream_key.json",
+               R"({"upstreams":{"respondio":{"baseurl":"https://api.respond.io/v2"}}})"),
+      {"'baseurl'", "upstreams.respondio"});
+  ExpectConfigError(LoadFile("unknown_upstream.json", R"({"upstreams":{"slack":{}}})"),
+                    {"'slack'"});
+  ExpectConfigError(
+      LoadFile("unknown_route_key.json",
+               R"({"routes":{"respondio.v2.ContactService.GetContact":{"verb":"GET"}}})"),
+      {"'verb'", "respondio.v2.ContactService.GetContact"});
+}
+
+TEST(ConfigFile, MalformedJson) {
+  ExpectConfigError(LoadFile("malformed.json", R"({"listen": "0.0.0.0:1",)"),
+                    {"malformed.json", "not valid JSON"});
+  ExpectConfigError(LoadFile("array.json", "[]"), {"the top level must be an object"});
+  ExpectConfigError(LoadFile("wrong_type.json", R"({"listen": 8080})"), {"wrong value type"});
+}
+
+TEST(ConfigFile, UnreadableFile) {
+  ExpectConfigError(
+      LoadConfig({.config_file = absl::StrCat(::testing::TempDir(), "/no-such-config.json")}),
+      {"--config", "no-such-config.json"});
+}
+
+TEST(ConfigFile, InvalidNumbers) {
+  ExpectConfigError(
+      LoadFile("negative_account.json", R"({"upstreams":{"chatwoot":{"default_account_id":-3}}})"),
+      {"default_account_id must be positive"});
+  ExpectConfigError(
+      LoadFile("respondio_account.json",
+               R"({"upstreams":{"respondio":{"default_account_id":1}}})"),
+      {"chatwoot only"});
+  ExpectConfigError(LoadFile("deadline.json", R"({"default_deadline_seconds":0})"),
+                    {"default_deadline_seconds must be positive"});
+  ExpectConfigError(
+      LoadFile("ttl.json",
+               R"({"routes":{"respondio.v2.ContactService.GetContact":{"cache_ttl_seconds":-1}}})"),
+      {"cache_ttl_seconds must not be negative"});
+}
+
+// ---- route overrides ----
+
+TEST(ApplyConfigJson, RouteOverridesAreKeyedByCanonicalRpc) {
+  GatewayConfig config;
+  absl::flat_hash_map<std::string, std::string> token_files;
+  ASSERT_TRUE(ApplyConfigJson(R"({"routes":{
+      "respondio.v2.ContactService.ListContactChannels":
+          {"method":"GET","path":"/contact/{identifier}/channels"},
+      "/respondio.v2.TagService/CreateTag":
+          {"path":"/space/tag","bucket":"space_tag","cache_ttl_seconds":0,"body":"*",
+           "response_body":"tag"}}})",
+                              "test.json", &config, &token_files)
+                  .ok());
+  ASSERT_EQ(config.routes.size(), 2u);
+  const RouteOverride& channels =
+      config.routes.at("/respondio.v2.ContactService/ListContactChannels");
+  EXPECT_EQ(channels.method, "GET");
+  EXPECT_EQ(channels.path, "/contact/{identifier}/channels");
+  EXPECT_FALSE(channels.body.has_value());
+  EXPECT_FALSE(channels.bucket.has_value());
+  const RouteOverride& tag = config.routes.at("/respondio.v2.TagService/CreateTag");
+  EXPECT_FALSE(tag.method.has_value());
+  EXPECT_EQ(tag.path, "/space/tag");
+  EXPECT_EQ(tag.bucket, "space_tag");
+  EXPECT_EQ(tag.cache_ttl_seconds, 0);
+  EXPECT_EQ(tag.body, "*");
+  EXPECT_EQ(tag.response_body, "tag");
+}
+
+TEST(ApplyConfigJson, TokenFilesAreCollected) {
+  GatewayConfig config;
+  absl::flat_hash_map<std::string, std::string> token_files;
+  ASSERT_TRUE(ApplyConfigJson(R"({"upstreams":{"chatwoot":{"token_file":"/run/secrets/cw"}}})",
+                              "test.json", &config, &token_files)
+                  .ok());
+  EXPECT_EQ(token_files.at("chatwoot"), "/run/secrets/cw");
+}
+
+TEST(RouteOverride, ChangesVerbAndPathAndRouteTableAppliesIt) {
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("override.json", R"({"routes":{
+      "respondio.v2.ContactService.ListContacts": {"method": "POST", "path": "/contact/list",
+                                                   "body": "*"},
+      "respondio.v2.ContactService.ListContactChannels":
+          {"method": "GET", "path": "/contact/{identifier}/channels", "bucket": "channels"}}})")});
+  auto table = RouteTable::Build(config.routes);
+  ASSERT_TRUE(table.ok()) << table.status();
+  const upstream::Route* list = table->Find("/respondio.v2.ContactService/ListContacts");
+  ASSERT_NE(list, nullptr);
+  EXPECT_EQ(list->binding.method(), "POST");
+  EXPECT_EQ(list->binding.body(), "*");
+  EXPECT_FALSE(list->is_read());
+  EXPECT_EQ(list->binding.pagination(), "respondio_cursor");  // not overridden: kept
+  const upstream::Route* channels =
+      table->Find("/respondio.v2.ContactService/ListContactChannels");
+  ASSERT_NE(channels, nullptr);
+  EXPECT_EQ(channels->binding.path(), "/contact/{identifier}/channels");
+  EXPECT_EQ(channels->policy.bucket(), "channels");
+  EXPECT_EQ(channels->policy.cache_ttl_seconds(), 60);  // not overridden: kept
+}
+
+TEST(RouteOverride, UnknownRpcIsAnError) {
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("unknown_rpc.json", R"({"routes":{
+      "respondio.v2.ContactService.GetContacts": {"path": "/contact/{identifier}"}}})")});
+  auto table = RouteTable::Build(config.routes);
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(table.status().message()),
+              HasSubstr("/respondio.v2.ContactService/GetContacts"));
+}
+
+TEST(RouteOverride, BadPlaceholderIsAnError) {
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("bad_placeholder.json",
+      R"({"routes":{"respondio.v2.ContactService.GetContact": {"path": "/contact/{id}"}}})")});
+  auto table = RouteTable::Build(config.routes);
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(table.status().message()),
+              HasSubstr("respondio.v2.ContactService.GetContact"));
+  EXPECT_THAT(std::string(table.status().message()), HasSubstr("{id}"));
+}
+
+TEST(RouteOverride, ExampleClientPathsFileLoadsAndApplies) {
+  // service/respondio_client_paths.json: the guide's / respond.io clients' paths.
+  const GatewayConfig config = LoadOk({.config_file = "service/respondio_client_paths.json"});
+  ASSERT_FALSE(config.routes.empty());
+  auto table = RouteTable::Build(config.routes);
+  ASSERT_TRUE(table.ok()) << table.status();
+  for (const auto& [rpc, override_] : config.routes) {
+    SCOPED_TRACE(rpc);
+    const upstream::Route* route = table->Find(rpc);
+    ASSERT_NE(route, nullptr);
+    if (override_.method) {
+      EXPECT_EQ(route->binding.method(), *override_.method);
+    }
+    if (override_.path) {
+      EXPECT_EQ(route->binding.path(), *override_.path);
+    }
+    if (override_.body) {
+      EXPECT_EQ(route->binding.body(), *override_.body);
+    }
+    if (override_.bucket) {
+      EXPECT_EQ(route->policy.bucket(), *override_.bucket);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gateway::service
