@@ -88,7 +88,8 @@ absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return ConfigError(origin, "not valid JSON");
   if (absl::Status s = CheckKeys(root, "the top level", origin,
-                                 {"listen", "default_deadline_seconds", "upstreams", "routes"});
+                                 {"listen", "default_deadline_seconds", "upstreams", "routes",
+                                  "redis_url", "rate_limits", "cache"});
       !s.ok()) {
     return s;
   }
@@ -98,6 +99,55 @@ absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
       const double seconds = root["default_deadline_seconds"].get<double>();
       if (seconds <= 0) return ConfigError(origin, "default_deadline_seconds must be positive");
       config->default_deadline = absl::Seconds(seconds);
+    }
+    if (root.contains("redis_url")) config->redis_url = root["redis_url"].get<std::string>();
+    if (root.contains("cache")) {
+      const json& cache = root["cache"];
+      if (absl::Status s = CheckKeys(cache, "cache", origin, {"max_bytes"}); !s.ok()) return s;
+      if (cache.contains("max_bytes")) {
+        config->cache_max_bytes = cache["max_bytes"].get<int64_t>();
+        if (config->cache_max_bytes < 0) return ConfigError(origin, "cache.max_bytes must not be negative");
+      }
+    }
+    if (root.contains("rate_limits")) {
+      const json& limits = root["rate_limits"];
+      if (absl::Status s = CheckKeys(limits, "rate_limits", origin,
+                                     {"headroom", "redis_fallback_share", "buckets"});
+          !s.ok()) {
+        return s;
+      }
+      if (limits.contains("headroom")) {
+        config->rate_headroom = limits["headroom"].get<double>();
+        if (config->rate_headroom <= 0 || config->rate_headroom > 1) {
+          return ConfigError(origin, "rate_limits.headroom must be in (0, 1]");
+        }
+      }
+      if (limits.contains("redis_fallback_share")) {
+        config->redis_fallback_share = limits["redis_fallback_share"].get<double>();
+        if (config->redis_fallback_share <= 0 || config->redis_fallback_share > 1) {
+          return ConfigError(origin, "rate_limits.redis_fallback_share must be in (0, 1]");
+        }
+      }
+      if (limits.contains("buckets")) {
+        const json& buckets = limits["buckets"];
+        if (!buckets.is_object()) return ConfigError(origin, "rate_limits.buckets must be an object");
+        for (auto it = buckets.begin(); it != buckets.end(); ++it) {
+          const std::string where = absl::StrCat("rate_limits.buckets[\"", it.key(), "\"]");
+          if (it.key().find('/') == std::string::npos) {
+            return ConfigError(origin, absl::StrCat(where, ": name buckets as upstream/bucket"));
+          }
+          if (absl::Status s = CheckKeys(it.value(), where, origin, {"rate_per_second", "burst"});
+              !s.ok()) {
+            return s;
+          }
+          BucketRate& rate = config->buckets[it.key()];
+          if (it->contains("rate_per_second")) rate.rate_per_second = (*it)["rate_per_second"].get<double>();
+          if (it->contains("burst")) rate.burst = (*it)["burst"].get<int>();
+          if (rate.rate_per_second <= 0 || rate.burst < 0) {
+            return ConfigError(origin, absl::StrCat(where, ": rate_per_second must be positive and burst not negative"));
+          }
+        }
+      }
     }
     if (root.contains("upstreams")) {
       const json& ups = root["upstreams"];
@@ -160,8 +210,27 @@ absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
   return absl::OkStatus();
 }
 
+// respond.io's per-endpoint limits (its API guide), keyed by the buckets the protos name.
+void AddDefaultBuckets(GatewayConfig& config) {
+  const std::pair<const char*, double> kRespondio[] = {
+      {"message_send", 10},         {"message_get", 15},          {"comment_create", 10},
+      {"contact_get", 10},          {"contact_write", 5},         {"contact_merge", 5},
+      {"contact_create_or_update", 5}, {"contact_list", 5},       {"contact_tag", 5},
+      {"contact_channel_list", 5},  {"contact_channel_get", 10},  {"conversation_assignee", 5},
+      {"conversation_status", 5},   {"space_channel_list", 5},    {"closing_note_list", 5},
+      {"space_user_list", 5},       {"space_user_get", 10},       {"custom_field_create", 5},
+      {"custom_field_get", 10},     {"custom_field_list", 5},     {"tag_write", 5},
+  };
+  for (const auto& [bucket, rate] : kRespondio) {
+    config.buckets[absl::StrCat("respondio/", bucket)] = {rate, 0};
+  }
+  // Chatwoot (Rack::Attack): 3000 requests per minute per client IP, one budget for all RPCs.
+  config.buckets["chatwoot/chatwoot"] = {50, 0};
+}
+
 absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
   GatewayConfig config;
+  AddDefaultBuckets(config);
   config.upstreams["respondio"] = {.name = "respondio", .base_url = kSandboxRespondioUrl};
   config.upstreams["chatwoot"] = {.name = "chatwoot",
                                   .base_url = kSandboxChatwootUrl,
@@ -176,6 +245,11 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
     }
   }
   if (!sources.listen.empty()) config.listen = sources.listen;
+  if (!sources.redis_url.empty()) config.redis_url = sources.redis_url;
+  if (!config.redis_url.empty() && !absl::StartsWith(config.redis_url, "redis://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--redis_url must look like redis://HOST:PORT[/DB] (got '", config.redis_url, "')"));
+  }
   upstream::UpstreamConfig& respondio = config.upstreams["respondio"];
   upstream::UpstreamConfig& chatwoot = config.upstreams["chatwoot"];
   chatwoot.auth_header = "api_access_token";

@@ -15,6 +15,10 @@
 //       "chatwoot":  {"base_url": "https://chatwoot.example.com", "token_file": "...",
 //                     "default_account_id": 1}
 //     },
+//     "redis_url": "redis://redis:6379",
+//     "rate_limits": {"headroom": 0.92, "redis_fallback_share": 0.34,
+//                     "buckets": {"respondio/contact_get": {"rate_per_second": 10, "burst": 0}}},
+//     "cache": {"max_bytes": 67108864},
 //     "routes": {
 //       "respondio.v2.ContactService.ListContactChannels":
 //           {"method": "GET", "path": "/contact/{identifier}/channels"}
@@ -46,8 +50,29 @@ struct RouteOverride {
   std::optional<int> cache_ttl_seconds;
 };
 
+// Rate of one upstream budget, before the headroom is applied.
+struct BucketRate {
+  double rate_per_second = 5;
+  int burst = 0;
+};
+
 struct GatewayConfig {
   std::string listen = "127.0.0.1:8080";
+  // Shared state across replicas (rate limits, cache, idempotency records); "" = in-process.
+  std::string redis_url;
+  // Upstream budgets by "upstream/bucket", from respond.io's guide (5/s where it is silent) and
+  // Chatwoot's default 3000 requests per minute; the config file can change any of them.
+  absl::flat_hash_map<std::string, BucketRate> buckets;
+  // Buckets not listed above.
+  BucketRate default_bucket;
+  // Fraction of each budget the gateway plans to use. Upstreams count requests in sliding
+  // windows on arrival, so a schedule at exactly the limit trips 429s on the slightest network
+  // jitter; 0.92 keeps ~75 ms of slack at 10/s while using 92% of the budget.
+  double rate_headroom = 0.92;
+  // Share of each budget one replica may use while Redis is unreachable (about 1/replicas).
+  double redis_fallback_share = 0.34;
+  // Bytes of reply cache per replica.
+  int64_t cache_max_bytes = 64 << 20;
   absl::Duration default_deadline = absl::Seconds(30);
   // Keyed by upstream name; an upstream without base_url is not configured.
   absl::flat_hash_map<std::string, upstream::UpstreamConfig> upstreams;
@@ -65,6 +90,7 @@ struct ConfigSources {
   std::string chatwoot_base_url;
   std::string chatwoot_token_file;
   int64_t chatwoot_account_id = 0;
+  std::string redis_url;
   // Environment tokens ("" when unset).
   std::string respondio_token_env;
   std::string chatwoot_token_env;

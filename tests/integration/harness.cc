@@ -291,6 +291,24 @@ std::shared_ptr<grpc::Channel> Gateway::channel() {
   return channel_;
 }
 
+std::unique_ptr<RedisServer> RedisServer::Start(int port) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto redis = std::make_unique<RedisServer>();
+    redis->port_ = port != 0 ? port : FreePort();
+    auto p = Process::Start({"redis-server", "--port", absl::StrCat(redis->port_), "--bind",
+                             "127.0.0.1", "--save", "", "--appendonly", "no"},
+                            "Ready to accept connections");
+    if (p.ok()) {
+      redis->process_ = *std::move(p);
+      return redis;
+    }
+    if (port != 0) absl::SleepFor(absl::Milliseconds(200));  // the old one may still hold it
+  }
+  return nullptr;
+}
+
+std::string RedisServer::url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
+
 namespace {
 template <typename Detail>
 std::optional<Detail> DetailOf(const grpc::Status& status) {

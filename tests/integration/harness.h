@@ -117,6 +117,20 @@ class Gateway {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
+// A redis-server on a free loopback port, without persistence.
+class RedisServer {
+ public:
+  // `port` 0 picks a free one; pass a previous port to restart on the same address.
+  static std::unique_ptr<RedisServer> Start(int port = 0);
+  std::string url() const;
+  int port() const { return port_; }
+  void Stop() { process_->Stop(); }
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
 // google.rpc details of a failed call (empty messages when absent).
 google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status);
 std::optional<google::rpc::RetryInfo> RetryInfoOf(const grpc::Status& status);
