@@ -142,7 +142,9 @@ void Dispatcher::Call(const Route& route, const Message& request, const CallOpti
   UpstreamCallInfo info{upstream.name, route.rpc, route.policy.bucket()};
   http_->Send(std::move(http_request),
               [&route, info = std::move(info), cursor = std::move(cursor), page_size,
+               stats = options.stats,
                done = std::move(done)](absl::StatusOr<HttpResponse> response) mutable {
+                if (stats != nullptr && response.ok()) stats->upstream_status = response->status;
                 if (!response.ok()) {
                   std::move(done)(StatusFromTransport(info, response.status()));
                   return;

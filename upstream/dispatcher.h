@@ -38,8 +38,20 @@ struct UpstreamConfig {
   PathDefaults path_defaults;  // e.g. {"account_id": "1"}
 };
 
+// What happened on the way to the reply, for the per-call log and metrics. Filled before
+// `done` runs; owned by the caller and kept alive until then.
+struct CallStats {
+  int upstream_status = 0;  // HTTP status of the last upstream response; 0 when none arrived
+  bool cache_hit = false;   // answered from the reply cache
+};
+
 struct CallOptions {
   absl::Time deadline = absl::InfiniteFuture();
+  // Who is calling: the authenticated caller's name (or the `x-caller` metadata when the gateway
+  // runs without caller authentication); "" when unknown. The rate limiter's fairness class.
+  std::string caller;
+  // Optional; see CallStats.
+  CallStats* stats = nullptr;
 };
 
 class Dispatcher {
