@@ -5,7 +5,7 @@
 namespace sandbox {
 
 RateLimiter::Decision RateLimiter::Acquire(const std::string& bucket,
-                                           int limit) {
+                                           int limit, Clock::duration window) {
   Decision d;
   d.limit = limit;
   absl::MutexLock lock(&mu_);
@@ -14,13 +14,12 @@ RateLimiter::Decision RateLimiter::Acquire(const std::string& bucket,
     return d;
   }
   const Clock::time_point now = Clock::now();
-  const Clock::duration window = std::chrono::seconds(1);
   std::deque<Clock::time_point>& q = windows_[bucket];
   while (!q.empty() && now - q.front() >= window) q.pop_front();
   if (static_cast<int>(q.size()) >= limit) {
     d.allowed = false;
     d.remaining = 0;
-    // The oldest admitted request leaves the window at q.front() + 1s.
+    // The oldest admitted request leaves the window at q.front() + window.
     auto wait = q.front() + window - now;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
     d.retry_after_s =

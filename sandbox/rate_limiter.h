@@ -1,4 +1,5 @@
-// Exact sliding one-second window rate limiter, one window per bucket name.
+// Exact sliding-window rate limiter (one second by default), one window per
+// bucket name.
 #ifndef SANDBOX_RATE_LIMITER_H_
 #define SANDBOX_RATE_LIMITER_H_
 
@@ -25,8 +26,10 @@ class RateLimiter {
   explicit RateLimiter(bool enabled) : enabled_(enabled) {}
 
   // Admits the request when fewer than `limit` requests were admitted for
-  // `bucket` during the last second. Rejected requests are not recorded.
-  Decision Acquire(const std::string& bucket, int limit);
+  // `bucket` during the last `window` (one second unless given; a bucket must
+  // always be used with the same window). Rejected requests are not recorded.
+  Decision Acquire(const std::string& bucket, int limit,
+                   Clock::duration window = std::chrono::seconds(1));
 
   void Reset();
   void set_enabled(bool enabled);

@@ -14,11 +14,17 @@ SandboxServer::SandboxServer(SandboxOptions options)
     : options_(std::move(options)),
       limiter_(options_.rate_limits),
       respondio_api_(&respondio_state_, &limiter_, options_.respondio_token),
+      chatwoot_api_(&chatwoot_state_, &limiter_, options_.chatwoot_token,
+                    options_.chatwoot_rate_limit_per_minute),
       admin_(&log_, &faults_, &limiter_,
              AdminApi::Hooks{
-                 [this] { respondio_state_.Reset(); },
                  [this] {
-                   return Json{{"respondio", respondio_state_.Dump()}};
+                   respondio_state_.Reset();
+                   chatwoot_state_.Reset();
+                 },
+                 [this] {
+                   return Json{{"respondio", respondio_state_.Dump()},
+                               {"chatwoot", chatwoot_state_.Dump()}};
                  },
                  [this] {
                    Json list = Json::array();
@@ -28,6 +34,16 @@ SandboxServer::SandboxServer(SandboxOptions options)
                                          {"path", e.path},
                                          {"endpoint", e.endpoint},
                                          {"limit", e.limit}});
+                   }
+                   // Chatwoot's limit is per client IP per minute, shared by
+                   // every endpoint.
+                   for (const auto& e : chatwoot_api_.Endpoints()) {
+                     list.push_back(Json{{"api", "chatwoot"},
+                                         {"method", e.method},
+                                         {"path", e.path},
+                                         {"endpoint", e.endpoint},
+                                         {"limit_per_minute_per_ip",
+                                          chatwoot_api_.per_minute()}});
                    }
                    return list;
                  }}) {}
@@ -130,13 +146,19 @@ void SandboxServer::Stop() {
 void SandboxServer::HandleRequest(const httplib::Request& req,
                                   httplib::Response& res) {
   RequestContext ctx = MakeRequestContext(req, host_port_);
+  if (chatwoot::ChatwootApi::IsAdminPath(ctx)) {
+    chatwoot_api_.HandleAdmin(ctx, res);
+    return;
+  }
   if (AdminApi::IsAdminPath(ctx)) {
     admin_.Handle(ctx, res);
     return;
   }
-  // Everything else is an emulated route (only respond.io today; a Chatwoot
-  // emulator would be selected here by its /api/v1/ prefix).
-  const std::string endpoint = respondio_api_.EndpointFor(ctx);
+  // Everything else is an emulated route: Chatwoot under /api/v1/, respond.io
+  // at the root.
+  const bool chatwoot = chatwoot::ChatwootApi::IsChatwootPath(ctx);
+  const std::string endpoint = chatwoot ? chatwoot_api_.EndpointFor(ctx)
+                                        : respondio_api_.EndpointFor(ctx);
   const int64_t seq = log_.Begin(ctx, endpoint);
   std::string fault_kind;
   // Faults come before auth and rate limits.
@@ -150,7 +172,11 @@ void SandboxServer::HandleRequest(const httplib::Request& req,
       return;
     }
   }
-  respondio_api_.Handle(ctx, res);
+  if (chatwoot) {
+    chatwoot_api_.Handle(ctx, res);
+  } else {
+    respondio_api_.Handle(ctx, res);
+  }
   log_.Finish(seq, res.status, fault_kind);
 }
 

@@ -1,5 +1,6 @@
-// The sandbox HTTP server: wires the emulated APIs, the request log, fault
-// injection, rate limiting and the admin endpoints onto one httplib::Server.
+// The sandbox HTTP server: wires the emulated APIs (respond.io at the root,
+// Chatwoot under /api/v1/), the request log, fault injection, rate limiting and
+// the admin endpoints onto one httplib::Server.
 // Used by server_main.cc and, in-process, by sandbox_test.cc.
 #ifndef SANDBOX_SANDBOX_SERVER_H_
 #define SANDBOX_SANDBOX_SERVER_H_
@@ -11,6 +12,8 @@
 #include <httplib.h>
 
 #include "sandbox/admin.h"
+#include "sandbox/chatwoot_routes.h"
+#include "sandbox/chatwoot_state.h"
 #include "sandbox/rate_limiter.h"
 #include "sandbox/respondio_routes.h"
 #include "sandbox/respondio_state.h"
@@ -21,6 +24,10 @@ struct SandboxOptions {
   std::string host = "127.0.0.1";
   int port = 8081;  // 0 picks a free port
   std::string respondio_token = "sandbox-token";
+  // The api_access_token the Chatwoot emulator accepts.
+  std::string chatwoot_token = "sandbox-token";
+  // Chatwoot's Rack::Attack limit: requests per minute per client IP.
+  int chatwoot_rate_limit_per_minute = 3000;
   bool rate_limits = true;
   int threads = 64;
 };
@@ -55,6 +62,8 @@ class SandboxServer {
   RateLimiter limiter_;
   respondio::RespondioState respondio_state_;
   respondio::RespondioApi respondio_api_;
+  chatwoot::ChatwootState chatwoot_state_;
+  chatwoot::ChatwootApi chatwoot_api_;
   AdminApi admin_;
 
   // httplib::Server whose listen backlog can be raised: Debian's

@@ -1,5 +1,6 @@
 // The sandbox binary: an in-memory emulator of the respond.io Developer API
-// v2 (routes at the root, e.g. /contact/{identifier}) plus /__admin/*.
+// v2 (routes at the root, e.g. /contact/{identifier}) and of Chatwoot's
+// application API (/api/v1/accounts/{account_id}/...), plus /__admin/*.
 //
 //   bazel-bin/sandbox/sandbox --listen=127.0.0.1:8081
 //       --respondio_token=sandbox-token --rate_limits=true
@@ -20,8 +21,13 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
           "HOST:PORT to listen on (port 0 picks a free port)");
 ABSL_FLAG(std::string, respondio_token, "sandbox-token",
           "Bearer token the respond.io emulator accepts");
+ABSL_FLAG(std::string, chatwoot_token, "sandbox-token",
+          "api_access_token the Chatwoot emulator accepts");
+ABSL_FLAG(int, chatwoot_rate_limit_per_minute, 3000,
+          "Chatwoot's per-client-IP limit (requests per minute, all endpoints)");
 ABSL_FLAG(bool, rate_limits, true,
-          "Enforce respond.io's per-endpoint requests-per-second limits");
+          "Enforce respond.io's per-endpoint requests-per-second limits and "
+          "Chatwoot's per-IP requests-per-minute limit");
 ABSL_FLAG(int, threads, 64, "HTTP worker threads");
 
 namespace {
@@ -42,8 +48,8 @@ bool ParseListen(const std::string& listen, std::string* host, int* port) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "In-memory respond.io Developer API v2 emulator with /__admin/* test "
-      "endpoints.");
+      "In-memory respond.io Developer API v2 and Chatwoot emulator with "
+      "/__admin/* test endpoints.");
   absl::ParseCommandLine(argc, argv);
 
   sandbox::SandboxOptions options;
@@ -54,6 +60,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.respondio_token = absl::GetFlag(FLAGS_respondio_token);
+  options.chatwoot_token = absl::GetFlag(FLAGS_chatwoot_token);
+  options.chatwoot_rate_limit_per_minute =
+      absl::GetFlag(FLAGS_chatwoot_rate_limit_per_minute);
+  if (options.chatwoot_rate_limit_per_minute <= 0) {
+    std::cerr << "--chatwoot_rate_limit_per_minute must be positive" << std::endl;
+    return 2;
+  }
   options.rate_limits = absl::GetFlag(FLAGS_rate_limits);
   options.threads = absl::GetFlag(FLAGS_threads);
 

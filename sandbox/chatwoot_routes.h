@@ -1,0 +1,74 @@
+// HTTP surface of the Chatwoot emulator: routing of the 42 application-API operations under
+// /api/v1/accounts/{account_id}/, `api_access_token` auth, Chatwoot's per-client-IP rate limit
+// (Rack::Attack: 3000 requests per minute by default) and JSON body parsing. The operations
+// themselves live in ChatwootState.
+#ifndef SANDBOX_CHATWOOT_ROUTES_H_
+#define SANDBOX_CHATWOOT_ROUTES_H_
+
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+
+#include "sandbox/chatwoot_state.h"
+#include "sandbox/http_util.h"
+#include "sandbox/rate_limiter.h"
+
+namespace sandbox {
+namespace chatwoot {
+
+class ChatwootApi {
+ public:
+  struct EndpointInfo {
+    std::string method;
+    std::string path;      // pattern, e.g. "/api/v1/accounts/{account_id}/contacts/{id}"
+    std::string endpoint;  // the spec's operationId: request-log name
+  };
+
+  // `per_minute` is the per-client-IP limit (requests per minute) applied when `limiter` is
+  // enabled.
+  ChatwootApi(ChatwootState* state, RateLimiter* limiter, std::string token, int per_minute);
+
+  // Whether the request is for the Chatwoot emulator (path under /api/v1/).
+  static bool IsChatwootPath(const RequestContext& ctx);
+  // Whether it is one of the emulator's admin paths (/__admin/chatwoot/...).
+  static bool IsAdminPath(const RequestContext& ctx);
+
+  // Name of the endpoint (operationId) the request maps to, or "unknown".
+  std::string EndpointFor(const RequestContext& ctx) const;
+
+  // Auth, routing, rate limiting, body parsing and the operation itself.
+  void Handle(const RequestContext& ctx, httplib::Response& res);
+
+  // POST /__admin/chatwoot/join: ChatwootState::SimulateInviteJoin. No auth.
+  void HandleAdmin(const RequestContext& ctx, httplib::Response& res);
+
+  // Every route served, in matching order.
+  std::vector<EndpointInfo> Endpoints() const;
+  int per_minute() const { return per_minute_; }
+
+ private:
+  using HandlerFn = ApiResult (ChatwootState::*)(const CwRequest&);
+  struct Route {
+    std::string method;
+    std::vector<std::string> pattern;  // segments after /api/v1/accounts/{account_id}/
+    std::string endpoint;
+    HandlerFn handler;
+  };
+
+  void AddRoute(const std::string& method, const std::string& path, const std::string& endpoint,
+                HandlerFn handler);
+  const Route* Match(const RequestContext& ctx, std::vector<std::string>* params,
+                     bool* other_method) const;
+
+  ChatwootState* state_;
+  RateLimiter* limiter_;
+  std::string token_;
+  int per_minute_;
+  std::vector<Route> routes_;
+};
+
+}  // namespace chatwoot
+}  // namespace sandbox
+
+#endif  // SANDBOX_CHATWOOT_ROUTES_H_
