@@ -1,9 +1,11 @@
 #include "service/gateway_service.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/message.h"
@@ -20,28 +22,62 @@ absl::Time DeadlineOf(const grpc::GenericCallbackServerContext* context, absl::D
   return absl::FromChrono(deadline);
 }
 
-// One unary call: read one request message, dispatch it, write the reply and finish.
+// The caller's name from `x-caller` metadata (only used without caller authentication),
+// bounded so a caller cannot flood logs and limiter state with huge names.
+std::string UnverifiedCaller(const grpc::GenericCallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("x-caller");
+  if (it == metadata.end()) return "";
+  std::string caller(it->second.data(), std::min<size_t>(it->second.size(), 64));
+  for (char& c : caller) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') c = '_';
+  }
+  return caller;
+}
+
+std::string AuthorizationOf(const grpc::GenericCallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+// One unary call: check the caller, read one request message, dispatch it, write the reply and
+// finish.
 class UnaryCall : public grpc::ServerGenericBidiReactor {
  public:
   UnaryCall(grpc::GenericCallbackServerContext* context, const upstream::Route* route,
-            const upstream::Dispatcher* dispatcher, absl::Duration default_deadline)
-      : context_(context), route_(route), dispatcher_(dispatcher),
-        deadline_(DeadlineOf(context, default_deadline)) {
+            const upstream::Dispatcher* dispatcher, const GatewayService::Options* options)
+      : context_(context), route_(route), dispatcher_(dispatcher), options_(options),
+        start_(absl::Now()), deadline_(DeadlineOf(context, options->default_deadline)) {
+    record_.rpc = context->method();
+    record_.known_rpc = route_ != nullptr;
     if (route_ == nullptr) {
-      Finish(ToGrpcStatus(upstream::GatewayError(
+      Fail(upstream::GatewayError(
           absl::StatusCode::kUnimplemented,
           absl::StrCat("the gateway serves no RPC ", context->method()),
-          {.reason = "UNKNOWN_RPC", .metadata = {{"rpc", context->method()}}})));
+          {.reason = "UNKNOWN_RPC", .metadata = {{"rpc", context->method()}}}));
       return;
+    }
+    record_.upstream = route_->binding.upstream();
+    record_.bucket = route_->policy.bucket();
+    if (options_->auth != nullptr) {
+      absl::StatusOr<std::string> caller = options_->auth->Check(AuthorizationOf(context), *route_);
+      if (!caller.ok()) {
+        Fail(caller.status());
+        return;
+      }
+      record_.caller = *std::move(caller);
+    } else {
+      record_.caller = UnverifiedCaller(context);
     }
     StartRead(&request_buffer_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      Finish(ToGrpcStatus(upstream::GatewayError(absl::StatusCode::kInvalidArgument,
-                                                 "the call carried no request message",
-                                                 {.reason = "MISSING_REQUEST"})));
+      Fail(upstream::GatewayError(absl::StatusCode::kInvalidArgument,
+                                  "the call carried no request message",
+                                  {.reason = "MISSING_REQUEST"}));
       return;
     }
     std::vector<grpc::Slice> slices;
@@ -56,13 +92,14 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
             route_->method->input_type());
     std::unique_ptr<google::protobuf::Message> request(prototype->New());
     if (!request->ParseFromString(bytes)) {
-      Finish(ToGrpcStatus(upstream::GatewayError(
+      Fail(upstream::GatewayError(
           absl::StatusCode::kInvalidArgument,
           absl::StrCat("the request is not a valid ", route_->method->input_type()->full_name()),
-          {.reason = "MALFORMED_REQUEST"})));
+          {.reason = "MALFORMED_REQUEST"}));
       return;
     }
-    dispatcher_->Call(*route_, *request, {.deadline = deadline_},
+    dispatcher_->Call(*route_, *request,
+                      {.deadline = deadline_, .caller = record_.caller, .stats = &stats_},
                       [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
   }
 
@@ -71,18 +108,39 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
  private:
   void Reply(absl::StatusOr<std::string> reply) {
     if (!reply.ok()) {
-      Finish(ToGrpcStatus(reply.status()));
+      Fail(reply.status());
       return;
     }
+    Record(grpc::StatusCode::OK, "");
     grpc::Slice slice(std::move(*reply));
     response_buffer_ = grpc::ByteBuffer(&slice, 1);
     StartWriteAndFinish(&response_buffer_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
+  void Fail(const absl::Status& status) {
+    grpc::Status grpc_status = ToGrpcStatus(status);
+    Record(grpc_status.error_code(), upstream::ErrorReasonOf(status));
+    Finish(grpc_status);
+  }
+
+  void Record(grpc::StatusCode code, std::string reason) {
+    if (!options_->on_call_done) return;
+    record_.code = code;
+    record_.reason = std::move(reason);
+    record_.latency = absl::Now() - start_;
+    record_.upstream_status = stats_.upstream_status;
+    record_.cache_hit = stats_.cache_hit;
+    options_->on_call_done(record_);
+  }
+
   grpc::GenericCallbackServerContext* context_;
   const upstream::Route* route_;
   const upstream::Dispatcher* dispatcher_;
+  const GatewayService::Options* options_;
+  const absl::Time start_;
   const absl::Time deadline_;
+  CallRecord record_;
+  upstream::CallStats stats_;
   grpc::ByteBuffer request_buffer_;
   grpc::ByteBuffer response_buffer_;
 };
@@ -95,8 +153,7 @@ GatewayService::GatewayService(const RouteTable* routes, const upstream::Dispatc
 
 grpc::ServerGenericBidiReactor* GatewayService::CreateReactor(
     grpc::GenericCallbackServerContext* context) {
-  return new UnaryCall(context, routes_->Find(context->method()), dispatcher_,
-                       options_.default_deadline);
+  return new UnaryCall(context, routes_->Find(context->method()), dispatcher_, &options_);
 }
 
 }  // namespace gateway::service

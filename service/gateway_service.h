@@ -5,8 +5,12 @@
 #ifndef GATEWAY_SERVICE_GATEWAY_SERVICE_H_
 #define GATEWAY_SERVICE_GATEWAY_SERVICE_H_
 
+#include <functional>
+
 #include "absl/time/time.h"
 #include "grpcpp/generic/async_generic_service.h"
+#include "service/auth.h"
+#include "service/call_record.h"
 #include "service/route_table.h"
 #include "upstream/dispatcher.h"
 
@@ -17,6 +21,13 @@ class GatewayService : public grpc::CallbackGenericService {
   struct Options {
     // Deadline applied to calls whose caller set none.
     absl::Duration default_deadline = absl::Seconds(30);
+    // When set, every call needs "authorization: Bearer <token>" metadata of a caller allowed
+    // to call its RPC (UNAUTHENTICATED / PERMISSION_DENIED otherwise, before anything else).
+    // Without it, the caller is the `x-caller` metadata, unverified. Must outlive the server.
+    const CallerAuth* auth = nullptr;
+    // Called once per finished call with what the log and metrics need, on the thread that
+    // finished it. Must be quick and thread-safe.
+    std::function<void(const CallRecord&)> on_call_done;
   };
 
   // `routes` and `dispatcher` must outlive the server.

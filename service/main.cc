@@ -3,21 +3,45 @@
 //   gateway --listen=127.0.0.1:8080 --respondio_base_url=https://api.respond.io/v2 \
 //           --respondio_token_file=/run/secrets/respondio
 //   gateway --print_routes [--config=FILE]
-#include <csignal>
+//   gateway --help     # every flag
+//
+// Start-up checks every flag and file and exits 2 with a message naming the problem; once
+// serving, SIGTERM (or SIGINT) drains: not ready at once, stop accepting after --drain_delay,
+// finish in-flight calls within --shutdown_grace, exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/synchronization/notification.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.pb.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "service/admin_server.h"
+#include "service/auth.h"
+#include "service/call_log.h"
 #include "service/config.h"
 #include "service/gateway_service.h"
+#include "service/health.h"
+#include "service/metrics.h"
+#include "service/reflection.h"
 #include "service/route_table.h"
 #include "upstream/dispatcher.h"
 #include "upstream/http_client.h"
@@ -40,30 +64,119 @@ ABSL_FLAG(int64_t, chatwoot_account_id, 0,
 ABSL_FLAG(bool, print_routes, false,
           "print the effective route table, one JSON object per line, and exit");
 ABSL_FLAG(std::string, ca_file, "", "PEM CA bundle for https upstreams (default: system store)");
+ABSL_FLAG(std::string, admin_listen, "",
+          "admin HTTP listen address HOST:PORT serving /metrics, /healthz and /readyz (default: "
+          "no admin listener; port 0 picks a free port, printed at start-up). Unauthenticated: "
+          "keep it off public interfaces");
+ABSL_FLAG(std::string, callers_file, "",
+          "JSON file of callers: bearer tokens and the RPCs each may call (see README). When "
+          "set, every gRPC call needs \"authorization: Bearer <token>\"; without it the gateway "
+          "trusts the network and takes the caller from `x-caller` metadata");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain for TLS on the gRPC listener (with --tls_key_file)");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle: require and verify client certificates (mutual TLS; needs "
+          "--tls_cert_file)");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
+          "on SIGTERM, how long in-flight calls may take to finish before they are cancelled");
+ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
+          "on SIGTERM, how long to keep serving while reporting NOT_SERVING before refusing new "
+          "calls (lets load balancers notice; Kubernetes' preStop hook does the same)");
+ABSL_FLAG(bool, log_calls, true, "write one JSON line per call to stdout");
 
 namespace {
-
-absl::Notification* g_stop = nullptr;
-
-void OnSignal(int) {
-  // Notify is async-signal-unsafe in theory; a dedicated waiter thread would be stricter, but
-  // absl::Notification::Notify only takes an uncontended mutex here, set once.
-  if (g_stop != nullptr && !g_stop->HasBeenNotified()) g_stop->Notify();
-}
 
 std::string Env(const char* name) {
   const char* value = std::getenv(name);
   return value == nullptr ? "" : value;
 }
 
+int StartupError(absl::string_view message) {
+  std::cerr << "gateway: " << message << "\n";
+  return 2;
+}
+
+// Blocks SIGTERM and SIGINT in this thread and every thread it starts, so they can be taken
+// with sigwait() instead of a handler (nothing runs in signal context).
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (!absl::StrContains(buffer.str(), "-----BEGIN ")) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not PEM"));
+  }
+  return buffer.str();
+}
+
+// Insecure credentials, or TLS / mutual TLS from the --tls_* flags.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenerCredentials() {
+  const std::string cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  const std::string key_file = absl::GetFlag(FLAGS_tls_key_file);
+  const std::string ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert_file and --tls_key_file go together");
+  }
+  if (cert_file.empty()) {
+    if (!ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls_client_ca_file (mutual TLS) needs --tls_cert_file and --tls_key_file");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  auto cert = ReadPem(cert_file, "--tls_cert_file");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(key_file, "--tls_key_file");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options(
+      ca_file.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                      : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!ca_file.empty()) {
+    auto ca = ReadPem(ca_file, "--tls_client_ca_file");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const sigset_t termination = BlockTerminationSignals();  // before any thread starts
+
   absl::SetProgramUsageMessage(
       "typed gRPC gateway to respond.io and Chatwoot.\n"
       "  gateway [--listen=HOST:PORT] [--config=FILE] [--respondio_base_url=URL] ...\n"
       "  gateway --print_routes [--config=FILE]");
-  absl::ParseCommandLine(argc, argv);
+  absl::FlagsUsageConfig usage;
+  // --help lists this file's flags (absl would look for gateway.cc by the binary's name).
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "service/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return StartupError(absl::StrCat("unexpected argument \"", positional[1],
+                                     "\" (flags look like --name=value; see --help)"));
+  }
+  if (absl::GetFlag(FLAGS_shutdown_grace) < absl::ZeroDuration()) {
+    return StartupError("--shutdown_grace must not be negative");
+  }
+  if (absl::GetFlag(FLAGS_drain_delay) < absl::ZeroDuration()) {
+    return StartupError("--drain_delay must not be negative");
+  }
 
   gateway::service::ConfigSources sources;
   sources.config_file = absl::GetFlag(FLAGS_config);
@@ -77,45 +190,116 @@ int main(int argc, char** argv) {
   sources.chatwoot_token_env = Env("CHATWOOT_API_TOKEN");
   auto config = gateway::service::LoadConfig(sources);
   if (!config.ok()) {
-    std::cerr << "gateway: invalid configuration: " << config.status().message() << "\n";
-    return 2;
+    return StartupError(absl::StrCat("invalid configuration: ", config.status().message()));
+  }
+  if (auto listen = gateway::service::ParseHostPort(config->listen, "--listen"); !listen.ok()) {
+    return StartupError(listen.status().message());
   }
   auto routes = gateway::service::RouteTable::Build(config->routes);
   if (!routes.ok()) {
-    std::cerr << "gateway: invalid route table: " << routes.status().message() << "\n";
-    return 2;
+    return StartupError(absl::StrCat("invalid route table: ", routes.status().message()));
   }
   if (absl::GetFlag(FLAGS_print_routes)) {
     std::cout << routes->PrintRoutes() << std::flush;
     return 0;
   }
+  std::optional<gateway::service::CallerAuth> auth;
+  if (const std::string file = absl::GetFlag(FLAGS_callers_file); !file.empty()) {
+    auto loaded = gateway::service::CallerAuth::Load(file, *routes);
+    if (!loaded.ok()) return StartupError(loaded.status().message());
+    auth = *std::move(loaded);
+  }
+  auto credentials = ListenerCredentials();
+  if (!credentials.ok()) return StartupError(credentials.status().message());
+  const std::string admin_listen = absl::GetFlag(FLAGS_admin_listen);
+  if (!admin_listen.empty()) {
+    if (auto a = gateway::service::ParseHostPort(admin_listen, "--admin_listen"); !a.ok()) {
+      return StartupError(a.status().message());
+    }
+  }
+  auto reflection = gateway::service::ServerReflection::Create(
+      gateway::service::ServedDescriptorSet(),
+      {grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health")});
+  if (!reflection.ok()) return StartupError(reflection.status().message());
 
   gateway::upstream::HttpClient::Options http_options;
   http_options.ca_file = absl::GetFlag(FLAGS_ca_file);
   gateway::upstream::HttpClient http(http_options);
   gateway::upstream::Dispatcher dispatcher(config->upstreams, &http);
-  gateway::service::GatewayService service(&*routes, &dispatcher,
-                                           {.default_deadline = config->default_deadline});
 
+  // Observability: metrics (scraped from the admin listener) and one log line per call.
+  gateway::service::Metrics metrics;
+  gateway::service::CallLog call_log(stdout);
+  const bool log_calls = absl::GetFlag(FLAGS_log_calls);
+  // Components with counters() (rate limiter, reply cache, dispatcher) add collectors here:
+  //   metrics.AddCollector([&](gateway::service::MetricsWriter& out) { ... });
+
+  // Readiness: the configuration is loaded (or we would have exited). Components that can be
+  // unreachable (Redis) add hooks here: health.AddCheck("redis", [&] { return ...; });
+  gateway::service::HealthMonitor health({});
+  health.AddCheck("config", [] { return true; });
+
+  gateway::service::GatewayService service(
+      &*routes, &dispatcher,
+      {.default_deadline = config->default_deadline,
+       .auth = auth.has_value() ? &*auth : nullptr,
+       .on_call_done = [&metrics, &call_log, log_calls](
+                           const gateway::service::CallRecord& record) {
+         metrics.RecordCall(record);
+         if (log_calls) call_log.Write(record);
+       }});
+
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config->listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(config->listen, *credentials, &port);
+  builder.RegisterService((*reflection)->v1());
+  builder.RegisterService((*reflection)->v1alpha());
   builder.RegisterCallbackGenericService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    std::cerr << "gateway: cannot listen on " << config->listen << "\n";
-    return 2;
+    return StartupError(absl::StrCat("cannot listen on ", config->listen,
+                                     absl::GetFlag(FLAGS_tls_cert_file).empty()
+                                         ? ""
+                                         : " (or the TLS certificate and key do not match)"));
+  }
+  health.Start(server->GetHealthCheckService(), routes->ServiceNames());
+
+  std::unique_ptr<gateway::service::AdminServer> admin;
+  if (!admin_listen.empty()) {
+    auto started = gateway::service::AdminServer::Start(
+        admin_listen, {.metrics = [&metrics] { return metrics.Render(); },
+                       .ready = [&health] { return health.Evaluate(); }});
+    if (!started.ok()) {
+      server->Shutdown();
+      return StartupError(started.status().message());
+    }
+    admin = *std::move(started);
+    const std::string admin_host = admin_listen.substr(0, admin_listen.rfind(':'));
+    std::cout << "admin listening on " << admin_host << ":" << admin->port() << std::endl;
   }
   const std::string host = config->listen.substr(0, config->listen.rfind(':'));
   std::cout << "gateway listening on " << host << ":" << port << " (" << routes->routes().size()
             << " RPCs)" << std::endl;
 
-  absl::Notification stop;
-  g_stop = &stop;
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
-  stop.WaitForNotification();
-  std::cout << "gateway: shutting down" << std::endl;
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  int signal_number = 0;
+  sigwait(&termination, &signal_number);
+  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  std::cout << "gateway: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
+            << " received, draining (grace " << absl::FormatDuration(grace) << ")" << std::endl;
+  health.SetDraining();
+  absl::SleepFor(absl::GetFlag(FLAGS_drain_delay));
+  // A call that outlives the grace is cancelled, but its reactor still waits for its upstream
+  // request (bounded by the call's deadline); do not let that hold the process much longer.
+  std::thread([grace] {
+    absl::SleepFor(grace + absl::Seconds(5));
+    std::cout << "gateway: in-flight calls did not finish after the grace; exiting" << std::endl;
+    std::_Exit(0);
+  }).detach();
+  server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server->Wait();
+  health.Stop();
+  if (admin != nullptr) admin->Stop();
+  std::cout << "gateway: stopped" << std::endl;
   return 0;
 }
