@@ -1018,5 +1018,20 @@ TEST(ChatwootAuthTest, RejectedTokenIsInternalAndTheTokenIsSentAsApiAccessToken)
   EXPECT_EQ(reply.payload().id(), kAna);
 }
 
+TEST(ChatwootUnconfiguredTest, RpcsOfAnUnconfiguredUpstreamAreFailedPrecondition) {
+  const std::string config =
+      WriteTempFile("no-chatwoot.json", R"({"upstreams": {"chatwoot": {"base_url": ""}}})");
+  auto gateway = Gateway::Start({"--config=" + config});
+  ASSERT_NE(gateway, nullptr);
+  auto stub = cw::GroupService::NewStub(gateway->channel());
+  cw::GetGroupInviteRequest request;
+  request.set_id(kSeedGroup);
+  cw::GetGroupInviteResponse reply;
+  const grpc::Status status = stub->GetGroupInvite(Context().get(), request, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorInfoOf(status).reason(), "UPSTREAM_NOT_CONFIGURED");
+  EXPECT_THAT(status.error_message(), HasSubstr("chatwoot"));
+}
+
 }  // namespace
 }  // namespace gateway::testing
