@@ -9,8 +9,12 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libhiredis-dev
   libcpp-httplib-dev redis-server python3 python3-grpcio python3-grpc-tools
-  nghttp2-client
+  nghttp2-client openssl binutils
+  protoc-gen-go protoc-gen-go-grpc protobuf-compiler-grpc-java-plugin
 )
+
+# `kubectl kustomize` renders k8s/ in the tests; Debian's kubernetes-client when none is installed.
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 
 # Node.js may come from elsewhere (e.g. NodeSource, which bundles npm): only install Debian's
 # when there is no npm at all.
@@ -28,8 +32,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# buf (lint, breaking, curl) from the npm registry, pinned in tools/package-lock.json.
-if [ ! -x tools/node_modules/.bin/buf ]; then
-  echo "setup: installing buf"
+# buf (lint, breaking, curl, generate), ts-proto, kubernetes-models and yaml from the npm
+# registry, pinned in tools/package-lock.json.
+if [ ! -x tools/node_modules/.bin/buf ] || [ ! -x tools/node_modules/.bin/protoc-gen-ts_proto ] ||
+   [ ! -d tools/node_modules/kubernetes-models ] || [ ! -d tools/node_modules/yaml ]; then
+  echo "setup: installing tools/package.json"
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The Node client example's @grpc/grpc-js and @grpc/proto-loader (clients/node/package-lock.json).
+if [ ! -d clients/node/node_modules/@grpc/grpc-js ] || [ ! -d clients/node/node_modules/@grpc/proto-loader ]; then
+  echo "setup: installing clients/node/package.json"
+  (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
