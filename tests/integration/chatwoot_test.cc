@@ -49,18 +49,16 @@ class ChatwootTest : public ::testing::Test {
   static void SetUpTestSuite() {
     sandbox_ = Sandbox::Start({"--rate_limits=false"}).release();
     ASSERT_NE(sandbox_, nullptr);
-    gateway_ = Gateway::Start({"--chatwoot_base_url=" + sandbox_->base_url(),
-                               "--respondio_base_url=" + sandbox_->base_url()})
-                   .release();
-    ASSERT_NE(gateway_, nullptr);
   }
-  static void TearDownTestSuite() {
-    delete gateway_;
-    delete sandbox_;
-  }
+  static void TearDownTestSuite() { delete sandbox_; }
+  // A fresh gateway per test: the sandbox is reset between tests, and a reply cached by an
+  // earlier test must not answer a later one.
   void SetUp() override {
-    ASSERT_NE(gateway_, nullptr);
+    ASSERT_NE(sandbox_, nullptr);
     sandbox_->Reset();
+    gateway_ = Gateway::Start({"--chatwoot_base_url=" + sandbox_->base_url(),
+                               "--respondio_base_url=" + sandbox_->base_url()});
+    ASSERT_NE(gateway_, nullptr);
     contacts_ = cw::ContactService::NewStub(gateway_->channel());
     conversations_ = cw::ConversationService::NewStub(gateway_->channel());
     messages_ = cw::MessageService::NewStub(gateway_->channel());
@@ -132,7 +130,7 @@ class ChatwootTest : public ::testing::Test {
   }
 
   static Sandbox* sandbox_;
-  static Gateway* gateway_;
+  std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<cw::ContactService::Stub> contacts_;
   std::unique_ptr<cw::ConversationService::Stub> conversations_;
   std::unique_ptr<cw::MessageService::Stub> messages_;
@@ -140,7 +138,6 @@ class ChatwootTest : public ::testing::Test {
 };
 
 Sandbox* ChatwootTest::sandbox_ = nullptr;
-Gateway* ChatwootTest::gateway_ = nullptr;
 
 // ---- ContactService ----
 
@@ -975,20 +972,29 @@ TEST_F(ChatwootTest, ExplicitAccountIdIsUsedAndUnknownAccountsAreNotFound) {
   EXPECT_EQ(sandbox_->Requests().back()["path"], "/api/v1/accounts/77/contacts/1");
 }
 
-TEST_F(ChatwootTest, UpstreamRateLimitIsResourceExhaustedInTheSharedBucket) {
-  sandbox_->AddFault({{"endpoint", "conversationList"},
-                      {"fault", "status"},
-                      {"status", 429},
-                      {"retry_after", 7},
-                      {"count", 1}});
+// Its own processes: a 429 may pause the gateway's shared "chatwoot" bucket.
+TEST(ChatwootRateLimitTest, UpstreamRateLimitIsResourceExhaustedInTheSharedBucket) {
+  auto sandbox = Sandbox::Start({"--rate_limits=false"});
+  ASSERT_NE(sandbox, nullptr);
+  auto gateway = Gateway::Start({"--chatwoot_base_url=" + sandbox->base_url()});
+  ASSERT_NE(gateway, nullptr);
+  // Every attempt is refused, for longer than the caller's deadline.
+  sandbox->AddFault({{"endpoint", "conversationList"},
+                     {"fault", "status"},
+                     {"status", 429},
+                     {"retry_after", 30},
+                     {"count", -1}});
+  auto stub = cw::ConversationService::NewStub(gateway->channel());
   cw::ListConversationsRequest request;
   cw::ListConversationsResponse reply;
-  const grpc::Status status = conversations_->ListConversations(Context().get(), request, &reply);
+  const grpc::Status status =
+      stub->ListConversations(Context(absl::Seconds(5)).get(), request, &reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   ASSERT_TRUE(RetryInfoOf(status).has_value());
-  EXPECT_EQ(RetryInfoOf(status)->retry_delay().seconds(), 7);
+  EXPECT_EQ(RetryInfoOf(status)->retry_delay().seconds(), 30);
   ASSERT_TRUE(QuotaFailureOf(status).has_value());
   EXPECT_EQ(QuotaFailureOf(status)->violations(0).subject(), "chatwoot");
+  EXPECT_FALSE(sandbox->Requests("conversationList").empty());
 }
 
 TEST(ChatwootAuthTest, RejectedTokenIsInternalAndTheTokenIsSentAsApiAccessToken) {
