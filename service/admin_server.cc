@@ -29,6 +29,12 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::strin
   std::unique_ptr<AdminServer> admin(new AdminServer());
   admin->server_ = std::make_unique<httplib::Server>();
   httplib::Server& server = *admin->server_;
+  // httplib's default also sets SO_REUSEPORT, which would let a second process bind the same
+  // port silently; an address in use must be a start-up error.
+  server.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server.Get("/metrics", [metrics = handlers.metrics](const httplib::Request&,
                                                       httplib::Response& response) {
     response.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");

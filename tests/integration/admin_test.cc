@@ -1,0 +1,150 @@
+// The admin listener (/metrics, /healthz, /readyz) and the per-call JSON log, on a live gateway.
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "gtest/gtest.h"
+#include "respondio/v2/contact_service.grpc.pb.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/production_helpers.h"
+
+namespace gateway::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace rio = ::respondio::v2;
+
+class AdminTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sandbox_ = Sandbox::Start({"--rate_limits=false"});
+    ASSERT_NE(sandbox_, nullptr);
+    gateway_ = Gateway::Start({"--respondio_base_url=" + sandbox_->base_url(),
+                               "--admin_listen=127.0.0.1:0"});
+    ASSERT_NE(gateway_, nullptr);
+    admin_port_ = AdminPort(*gateway_);
+    ASSERT_GT(admin_port_, 0) << gateway_->process().output();
+    contacts_ = rio::ContactService::NewStub(gateway_->channel());
+  }
+
+  grpc::Status GetContact(const std::string& identifier, const std::string& caller = "") {
+    rio::GetContactRequest request;
+    request.set_identifier(identifier);
+    rio::GetContactResponse reply;
+    auto context = Context();
+    if (!caller.empty()) context->AddMetadata("x-caller", caller);
+    return contacts_->GetContact(context.get(), request, &reply);
+  }
+
+  std::unique_ptr<Sandbox> sandbox_;
+  std::unique_ptr<Gateway> gateway_;
+  int admin_port_ = 0;
+  std::unique_ptr<rio::ContactService::Stub> contacts_;
+};
+
+TEST_F(AdminTest, HealthzAndReadyz) {
+  HttpResult healthz = HttpCall(admin_port_, "GET", "/healthz");
+  EXPECT_EQ(healthz.status, 200);
+  EXPECT_EQ(healthz.body, "ok\n");
+  HttpResult readyz = HttpCall(admin_port_, "GET", "/readyz");
+  EXPECT_EQ(readyz.status, 200);
+  EXPECT_THAT(readyz.body, HasSubstr("config: ok"));
+  EXPECT_EQ(HttpCall(admin_port_, "GET", "/nope").status, 404);
+}
+
+TEST_F(AdminTest, MetricsCountCallsByRpcAndCodeWithLatencyAndUpstreamStatus) {
+  ASSERT_TRUE(GetContact("id:12345").ok());
+  ASSERT_TRUE(GetContact("id:67890").ok());
+  ASSERT_EQ(GetContact("id:999999").error_code(), grpc::StatusCode::NOT_FOUND);
+  ASSERT_EQ(GetContact("not-an-identifier").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  HttpResult metrics = HttpCall(admin_port_, "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  const std::string rpc = "rpc=\"/respondio.v2.ContactService/GetContact\"";
+  EXPECT_THAT(metrics.body, HasSubstr("# TYPE gateway_calls_total counter\n"));
+  EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_calls_total{", rpc, ",code=\"OK\"} 2\n")));
+  EXPECT_THAT(metrics.body,
+              HasSubstr(absl::StrCat("gateway_calls_total{", rpc, ",code=\"NOT_FOUND\"} 1\n")));
+  EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_calls_total{", rpc,
+                                                   ",code=\"INVALID_ARGUMENT\"} 1\n")));
+  EXPECT_THAT(metrics.body, HasSubstr("# TYPE gateway_call_latency_seconds histogram\n"));
+  EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_call_latency_seconds_bucket{", rpc,
+                                                   ",le=\"+Inf\"} 4\n")));
+  EXPECT_THAT(metrics.body,
+              HasSubstr(absl::StrCat("gateway_call_latency_seconds_count{", rpc, "} 4\n")));
+  // Upstream responses: the invalid identifier never reached the upstream.
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{upstream=\"respondio\","
+                                      "bucket=\"contact_get\",status=\"200\"} 2\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{upstream=\"respondio\","
+                                      "bucket=\"contact_get\",status=\"404\"} 1\n"));
+}
+
+TEST_F(AdminTest, UnknownRpcsShareOneSeries) {
+  grpc::GenericStub stub(gateway_->channel());
+  for (const std::string method : {"/x.Y/A", "/x.Y/B"}) {
+    auto context = Context();
+    grpc::ByteBuffer request, reply;
+    grpc::Slice empty("");
+    request = grpc::ByteBuffer(&empty, 1);
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(context.get(), method, grpc::StubOptions(), &request, &reply,
+                   [&](grpc::Status s) {
+                     status = s;
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  }
+  HttpResult metrics = HttpCall(admin_port_, "GET", "/metrics");
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_calls_total{rpc=\"unknown\",code=\"UNIMPLEMENTED\"} 2\n"));
+  EXPECT_THAT(metrics.body, Not(HasSubstr("x.Y")));
+}
+
+TEST_F(AdminTest, OneJsonLogLinePerCallWithoutSecrets) {
+  ASSERT_TRUE(GetContact("id:12345", "crm-sync").ok());
+  ASSERT_TRUE(GetContact("id:12345", "crm-sync").ok());  // answered from the cache
+  ASSERT_EQ(GetContact("id:999999").error_code(), grpc::StatusCode::NOT_FOUND);
+  absl::SleepFor(absl::Milliseconds(100));
+  const std::string output = gateway_->process().output();
+  auto lines = CallLogLines(output);
+  ASSERT_EQ(lines.size(), 3u) << output;
+  EXPECT_EQ(lines[1]["cache_hit"], true);
+  EXPECT_EQ(lines[1]["upstream_status"], 0);
+  EXPECT_EQ(lines[1]["code"], "OK");
+  lines.erase(lines.begin() + 1);
+  EXPECT_EQ(lines[0]["rpc"], "/respondio.v2.ContactService/GetContact");
+  EXPECT_EQ(lines[0]["caller"], "crm-sync");
+  EXPECT_EQ(lines[0]["code"], "OK");
+  EXPECT_EQ(lines[0]["upstream_status"], 200);
+  EXPECT_EQ(lines[0]["cache_hit"], false);
+  EXPECT_EQ(lines[0]["upstream"], "respondio");
+  EXPECT_TRUE(lines[0]["latency_ms"].is_number());
+  EXPECT_TRUE(lines[0]["ts"].is_string());
+  EXPECT_EQ(lines[1]["code"], "NOT_FOUND");
+  EXPECT_EQ(lines[1]["reason"], "UPSTREAM_NOT_FOUND");
+  EXPECT_EQ(lines[1]["upstream_status"], 404);
+  EXPECT_EQ(lines[1]["caller"], "");
+  // The upstream token the gateway sends to the sandbox never appears.
+  EXPECT_THAT(output, Not(HasSubstr("sandbox-token")));
+}
+
+TEST_F(AdminTest, LogCallsFalseSilencesTheLog) {
+  auto quiet = Gateway::Start({"--respondio_base_url=" + sandbox_->base_url(), "--log_calls=false"});
+  ASSERT_NE(quiet, nullptr);
+  auto stub = rio::ContactService::NewStub(quiet->channel());
+  rio::GetContactRequest request;
+  request.set_identifier("id:12345");
+  rio::GetContactResponse reply;
+  ASSERT_TRUE(stub->GetContact(Context().get(), request, &reply).ok());
+  EXPECT_TRUE(CallLogLines(quiet->process().output()).empty());
+}
+
+}  // namespace
+}  // namespace gateway::testing
