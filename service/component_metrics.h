@@ -1,0 +1,36 @@
+// Collectors that expose the upstream components' own counters on /metrics, read at scrape
+// time (the components' hot paths never touch the metrics registry):
+//
+//   metrics.AddCollector([&](MetricsWriter& out) {
+//     WriteCacheMetrics(cache.counters(), out);
+//     WriteIdempotencyMetrics(idempotency.counters(), out);
+//     for (const std::string& bucket : limiter_bucket_keys) {
+//       WriteLimiterMetrics(bucket, limiter.counters(bucket), out);
+//     }
+//   });
+//
+// Names: gateway_cache_<counter>_total (hits, misses, evictions, invalidations, ...) and
+// gateway_cache_{entries,bytes} gauges; gateway_limiter_<counter>_total{bucket} (total,
+// admitted, admitted_after_wait = waits, rejected, ...) and gateway_limiter_queued{bucket};
+// gateway_idempotency_<counter>_total.
+#ifndef GATEWAY_SERVICE_COMPONENT_METRICS_H_
+#define GATEWAY_SERVICE_COMPONENT_METRICS_H_
+
+#include <string>
+
+#include "service/metrics.h"
+#include "upstream/idempotency_store.h"
+#include "upstream/rate_limiter.h"
+#include "upstream/response_cache.h"
+
+namespace gateway::service {
+
+void WriteCacheMetrics(const upstream::ResponseCache::Counters& counters, MetricsWriter& out);
+void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter::Counters& counters,
+                         MetricsWriter& out);
+void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& counters,
+                             MetricsWriter& out);
+
+}  // namespace gateway::service
+
+#endif  // GATEWAY_SERVICE_COMPONENT_METRICS_H_
