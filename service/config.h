@@ -69,8 +69,9 @@ struct GatewayConfig {
   // windows on arrival, so a schedule at exactly the limit trips 429s on the slightest network
   // jitter; 0.92 keeps ~75 ms of slack at 10/s while using 92% of the budget.
   double rate_headroom = 0.92;
-  // Share of each budget one replica may use while Redis is unreachable (about 1/replicas).
-  double redis_fallback_share = 0.34;
+  // Share of each budget one replica may use while Redis is unreachable: at most 1/replicas
+  // (0.33 keeps three replicas under the upstream limit during an outage).
+  double redis_fallback_share = 0.33;
   // Bytes of reply cache per replica.
   int64_t cache_max_bytes = 64 << 20;
   absl::Duration default_deadline = absl::Seconds(30);

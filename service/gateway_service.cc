@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/message.h"
@@ -39,6 +40,16 @@ std::string AuthorizationOf(const grpc::GenericCallbackServerContext* context) {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
   return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+// `cache-control: no-cache` (as in HTTP) asks for a fresh upstream answer.
+bool BypassesCache(const grpc::GenericCallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  for (auto [it, end] = metadata.equal_range("cache-control"); it != end; ++it) {
+    const absl::string_view value(it->second.data(), it->second.size());
+    if (absl::StrContains(absl::AsciiStrToLower(value), "no-cache")) return true;
+  }
+  return false;
 }
 
 // One unary call: check the caller, read one request message, dispatch it, write the reply and
@@ -99,7 +110,10 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
       return;
     }
     dispatcher_->Call(*route_, *request,
-                      {.deadline = deadline_, .caller = record_.caller, .stats = &stats_},
+                      {.deadline = deadline_,
+                       .caller = record_.caller,
+                       .bypass_cache = BypassesCache(context_),
+                       .stats = &stats_},
                       [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
   }
 

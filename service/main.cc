@@ -45,6 +45,11 @@
 #include "service/route_table.h"
 #include "upstream/dispatcher.h"
 #include "upstream/http_client.h"
+#include "upstream/idempotency_store.h"
+#include "upstream/rate_limiter.h"
+#include "upstream/redis_client.h"
+#include "upstream/response_cache.h"
+#include "upstream/scheduler.h"
 
 ABSL_FLAG(std::string, listen, "",
           "gRPC listen address HOST:PORT (default 127.0.0.1:8080; port 0 picks a free port, "
@@ -61,6 +66,12 @@ ABSL_FLAG(std::string, chatwoot_token_file, "",
           "file holding the Chatwoot api_access_token (else env CHATWOOT_API_TOKEN)");
 ABSL_FLAG(int64_t, chatwoot_account_id, 0,
           "Chatwoot account used when a request's account_id is 0 (default 1)");
+ABSL_FLAG(std::string, redis_url, "",
+          "redis://HOST:PORT[/DB] shared by all replicas for rate limits, the reply cache and "
+          "request_id records (default: in-process state, enough for one replica)");
+ABSL_FLAG(int64_t, cache_max_bytes, -1,
+          "bytes of reply cache per replica; 0 disables caching (default: the config file's "
+          "cache.max_bytes, else 64 MiB)");
 ABSL_FLAG(bool, print_routes, false,
           "print the effective route table, one JSON object per line, and exit");
 ABSL_FLAG(std::string, ca_file, "", "PEM CA bundle for https upstreams (default: system store)");
@@ -186,11 +197,17 @@ int main(int argc, char** argv) {
   sources.chatwoot_base_url = absl::GetFlag(FLAGS_chatwoot_base_url);
   sources.chatwoot_token_file = absl::GetFlag(FLAGS_chatwoot_token_file);
   sources.chatwoot_account_id = absl::GetFlag(FLAGS_chatwoot_account_id);
+  sources.redis_url = absl::GetFlag(FLAGS_redis_url);
   sources.respondio_token_env = Env("RESPONDIO_API_TOKEN");
   sources.chatwoot_token_env = Env("CHATWOOT_API_TOKEN");
   auto config = gateway::service::LoadConfig(sources);
   if (!config.ok()) {
     return StartupError(absl::StrCat("invalid configuration: ", config.status().message()));
+  }
+  if (const int64_t bytes = absl::GetFlag(FLAGS_cache_max_bytes); bytes >= 0) {
+    config->cache_max_bytes = bytes;
+  } else if (bytes != -1) {
+    return StartupError("--cache_max_bytes must not be negative");
   }
   if (auto listen = gateway::service::ParseHostPort(config->listen, "--listen"); !listen.ok()) {
     return StartupError(listen.status().message());
@@ -225,7 +242,34 @@ int main(int argc, char** argv) {
   gateway::upstream::HttpClient::Options http_options;
   http_options.ca_file = absl::GetFlag(FLAGS_ca_file);
   gateway::upstream::HttpClient http(http_options);
-  gateway::upstream::Dispatcher dispatcher(config->upstreams, &http);
+  // The shared budget: state in Redis when configured (all replicas share it), else in-process.
+  // Destruction order matters: the Redis client (answering its pending commands) goes before
+  // the components that use it, and the scheduler last.
+  gateway::upstream::TimerThreadScheduler scheduler;
+  std::unique_ptr<gateway::upstream::RedisClient> redis;
+  if (!config->redis_url.empty()) {
+    auto redis_options = gateway::upstream::RedisClient::ParseUrl(config->redis_url);
+    if (!redis_options.ok()) return StartupError(redis_options.status().message());
+    redis = std::make_unique<gateway::upstream::RedisClient>(*redis_options);
+  }
+  gateway::upstream::RateLimiter limiter(
+      {.redis_fallback_share = config->redis_fallback_share}, &scheduler, redis.get());
+  gateway::upstream::ResponseCache cache(
+      {.max_bytes = static_cast<size_t>(config->cache_max_bytes)}, &scheduler, redis.get());
+  gateway::upstream::IdempotencyStore idempotency({}, &scheduler, redis.get());
+  gateway::upstream::Dispatcher::Options dispatch_options;
+  for (const auto& [bucket, rate] : config->buckets) {
+    dispatch_options.buckets[bucket] = {rate.rate_per_second * config->rate_headroom, rate.burst};
+  }
+  dispatch_options.default_bucket = {
+      config->default_bucket.rate_per_second * config->rate_headroom, config->default_bucket.burst};
+  gateway::upstream::Dispatcher dispatcher(config->upstreams,
+                                           {.http = &http,
+                                            .scheduler = &scheduler,
+                                            .limiter = &limiter,
+                                            .cache = config->cache_max_bytes > 0 ? &cache : nullptr,
+                                            .idempotency = &idempotency},
+                                           dispatch_options);
 
   // Observability: metrics (scraped from the admin listener) and one log line per call.
   gateway::service::Metrics metrics;
@@ -238,6 +282,11 @@ int main(int argc, char** argv) {
   // unreachable (Redis) add hooks here: health.AddCheck("redis", [&] { return ...; });
   gateway::service::HealthMonitor health({});
   health.AddCheck("config", [] { return true; });
+  if (redis != nullptr) {
+    // Ready while the shared limiter state is reachable; the limiter keeps serving from its
+    // bounded local fallback meanwhile, but this replica should not take new traffic.
+    health.AddCheck("redis", [&limiter] { return limiter.redis_healthy(); });
+  }
 
   gateway::service::GatewayService service(
       &*routes, &dispatcher,

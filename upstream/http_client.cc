@@ -312,6 +312,9 @@ void HttpClient::Start(std::unique_ptr<Transfer> transfer) {
   };
   Transfer* t = transfer.get();
   set(CURLOPT_URL, request.url.c_str());
+  // libcurl silently sends a request again when a reused keep-alive connection turns out to be
+  // closed; a request that must not be repeated gets a connection of its own instead.
+  if (request.fresh_connection) set(CURLOPT_FRESH_CONNECT, 1L);
   set(CURLOPT_PROTOCOLS_STR, "http,https");
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   set(CURLOPT_NOSIGNAL, 1L);

@@ -86,6 +86,10 @@ struct HttpRequest {
   // Deadline for the whole transfer (queueing, connect, send and receive).
   // A deadline that has already passed fails the request without sending it.
   absl::Time deadline = absl::InfiniteFuture();
+  // Send on a new connection rather than a pooled one. libcurl resends a request once, by
+  // itself, when a reused keep-alive connection turns out to have been closed by the peer; that
+  // must never happen to a write that may not be repeated (it could have been processed).
+  bool fresh_connection = false;
 };
 
 // HttpResponse

@@ -704,9 +704,11 @@ void RateLimiter::Impl::MarkUnhealthyLocked(absl::string_view why, absl::Time no
   fx.probe = true;
   for (auto& [key, bucket] : buckets_) {
     Bucket& b = *bucket;
-    // The fallback starts with no burst: the switch itself adds nothing to the window.
+    // The fallback starts with no burst and one full local interval from now (or after the
+    // last shared TAT this replica saw, if later): the other replicas may have just spent the
+    // shared tokens, so the switch itself must add nothing to the upstream's window.
     const Mode mode = ModeLocked(b);
-    b.tat = std::max(b.tat, now + mode.tau);
+    b.tat = std::max({b.tat, b.shared_tat + mode.interval, now + mode.tau + mode.interval});
     b.timer_at = absl::InfinitePast();
     VerifyLocked(b, now, fx);
     PumpLocked(b, now, fx);

@@ -56,8 +56,10 @@ class ChatwootTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_NE(sandbox_, nullptr);
     sandbox_->Reset();
+    // The sandbox is reset between tests behind the gateway's back: no reply cache here.
     gateway_ = Gateway::Start({"--chatwoot_base_url=" + sandbox_->base_url(),
-                               "--respondio_base_url=" + sandbox_->base_url()});
+                               "--respondio_base_url=" + sandbox_->base_url(),
+                               "--cache_max_bytes=0"});
     ASSERT_NE(gateway_, nullptr);
     contacts_ = cw::ContactService::NewStub(gateway_->channel());
     conversations_ = cw::ConversationService::NewStub(gateway_->channel());

@@ -173,7 +173,7 @@ std::vector<Example> Examples() {
 TEST(CollectionTest, EveryExampleReachesTheUpstreamUnchanged) {
   auto sandbox = Sandbox::Start({"--rate_limits=false"});
   ASSERT_NE(sandbox, nullptr);
-  auto gateway = Gateway::Start({"--respondio_base_url=" + sandbox->base_url()});
+  auto gateway = Gateway::Start({"--respondio_base_url=" + sandbox->base_url(), "--cache_max_bytes=0"});
   ASSERT_NE(gateway, nullptr);
   const std::vector<Example> examples = Examples();
   ASSERT_EQ(examples.size(), 17u);
