@@ -37,6 +37,7 @@
 #include "service/admin_server.h"
 #include "service/auth.h"
 #include "service/call_log.h"
+#include "service/component_metrics.h"
 #include "service/config.h"
 #include "service/gateway_service.h"
 #include "service/health.h"
@@ -275,8 +276,22 @@ int main(int argc, char** argv) {
   gateway::service::Metrics metrics;
   gateway::service::CallLog call_log(stdout);
   const bool log_calls = absl::GetFlag(FLAGS_log_calls);
-  // Components with counters() (rate limiter, reply cache, dispatcher) add collectors here:
-  //   metrics.AddCollector([&](gateway::service::MetricsWriter& out) { ... });
+  // The components' own counters, read at scrape time.
+  metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
+    const gateway::upstream::Dispatcher::Counters d = dispatcher.counters();
+    const std::pair<const char*, int64_t> dispatcher_counters[] = {
+        {"calls", d.calls}, {"upstream_requests", d.upstream_requests}, {"retries", d.retries},
+        {"coalesced", d.coalesced}, {"idempotent_replays", d.idempotent_replays}};
+    for (const auto& [name, value] : dispatcher_counters) {
+      out.Counter(absl::StrCat("gateway_dispatcher_", name, "_total"),
+                  "Dispatcher events (upstream/dispatcher.h).", {}, value);
+    }
+    for (const std::string& bucket : dispatcher.BucketKeys()) {
+      gateway::service::WriteLimiterMetrics(bucket, limiter.counters(bucket), out);
+    }
+    if (config->cache_max_bytes > 0) gateway::service::WriteCacheMetrics(cache.counters(), out);
+    gateway::service::WriteIdempotencyMetrics(idempotency.counters(), out);
+  });
 
   // Readiness: the configuration is loaded (or we would have exited). Components that can be
   // unreachable (Redis) add hooks here: health.AddCheck("redis", [&] { return ...; });

@@ -324,8 +324,16 @@ absl::Duration Dispatcher::ExpectedLatency(const std::string& bucket_key) const 
   // its deadline: a call the limiter can only admit later than this is better answered now.
   constexpr absl::Duration kReplyMargin = absl::Milliseconds(50);
   absl::MutexLock lock(&mu_);
+  bucket_keys_.insert(bucket_key);  // every limiter ticket passes here
   auto it = latency_.find(bucket_key);
   return kReplyMargin + (it == latency_.end() ? absl::Milliseconds(50) : it->second);
+}
+
+std::vector<std::string> Dispatcher::BucketKeys() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> keys(bucket_keys_.begin(), bucket_keys_.end());
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 void Dispatcher::RecordLatency(const std::string& bucket_key, absl::Duration elapsed) const {

@@ -32,6 +32,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -131,6 +132,10 @@ class Dispatcher {
 
   Counters counters() const;
 
+  // Rate-limit bucket keys ("upstream:account:bucket") that have asked the limiter for a token,
+  // sorted; for per-bucket limiter metrics (RateLimiter::counters).
+  std::vector<std::string> BucketKeys() const;
+
   struct CallState;  // one call in flight (dispatcher.cc)
 
  private:
@@ -155,6 +160,7 @@ class Dispatcher {
   mutable absl::flat_hash_map<std::string, std::vector<Done>> flights_ ABSL_GUARDED_BY(mu_);
   // Exponentially weighted upstream latency per bucket key.
   mutable absl::flat_hash_map<std::string, absl::Duration> latency_ ABSL_GUARDED_BY(mu_);
+  mutable absl::flat_hash_set<std::string> bucket_keys_ ABSL_GUARDED_BY(mu_);
 
   mutable std::atomic<int64_t> calls_{0};
   mutable std::atomic<int64_t> upstream_requests_{0};

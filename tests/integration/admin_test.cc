@@ -83,6 +83,15 @@ TEST_F(AdminTest, MetricsCountCallsByRpcAndCodeWithLatencyAndUpstreamStatus) {
                                       "bucket=\"contact_get\",status=\"200\"} 2\n"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{upstream=\"respondio\","
                                       "bucket=\"contact_get\",status=\"404\"} 1\n"));
+  // The components' counters, collected at scrape time: three calls went upstream, through the
+  // limiter's contact_get bucket, after three cache misses.
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_dispatcher_upstream_requests_total 3\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_limiter_admitted_total{bucket=\"respondio:"));
+  EXPECT_THAT(metrics.body, HasSubstr(":contact_get\"} 3\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_limiter_rejected_total{bucket=\"respondio:"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_cache_misses_total 3\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_cache_hits_total 0\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_idempotency_replays_total 0\n"));
 }
 
 TEST_F(AdminTest, UnknownRpcsShareOneSeries) {
@@ -119,6 +128,7 @@ TEST_F(AdminTest, OneJsonLogLinePerCallWithoutSecrets) {
   EXPECT_EQ(lines[1]["upstream_status"], 0);
   EXPECT_EQ(lines[1]["code"], "OK");
   lines.erase(lines.begin() + 1);
+  EXPECT_THAT(HttpCall(admin_port_, "GET", "/metrics").body, HasSubstr("gateway_cache_hits_total 1\n"));
   EXPECT_EQ(lines[0]["rpc"], "/respondio.v2.ContactService/GetContact");
   EXPECT_EQ(lines[0]["caller"], "crm-sync");
   EXPECT_EQ(lines[0]["code"], "OK");
