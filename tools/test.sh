@@ -37,7 +37,8 @@ check_many() {  # check_many NAME COMMAND...
 check_many "k8s manifests and Dockerfile" node tools/k8s_check.js bazel-bin/service/gateway
 check_many "clients, reflection, buf generate and breaking" bash tools/client_checks.sh
 
-read -r passed failed < <(/usr/bin/python3 tools/count_tests.py bazel-testlogs)
+mapfile -t targets < <(bazel query 'tests(//...)' 2>/dev/null)
+read -r passed failed < <(/usr/bin/python3 tools/count_tests.py bazel-testlogs "${targets[@]}")
 passed=$((passed + extra_passed))
 failed=$((failed + extra_failed))
 if [ "$bazel_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
