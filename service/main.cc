@@ -1,7 +1,7 @@
 // The gateway binary: typed gRPC in front of respond.io and Chatwoot.
 //
-//   gateway --listen=127.0.0.1:8080 --respondio_base_url=https://api.respond.io/v2 \
-//           --respondio_token_file=/run/secrets/respondio
+//   gateway --listen=127.0.0.1:8080 --respondio_base_url=https://api.respond.io/v2
+//           --respondio_token_file=/run/secrets/respondio   (one command line)
 //   gateway --print_routes [--config=FILE]
 //   gateway --help     # every flag
 //
