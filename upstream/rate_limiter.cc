@@ -25,10 +25,13 @@ namespace {
 //            use charged by an observation); trimmed on every call
 //   ARGV[1]  T, the emission interval (µs)       ARGV[2]  tau = burst * T (µs)
 //   ARGV[3]  floor (µs): TAT becomes at least now + floor first (0 for a plain decision;
-//            retry_after + tau for a pause; a replica's fallback debt + tau after an outage)
+//            retry_after + tau for a pause; tau after an outage: no burst)
 //   ARGV[4]  1: admit one call if it conforms now; 0: decide nothing
 //   ARGV[5]  used: calls the upstream counted in its window (limit - remaining); -1: none
 //   ARGV[6]  slack (calls) between the upstream's count and the log before charging
+//   ARGV[7]  carried: calls this replica admitted locally in the last second (while Redis was
+//            down), charged to the shared state on its first decision after the outage. They
+//            add up over replicas, so the shared schedule resumes after everyone's local sends.
 // Returns {admitted 0|1, µs until the next call conforms (0: now), TAT - now (µs), charged}.
 // Both keys expire 2 s after TAT passes: an idle key has no state worth keeping.
 constexpr absl::string_view kScript = R"lua(
@@ -50,6 +53,12 @@ while true do
   redis.call('LPOP', KEYS[2])
 end
 local stamp = string.format('%.0f', now)
+local carried = tonumber(ARGV[7]) or 0
+if carried > 0 then
+  if tat < now then tat = now end
+  tat = tat + carried * interval
+  for i = 1, carried do redis.call('RPUSH', KEYS[2], stamp) end
+end
 local charged = 0
 if used >= 0 then
   local deficit = used - redis.call('LLEN', KEYS[2]) - slack
@@ -240,8 +249,8 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
   void MarkUnhealthyLocked(absl::string_view why, absl::Time now, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkHealthyLocked(absl::Time now, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  RedisCall ScriptCallLocked(const Bucket& b, RedisOp op, absl::Duration floor, int64_t used) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RedisCall ScriptCallLocked(const Bucket& b, RedisOp op, absl::Duration floor, int64_t used,
+                             int64_t carried = 0) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void OnTimer(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   void OnCutoff(const std::string& key, uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
@@ -430,11 +439,12 @@ void RateLimiter::Impl::PumpLocked(Bucket& b, absl::Time now, Effects& fx) {
   if (mode.shared) {
     if (b.timer_at > now) return;  // Redis said when to ask again
     b.redis_in_flight = true;
-    // After an outage, the shared TAT takes at least this replica's local debt, and no burst.
-    const absl::Duration floor = b.carry_debt
-                                     ? std::max(b.tat - now, absl::ZeroDuration()) + mode.tau
-                                     : absl::ZeroDuration();
-    fx.redis_calls.push_back(ScriptCallLocked(b, RedisOp::kTake, floor, -1));
+    // After an outage: no burst, and the calls this replica admitted locally in the last
+    // second are charged to the shared state (every replica adds its own, so the shared
+    // schedule resumes only after all of them; a max of per-replica debts would undercount).
+    const absl::Duration floor = b.carry_debt ? mode.tau : absl::ZeroDuration();
+    const int64_t carried = b.carry_debt ? static_cast<int64_t>(b.charges.size()) : 0;
+    fx.redis_calls.push_back(ScriptCallLocked(b, RedisOp::kTake, floor, -1, carried));
     return;
   }
   while (!b.waiters.empty()) {
@@ -463,13 +473,14 @@ void RateLimiter::Impl::VerifyLocked(Bucket& b, absl::Time now, Effects& fx) {
 
 RateLimiter::Impl::RedisCall RateLimiter::Impl::ScriptCallLocked(const Bucket& b, RedisOp op,
                                                                  absl::Duration floor,
-                                                                 int64_t used) const {
+                                                                 int64_t used,
+                                                                 int64_t carried) const {
   const int64_t interval = IntervalMicros(b.config.rate_per_second);
   return {b.key,
           op,
           {absl::StrCat(interval), absl::StrCat(interval * b.config.burst),
            absl::StrCat(CeilMicros(floor)), op == RedisOp::kTake ? "1" : "0", absl::StrCat(used),
-           absl::StrCat(options_.remaining_slack)}};
+           absl::StrCat(options_.remaining_slack), absl::StrCat(carried)}};
 }
 
 // ---------------------------------------------------------------------------------------------

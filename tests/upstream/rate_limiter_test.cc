@@ -597,6 +597,21 @@ TEST_F(RedisRateLimiterTest, ScriptDecidesOnTheServersClock) {
   EXPECT_GE(observed[2], paused[2] + 600'000 - 100'000);
   EXPECT_EQ(step("0", "0", "10")[3], 0);
   EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 9);
+  // Calls a replica admitted locally during an outage are charged on its first shared decision;
+  // two replicas' charges add up (a max of their debts would undercount).
+  auto carry = [&](const std::string& key, const std::string& carried) {
+    auto reply = redis->CommandSync({"EVAL", script, "2", key, key + ":log", "100000", "0", "0",
+                                     "0", "-1", "1", carried});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply->elements.at(2).integer;  // TAT - now, µs
+  };
+  const int64_t after_first = carry("c:{b}", "3");
+  EXPECT_GT(after_first, 290000);
+  EXPECT_LE(after_first, 300000);
+  const int64_t after_second = carry("c:{b}", "3");
+  EXPECT_GT(after_second, 590000);
+  EXPECT_LE(after_second, 600000);
+  EXPECT_EQ(redis->CommandSync({"LLEN", "c:{b}:log"})->integer, 6);
 }
 
 // The exact command a decision sends, seen by `redis-cli monitor`.
@@ -625,7 +640,7 @@ TEST_F(RedisRateLimiterTest, OneEvalshaPerDecisionWithTheDocumentedKeysAndArgume
   const std::string expected =
       absl::StrCat("\"EVALSHA\" \"", sha,
                    "\" \"2\" \"gw:rl:{b1}\" \"gw:rl:{b1}:log\" \"100000\" \"200000\" \"0\" \"1\" "
-                   "\"-1\" \"1\"");
+                   "\"-1\" \"1\" \"0\"");
   const absl::Time give_up = absl::Now() + absl::Seconds(5);
   while (!absl::StrContains((*monitor)->output(), expected) && absl::Now() < give_up) {
     absl::SleepFor(absl::Milliseconds(20));
