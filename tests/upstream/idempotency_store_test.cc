@@ -298,24 +298,11 @@ TEST_F(IdempotencyStoreTest, FingerprintIsStableAndTellsRequestsApart) {
 
 // ---- Redis: two replicas sharing one redis-server ----
 
-class IdempotencyStoreRedisTest : public ::testing::Test {
+class IdempotencyStoreRedisTest : public testing::TwoRedisClientsTest {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new testing::RedisProcess();
-    ASSERT_TRUE(server_->Start()) << "cannot start redis-server";
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_TRUE(server_->Start());
-    RedisClient::Options o;
-    o.port = server_->port();
-    o.retry_interval = absl::Milliseconds(50);
-    redis_a_ = std::make_unique<RedisClient>(o);
-    redis_b_ = std::make_unique<RedisClient>(o);
-    ASSERT_TRUE(redis_a_->CommandSync({"FLUSHALL"}).ok());
+    testing::TwoRedisClientsTest::SetUp();
+    if (HasFatalFailure()) return;
     options_.poll_interval = absl::Milliseconds(20);
     options_.redis_retry_interval = absl::Milliseconds(50);
     a_ = std::make_unique<IdempotencyStore>(options_, &clock_, redis_a_.get());
@@ -324,8 +311,7 @@ class IdempotencyStoreRedisTest : public ::testing::Test {
   void TearDown() override {
     a_.reset();
     b_.reset();
-    redis_a_.reset();
-    redis_b_.reset();
+    testing::TwoRedisClientsTest::TearDown();
   }
   absl::Time In(absl::Duration d) { return clock_.Now() + d; }
   std::string Record(const std::string& key) {
@@ -338,14 +324,11 @@ class IdempotencyStoreRedisTest : public ::testing::Test {
     return r.ok() ? r->integer : -100;
   }
 
-  static testing::RedisProcess* server_;
   TimerThreadScheduler clock_;
   IdempotencyStore::Options options_;
-  std::unique_ptr<RedisClient> redis_a_, redis_b_;
   std::unique_ptr<IdempotencyStore> a_, b_;
 };
 
-testing::RedisProcess* IdempotencyStoreRedisTest::server_ = nullptr;
 
 TEST_F(IdempotencyStoreRedisTest, RepeatOnAnotherReplicaWaitsForTheFirstThenReplays) {
   auto first = Begin(*a_, kKey, kFp, In(absl::Seconds(10)));

@@ -16,12 +16,15 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "upstream/redis_client.h"
 
 namespace gateway::testing {
 
@@ -111,6 +114,38 @@ class RedisProcess {
 
   const int port_;
   pid_t pid_ = -1;
+};
+
+// Fixture base for "two replicas on one Redis" tests: one redis-server for the suite, two
+// RedisClients on it (`redis_a_`, `redis_b_`), the database flushed before every test. A test
+// may Stop() and Start() `server_` (same port) to simulate an outage.
+class TwoRedisClientsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new RedisProcess();
+    ASSERT_TRUE(server_->Start()) << "cannot start redis-server";
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(server_->Start());
+    upstream::RedisClient::Options o;
+    o.port = server_->port();
+    o.retry_interval = absl::Milliseconds(50);
+    redis_a_ = std::make_unique<upstream::RedisClient>(o);
+    redis_b_ = std::make_unique<upstream::RedisClient>(o);
+    ASSERT_TRUE(redis_a_->CommandSync({"FLUSHALL"}).ok());
+  }
+  // Subclasses destroy what uses the clients first, then call this.
+  void TearDown() override {
+    redis_a_.reset();
+    redis_b_.reset();
+  }
+
+  inline static RedisProcess* server_ = nullptr;
+  std::unique_ptr<upstream::RedisClient> redis_a_, redis_b_;
 };
 
 }  // namespace gateway::testing

@@ -382,31 +382,17 @@ TEST_F(ResponseCacheTest, CountersAddUpOverAMixedRun) {
 
 // ---- Redis: two replicas sharing one redis-server ----
 
-class ResponseCacheRedisTest : public ::testing::Test {
+class ResponseCacheRedisTest : public testing::TwoRedisClientsTest {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new testing::RedisProcess();
-    ASSERT_TRUE(server_->Start()) << "cannot start redis-server";
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_TRUE(server_->Start());
-    RedisClient::Options o;
-    o.port = server_->port();
-    o.retry_interval = absl::Milliseconds(50);
-    redis_a_ = std::make_unique<RedisClient>(o);
-    redis_b_ = std::make_unique<RedisClient>(o);
-    ASSERT_TRUE(redis_a_->CommandSync({"FLUSHALL"}).ok());
+    testing::TwoRedisClientsTest::SetUp();
+    if (HasFatalFailure()) return;
     options_.redis_sync_interval = absl::Milliseconds(20);
   }
   void TearDown() override {
     a_.reset();
     b_.reset();
-    redis_a_.reset();
-    redis_b_.reset();
+    testing::TwoRedisClientsTest::TearDown();
   }
   void MakeReplicas() {
     a_ = std::make_unique<ResponseCache>(options_, &clock_, redis_a_.get());
@@ -456,14 +442,11 @@ class ResponseCacheRedisTest : public ::testing::Test {
     return r->str;
   }
 
-  static testing::RedisProcess* server_;
   TimerThreadScheduler clock_;
   ResponseCache::Options options_;
-  std::unique_ptr<RedisClient> redis_a_, redis_b_;
   std::unique_ptr<ResponseCache> a_, b_;
 };
 
-testing::RedisProcess* ResponseCacheRedisTest::server_ = nullptr;
 
 TEST_F(ResponseCacheRedisTest, ReplicasShareEntries) {
   MakeReplicas();
