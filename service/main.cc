@@ -255,10 +255,14 @@ int main(int argc, char** argv) {
   if (!config->redis_url.empty()) {
     auto redis_options = gateway::upstream::RedisClient::ParseUrl(config->redis_url);
     if (!redis_options.ok()) return StartupError(redis_options.status().message());
+    // While Redis is down, fail fast but look again soon: replicas that come back to the shared
+    // limits at different times would otherwise add their local shares on top of it.
+    redis_options->retry_interval = absl::Milliseconds(100);
     redis = std::make_unique<gateway::upstream::RedisClient>(*redis_options);
   }
-  gateway::upstream::RateLimiter limiter(
-      {.redis_fallback_share = config->redis_fallback_share}, &scheduler, redis.get());
+  gateway::upstream::RateLimiter limiter({.redis_fallback_share = config->redis_fallback_share,
+                                          .redis_probe_interval = absl::Milliseconds(100)},
+                                         &scheduler, redis.get());
   gateway::upstream::ResponseCache cache(
       {.max_bytes = static_cast<size_t>(config->cache_max_bytes)}, &scheduler, redis.get());
   gateway::upstream::IdempotencyStore idempotency({}, &scheduler, redis.get());
