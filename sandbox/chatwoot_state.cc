@@ -125,40 +125,34 @@ MaybeError GetInt(const Json& body, const char* name, std::optional<int64_t>* ou
   return std::nullopt;
 }
 
-MaybeError GetString(const Json& body, const char* name, std::optional<std::string>* out,
-                     int status = 422) {
+// One optional field of one JSON type: absent or null leaves `out` empty; another type is an
+// error with `status`.
+template <typename T>
+MaybeError GetTyped(const Json& body, const char* name, std::optional<T>* out, int status,
+                    bool (Json::*has_type)() const noexcept, const char* type_name) {
   out->reset();
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) {
-    return CwError(status, absl::StrCat(name, " must be a string"), name, "invalid");
+  if (!((*it).*has_type)()) {
+    return CwError(status, absl::StrCat(name, " must be ", type_name), name, "invalid");
   }
-  *out = it->get<std::string>();
+  *out = it->get<T>();
   return std::nullopt;
+}
+
+MaybeError GetString(const Json& body, const char* name, std::optional<std::string>* out,
+                     int status = 422) {
+  return GetTyped(body, name, out, status, &Json::is_string, "a string");
 }
 
 MaybeError GetBool(const Json& body, const char* name, std::optional<bool>* out,
                    int status = 422) {
-  out->reset();
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return std::nullopt;
-  if (!it->is_boolean()) {
-    return CwError(status, absl::StrCat(name, " must be a boolean"), name, "invalid");
-  }
-  *out = it->get<bool>();
-  return std::nullopt;
+  return GetTyped(body, name, out, status, &Json::is_boolean, "a boolean");
 }
 
 MaybeError GetObject(const Json& body, const char* name, std::optional<Json>* out,
                      int status = 422) {
-  out->reset();
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return std::nullopt;
-  if (!it->is_object()) {
-    return CwError(status, absl::StrCat(name, " must be an object"), name, "invalid");
-  }
-  *out = *it;
-  return std::nullopt;
+  return GetTyped(body, name, out, status, &Json::is_object, "an object");
 }
 
 MaybeError GetStringArray(const Json& body, const char* name,
