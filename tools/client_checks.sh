@@ -29,15 +29,17 @@ check() {  # check NAME COMMAND...
   fi
 }
 
-# Starts a process whose output announces "<what> listening on 127.0.0.1:PORT"; prints PORT.
+# Starts a process whose output announces "<what> listening on 127.0.0.1:PORT" and sets
+# $started_port. Not to be called in $(...): the PID must reach this shell's `pids` for cleanup.
 start() {  # start NAME LOG COMMAND...
   local name=$1 log=$2; shift 2
   "$@" >"$log" 2>&1 &
   pids+=($!)
+  started_port=""
   for _ in $(seq 1 100); do
     local port
     port=$(sed -n "s/^$name listening on \(http:\/\/\)\{0,1\}127\.0\.0\.1:\([0-9]*\).*/\2/p" "$log" | head -1)
-    if [ -n "$port" ]; then echo "$port"; return 0; fi
+    if [ -n "$port" ]; then started_port=$port; return 0; fi
     sleep 0.1
   done
   echo "$name did not start:" >&2; cat "$log" >&2
@@ -47,15 +49,16 @@ start() {  # start NAME LOG COMMAND...
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 sandbox_port=$(free_port)
-start sandbox "$tmp/sandbox.log" bazel-bin/sandbox/sandbox --listen=127.0.0.1:$sandbox_port --rate_limits=false >/dev/null \
+start sandbox "$tmp/sandbox.log" bazel-bin/sandbox/sandbox --listen=127.0.0.1:$sandbox_port --rate_limits=false \
   || { echo "FAILED: start the sandbox"; exit 1; }
 token=client-example-token-0123456789
 cat >"$tmp/callers.json" <<JSON
 {"callers": [{"name": "examples", "token": "$token", "allow": ["*"]}]}
 JSON
-gateway_port=$(start gateway "$tmp/gateway.log" bazel-bin/service/gateway --listen=127.0.0.1:0 \
+start gateway "$tmp/gateway.log" bazel-bin/service/gateway --listen=127.0.0.1:0 \
   --respondio_base_url=http://127.0.0.1:$sandbox_port --chatwoot_base_url=http://127.0.0.1:$sandbox_port \
-  --callers_file="$tmp/callers.json") || { echo "FAILED: start the gateway"; exit 1; }
+  --callers_file="$tmp/callers.json" || { echo "FAILED: start the gateway"; exit 1; }
+gateway_port=$started_port
 gateway=127.0.0.1:$gateway_port
 
 list_methods() {
