@@ -17,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "upstream/error_mapping.h"
 #include "upstream/errors.h"
+#include "upstream/stable_hash.h"
 #include "upstream/json_codec.h"
 #include "upstream/page_token.h"
 #include "upstream/pagination.h"
@@ -108,14 +109,6 @@ struct Dispatcher::CallState {
 
 namespace {
 
-uint64_t Fnv1a(absl::string_view data) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 std::string HostOf(absl::string_view url) {
   absl::ConsumePrefix(&url, "https://") || absl::ConsumePrefix(&url, "http://");
@@ -176,7 +169,7 @@ Dispatcher::Dispatcher(absl::flat_hash_map<std::string, UpstreamConfig> upstream
       components_(components),
       options_(std::move(options)) {
   for (const auto& [name, up] : upstreams_) {
-    const std::string token_id = absl::StrFormat("%016x", Fnv1a(up.token));
+    const std::string token_id = absl::StrFormat("%016x", StableHash(up.token));
     limit_accounts_[name] = up.limit_scope == UpstreamConfig::LimitScope::kHost
                                 ? HostOf(up.base_url)
                                 : token_id.substr(0, 12);

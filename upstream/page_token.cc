@@ -8,24 +8,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "upstream/errors.h"
+#include "upstream/stable_hash.h"
 
 namespace gateway::upstream {
 namespace {
 
 constexpr absl::string_view kVersion = "p1";
 
-// FNV-1a: stable across processes and replicas (absl::Hash is seeded per process).
-uint64_t Fnv1a(absl::string_view data) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 std::string Body(absl::string_view rpc, absl::string_view cursor) {
-  return absl::StrCat(kVersion, "\n", absl::StrFormat("%08x", Fnv1a(rpc) & 0xffffffffu), "\n",
+  return absl::StrCat(kVersion, "\n", absl::StrFormat("%08x", StableHash(rpc) & 0xffffffffu), "\n",
                       cursor);
 }
 
@@ -44,7 +35,7 @@ absl::Status BadToken(absl::string_view why) {
 std::string EncodePageToken(absl::string_view rpc, absl::string_view cursor) {
   const std::string body = Body(rpc, cursor);
   return absl::WebSafeBase64Escape(
-      absl::StrCat(body, "\n", absl::StrFormat("%016x", Fnv1a(body))));
+      absl::StrCat(body, "\n", absl::StrFormat("%016x", StableHash(body))));
 }
 
 absl::StatusOr<std::string> DecodePageToken(absl::string_view rpc, absl::string_view token) {
@@ -55,12 +46,12 @@ absl::StatusOr<std::string> DecodePageToken(absl::string_view rpc, absl::string_
   const size_t last = raw.rfind('\n');
   if (last == std::string::npos) return BadToken("not a valid page token");
   const absl::string_view body = absl::string_view(raw).substr(0, last);
-  if (absl::string_view(raw).substr(last + 1) != absl::StrFormat("%016x", Fnv1a(body))) {
+  if (absl::string_view(raw).substr(last + 1) != absl::StrFormat("%016x", StableHash(body))) {
     return BadToken("not a valid page token");
   }
   std::vector<absl::string_view> parts = absl::StrSplit(body, absl::MaxSplits('\n', 2));
   if (parts.size() != 3 || parts[0] != kVersion) return BadToken("not a valid page token");
-  if (parts[1] != absl::StrFormat("%08x", Fnv1a(rpc) & 0xffffffffu)) {
+  if (parts[1] != absl::StrFormat("%08x", StableHash(rpc) & 0xffffffffu)) {
     return BadToken("the token belongs to another RPC");
   }
   return std::string(parts[2]);
