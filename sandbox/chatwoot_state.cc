@@ -275,6 +275,25 @@ MaybeError ParseConditions(const CwRequest& r, std::vector<Condition>* out) {
   return std::nullopt;
 }
 
+// Filter conditions may name a standard attribute, or a custom attribute some record has.
+template <typename Records>
+MaybeError CheckFilterKeys(const std::vector<Condition>& conds, const Records& records,
+                           const std::set<std::string>& standard) {
+  std::set<std::string> custom_keys;
+  for (const auto& [id, record] : records) {
+    for (auto it = record.custom_attributes.begin(); it != record.custom_attributes.end(); ++it) {
+      custom_keys.insert(it.key());
+    }
+  }
+  for (const Condition& c : conds) {
+    if (!standard.count(c.key) && !custom_keys.count(c.key)) {
+      return CwError(400, absl::StrCat("Invalid attribute key: ", c.key), "attribute_key",
+                     "invalid");
+    }
+  }
+  return std::nullopt;
+}
+
 bool MatchOne(const Condition& c, const std::vector<std::string>& item_values) {
   bool equal = false, contains = false;
   for (const std::string& raw : item_values) {
@@ -1054,21 +1073,10 @@ ApiResult ChatwootState::FilterContacts(const CwRequest& r) {
   CW_ACCOUNT(r);
   std::vector<Condition> conds;
   CW_TRY(ParseConditions(r, &conds));
-  std::set<std::string> custom_keys;
-  for (const auto& [id, c] : a.contacts) {
-    for (auto it = c.custom_attributes.begin(); it != c.custom_attributes.end(); ++it) {
-      custom_keys.insert(it.key());
-    }
-  }
   static const std::set<std::string> kStandard = {
       "name", "email", "phone_number", "identifier", "country_code", "city",
       "company", "blocked", "labels", "created_at", "last_activity_at"};
-  for (const Condition& c : conds) {
-    if (!kStandard.count(c.key) && !custom_keys.count(c.key)) {
-      return CwError(400, absl::StrCat("Invalid attribute key: ", c.key), "attribute_key",
-                     "invalid");
-    }
-  }
+  CW_TRY(CheckFilterKeys(conds, a.contacts, kStandard));
   std::vector<const Contact*> list;
   for (const auto& [id, c] : a.contacts) {
     auto attr = [&c](const std::string& key) -> std::vector<std::string> {
@@ -1964,22 +1972,11 @@ ApiResult ChatwootState::FilterConversations(const CwRequest& r) {
   CW_ACCOUNT(r);
   std::vector<Condition> conds;
   CW_TRY(ParseConditions(r, &conds));
-  std::set<std::string> custom_keys;
-  for (const auto& [id, c] : a.conversations) {
-    for (auto it = c.custom_attributes.begin(); it != c.custom_attributes.end(); ++it) {
-      custom_keys.insert(it.key());
-    }
-  }
   static const std::set<std::string> kStandard = {
       "status", "assignee_id", "inbox_id", "team_id", "priority", "labels",
       "display_id", "contact_id", "browser_language", "referer", "created_at",
       "last_activity_at"};
-  for (const Condition& cond : conds) {
-    if (!kStandard.count(cond.key) && !custom_keys.count(cond.key)) {
-      return CwError(400, absl::StrCat("Invalid attribute key: ", cond.key), "attribute_key",
-                     "invalid");
-    }
-  }
+  CW_TRY(CheckFilterKeys(conds, a.conversations, kStandard));
   std::vector<const Conversation*> list;
   for (const auto& [id, c] : a.conversations) {
     auto attr = [&c](const std::string& key) -> std::vector<std::string> {
