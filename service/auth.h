@@ -32,7 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "service/route_table.h"
-#include "upstream/route.h"
+#include "upstream/binding/route.h"
 
 namespace gateway::service {
 

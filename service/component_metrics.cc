@@ -14,7 +14,7 @@ void WriteCacheMetrics(const upstream::ResponseCache::Counters& c, MetricsWriter
       {"expirations", c.expirations}, {"redis_errors", c.redis_errors}};
   for (const auto& [name, value] : counters) {
     out.Counter(absl::StrCat("gateway_cache_", name, "_total"),
-                "Reply cache events (upstream/response_cache.h).", {}, value);
+                "Reply cache events (upstream/budget/response_cache.h).", {}, value);
   }
   out.Gauge("gateway_cache_entries", "Entries in the local reply cache.", {}, c.entries);
   out.Gauge("gateway_cache_bytes", "Bytes counted against the local cache budget.", {}, c.bytes);
@@ -28,7 +28,7 @@ void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter:
                 {{"bucket", bucket}}, value);
     } else {
       out.Counter(absl::StrCat("gateway_limiter_", name, "_total"),
-                  "Rate limiter decisions (upstream/rate_limiter.h).", {{"bucket", bucket}}, value);
+                  "Rate limiter decisions (upstream/budget/rate_limiter.h).", {{"bucket", bucket}}, value);
     }
   });
 }
@@ -43,7 +43,7 @@ void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& c, Metr
       {"redis_errors", c.redis_errors}};
   for (const auto& [name, value] : counters) {
     out.Counter(absl::StrCat("gateway_idempotency_", name, "_total"),
-                "request_id records (upstream/idempotency_store.h).", {}, value);
+                "request_id records (upstream/budget/idempotency_store.h).", {}, value);
   }
   out.Gauge("gateway_idempotency_entries", "Local request_id records.", {}, c.entries);
 }

@@ -19,9 +19,9 @@
 #include <string>
 
 #include "service/metrics.h"
-#include "upstream/idempotency_store.h"
-#include "upstream/rate_limiter.h"
-#include "upstream/response_cache.h"
+#include "upstream/budget/idempotency_store.h"
+#include "upstream/budget/rate_limiter.h"
+#include "upstream/budget/response_cache.h"
 
 namespace gateway::service {
 

@@ -36,7 +36,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "upstream/dispatcher.h"
+#include "upstream/pipeline/dispatcher.h"
 
 namespace gateway::service {
 

@@ -12,7 +12,7 @@
 #include "service/auth.h"
 #include "service/call_record.h"
 #include "service/route_table.h"
-#include "upstream/dispatcher.h"
+#include "upstream/pipeline/dispatcher.h"
 
 namespace gateway::service {
 

@@ -45,12 +45,12 @@
 #include "service/metrics.h"
 #include "service/reflection.h"
 #include "service/route_table.h"
-#include "upstream/dispatcher.h"
-#include "upstream/http_client.h"
-#include "upstream/idempotency_store.h"
-#include "upstream/rate_limiter.h"
-#include "upstream/redis_client.h"
-#include "upstream/response_cache.h"
+#include "upstream/pipeline/dispatcher.h"
+#include "upstream/transport/http_client.h"
+#include "upstream/budget/idempotency_store.h"
+#include "upstream/budget/rate_limiter.h"
+#include "upstream/transport/redis_client.h"
+#include "upstream/budget/response_cache.h"
 #include "upstream/scheduler.h"
 
 ABSL_FLAG(std::string, listen, "",
@@ -292,7 +292,7 @@ int main(int argc, char** argv) {
         {"coalesced", d.coalesced}, {"idempotent_replays", d.idempotent_replays}};
     for (const auto& [name, value] : dispatcher_counters) {
       out.Counter(absl::StrCat("gateway_dispatcher_", name, "_total"),
-                  "Dispatcher events (upstream/dispatcher.h).", {}, value);
+                  "Dispatcher events (upstream/pipeline/dispatcher.h).", {}, value);
     }
     for (const std::string& bucket : dispatcher.BucketKeys()) {
       gateway::service::WriteLimiterMetrics(bucket, limiter.counters(bucket), out);

@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/descriptor.h"
 #include "service/config.h"
-#include "upstream/route.h"
+#include "upstream/binding/route.h"
 
 namespace gateway::service {
 

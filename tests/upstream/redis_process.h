@@ -24,7 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "upstream/redis_client.h"
+#include "upstream/transport/redis_client.h"
 
 namespace gateway::testing {
 

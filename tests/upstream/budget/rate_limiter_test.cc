@@ -1,0 +1,836 @@
+// RateLimiter: exact decisions on a simulated clock (ManualScheduler), then the Redis backend
+// against a real redis-server started by the test on a free loopback port.
+#include "upstream/budget/rate_limiter.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "google/rpc/error_details.pb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+#include "upstream/errors.h"
+#include "upstream/transport/redis_client.h"
+#include "upstream/scheduler.h"
+
+namespace gateway::upstream {
+namespace {
+
+using ::gateway::testing::FreePort;
+using ::gateway::testing::Process;
+
+constexpr char kBucket[] = "respondio:acct:contact";
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+
+// The google.rpc detail of type Proto carried by `status`, or nullopt.
+template <typename Proto>
+std::optional<Proto> DetailOf(const absl::Status& status) {
+  const std::string url = absl::StrCat("type.googleapis.com/", Proto::descriptor()->full_name());
+  for (const auto& any : ErrorDetailsOf(status)) {
+    Proto proto;
+    if (any.type_url() == url && any.UnpackTo(&proto)) return proto;
+  }
+  return std::nullopt;
+}
+
+std::optional<absl::Duration> RetryDelayOf(const absl::Status& status) {
+  auto retry = DetailOf<google::rpc::RetryInfo>(status);
+  if (!retry.has_value()) return std::nullopt;
+  return absl::Seconds(retry->retry_delay().seconds()) +
+         absl::Nanoseconds(retry->retry_delay().nanos());
+}
+
+// "total=5 admitted=3 ..." for whole-struct comparisons with readable failures.
+std::string Describe(const RateLimiter::Counters& c) {
+  std::string out;
+  c.ForEach([&](absl::string_view name, int64_t value) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", name, "=", value);
+  });
+  return out;
+}
+
+// Records every call's outcome and when (on the scheduler's clock) it arrived. Callbacks may
+// come from Redis worker threads, hence the lock.
+class Recorder {
+ public:
+  struct Call {
+    std::string caller;
+    absl::Time cutoff;
+    int outcomes = 0;  // must end at exactly 1
+    std::optional<absl::Time> at;
+    absl::Status status;
+  };
+
+  explicit Recorder(const Scheduler* clock) : clock_(clock) {}
+
+  RateLimiter::Done Track(int index) {
+    return [this, index](absl::Status status) {
+      const absl::Time now = clock_->Now();
+      absl::MutexLock lock(&mu_);
+      Call& call = calls_[index];
+      ++call.outcomes;
+      call.at = now;
+      call.status = std::move(status);
+    };
+  }
+  int Add(const std::string& caller, absl::Time cutoff) {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back({caller, cutoff});
+    return static_cast<int>(calls_.size()) - 1;
+  }
+  Call Get(int index) const {
+    absl::MutexLock lock(&mu_);
+    return calls_[index];
+  }
+  std::vector<Call> All() const {
+    absl::MutexLock lock(&mu_);
+    return {calls_.begin(), calls_.end()};
+  }
+  // Waits (real time) until `n` calls have an outcome.
+  bool AwaitOutcomes(int n, absl::Duration timeout = absl::Seconds(10)) const {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      int done = 0;
+      for (const Call& c : calls_) done += c.outcomes > 0;
+      return done >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  }
+
+ private:
+  const Scheduler* clock_;
+  mutable absl::Mutex mu_;
+  std::deque<Call> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+// ---------------------------------------------------------------------------------------------
+// In-process limiter on a simulated clock: every decision and time is exact.
+
+class LocalRateLimiterTest : public ::testing::Test {
+ protected:
+  static constexpr BucketConfig kTenPerSecond{.rate_per_second = 10, .burst = 0};
+
+  // Asks for a token; `deadline_in` from now, `latency` expected upstream latency.
+  int Ask(const std::string& caller, absl::Duration deadline_in,
+          absl::Duration latency = absl::ZeroDuration(), BucketConfig config = kTenPerSecond,
+          const std::string& bucket = kBucket) {
+    const absl::Time deadline = clock_.Now() + deadline_in;
+    const int index = recorder_.Add(caller, deadline - latency);
+    limiter_->Acquire({.bucket_key = bucket,
+                       .config = config,
+                       .caller = caller,
+                       .deadline = deadline,
+                       .expected_latency = latency},
+                      recorder_.Track(index));
+    ExpectConsistent();
+    return index;
+  }
+  RateLimiter::Counters Counters(const std::string& bucket = kBucket) const {
+    return limiter_->counters(bucket);
+  }
+  void ExpectConsistent(const std::string& bucket = kBucket) {
+    const RateLimiter::Counters c = Counters(bucket);
+    EXPECT_EQ(c.total, c.admitted + c.queued + c.rejected) << Describe(c);
+    EXPECT_LE(c.admitted_after_wait, c.admitted) << Describe(c);
+  }
+  void AdvanceTo(absl::Time t) {
+    clock_.AdvanceTo(t);
+    ExpectConsistent();
+  }
+  // Runs every timer in order, checking accounting after each one, up to `until`.
+  void RunUntil(absl::Time until) {
+    while (clock_.NextTaskTime() <= until) AdvanceTo(clock_.NextTaskTime());
+    AdvanceTo(until);
+  }
+  std::optional<absl::Time> AdmittedAt(int index) const {
+    const Recorder::Call call = recorder_.Get(index);
+    if (call.outcomes != 1 || !call.status.ok()) return std::nullopt;
+    return call.at;
+  }
+
+  ManualScheduler clock_{kT0};
+  Recorder recorder_{&clock_};
+  std::unique_ptr<RateLimiter> limiter_ =
+      std::make_unique<RateLimiter>(RateLimiter::Options(), &clock_, nullptr);
+};
+
+TEST_F(LocalRateLimiterTest, FreshBucketCountsZero) {
+  EXPECT_EQ(Describe(Counters()), Describe(RateLimiter::Counters{}));
+  EXPECT_EQ(Describe(Counters()),
+            "total=0 admitted=0 admitted_after_wait=0 rejected=0 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  EXPECT_TRUE(limiter_->redis_healthy());  // nothing to be unhealthy about without Redis
+}
+
+TEST_F(LocalRateLimiterTest, NeverCallsBackOnTheCallersStack) {
+  const int a = Ask("", absl::Seconds(5));
+  EXPECT_EQ(recorder_.Get(a).outcomes, 0);
+  EXPECT_EQ(Describe(Counters()),
+            "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(a), kT0);
+}
+
+TEST_F(LocalRateLimiterTest, BurstIsAdmittedAtOnceThenOneEveryInterval) {
+  const BucketConfig config{.rate_per_second = 10, .burst = 2};
+  std::vector<int> calls;
+  for (int i = 0; i < 5; ++i) calls.push_back(Ask("", absl::Seconds(10), {}, config));
+  clock_.RunDue();
+  // burst + 1 = 3 at once; the other two wait.
+  EXPECT_EQ(AdmittedAt(calls[0]), kT0);
+  EXPECT_EQ(AdmittedAt(calls[1]), kT0);
+  EXPECT_EQ(AdmittedAt(calls[2]), kT0);
+  EXPECT_EQ(recorder_.Get(calls[3]).outcomes, 0);
+  EXPECT_EQ(Describe(Counters()),
+            "total=5 admitted=3 admitted_after_wait=0 rejected=0 queued=2 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  AdvanceTo(kT0 + absl::Milliseconds(99));
+  EXPECT_EQ(recorder_.Get(calls[3]).outcomes, 0);
+  AdvanceTo(kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(calls[3]), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(recorder_.Get(calls[4]).outcomes, 0);
+  AdvanceTo(kT0 + absl::Milliseconds(200));
+  EXPECT_EQ(AdmittedAt(calls[4]), kT0 + absl::Milliseconds(200));
+  EXPECT_EQ(Describe(Counters()),
+            "total=5 admitted=5 admitted_after_wait=2 rejected=0 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  // Idle for a second: the whole burst is back, and no more.
+  AdvanceTo(kT0 + absl::Seconds(2));
+  for (int i = 0; i < 4; ++i) calls.push_back(Ask("", absl::Seconds(10), {}, config));
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(calls[7]), kT0 + absl::Seconds(2));
+  EXPECT_EQ(recorder_.Get(calls[8]).outcomes, 0);
+  RunUntil(kT0 + absl::Seconds(3));
+  EXPECT_EQ(AdmittedAt(calls[8]), kT0 + absl::Milliseconds(2100));
+}
+
+TEST_F(LocalRateLimiterTest, QueuedCallsAreAdmittedExactlyOneIntervalApart) {
+  std::vector<int> calls;
+  for (int i = 0; i < 10; ++i) calls.push_back(Ask("", absl::Seconds(10)));
+  EXPECT_EQ(Describe(Counters()),
+            "total=10 admitted=1 admitted_after_wait=0 rejected=0 queued=9 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  RunUntil(kT0 + absl::Seconds(11));
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(AdmittedAt(calls[i]), kT0 + i * absl::Milliseconds(100)) << "call " << i;
+  }
+  EXPECT_EQ(Describe(Counters()),
+            "total=10 admitted=10 admitted_after_wait=9 rejected=0 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  EXPECT_EQ(clock_.pending(), 0u);  // every cutoff timer fired and found nothing to do
+}
+
+TEST_F(LocalRateLimiterTest, NonIntegralIntervalsNeverAdmitOneTooManyPerSecond) {
+  // T = 1/3 s is rounded up to the nanosecond: the 4th call comes strictly after one second.
+  const BucketConfig config{.rate_per_second = 3, .burst = 0};
+  std::vector<int> calls;
+  for (int i = 0; i < 4; ++i) calls.push_back(Ask("", absl::Seconds(10), {}, config));
+  RunUntil(kT0 + absl::Seconds(2));
+  EXPECT_EQ(AdmittedAt(calls[3]), kT0 + 3 * absl::Nanoseconds(333'333'334));
+  EXPECT_GT(*AdmittedAt(calls[3]), kT0 + absl::Seconds(1));
+}
+
+TEST_F(LocalRateLimiterTest, SlidingWindowsStayWithinRatePlusBurstAtTenfoldOverload) {
+  const BucketConfig config{.rate_per_second = 10, .burst = 2};
+  const absl::Duration run = absl::Seconds(120);
+  const absl::Duration latency = absl::Milliseconds(100);
+  // 100 calls per second from three callers, each with a 1 s deadline.
+  const std::vector<std::string> callers = {"billing", "crm", ""};
+  int n = 0;
+  for (absl::Time t = kT0; t < kT0 + run; t += absl::Milliseconds(10)) {
+    RunUntil(t);
+    Ask(callers[n++ % callers.size()], absl::Seconds(1), latency, config);
+  }
+  RunUntil(kT0 + run + absl::Seconds(2));
+
+  std::vector<absl::Time> admitted;
+  int rejected = 0;
+  for (const Recorder::Call& call : recorder_.All()) {
+    ASSERT_EQ(call.outcomes, 1);
+    // Nobody hears back after its cutoff (deadline - expected latency).
+    EXPECT_LE(*call.at, call.cutoff);
+    if (call.status.ok()) {
+      admitted.push_back(*call.at);
+    } else {
+      ++rejected;
+      EXPECT_EQ(call.status.code(), absl::StatusCode::kResourceExhausted);
+      EXPECT_EQ(ErrorReasonOf(call.status), "RATE_LIMITED");
+    }
+  }
+  std::sort(admitted.begin(), admitted.end());
+  // Every window [t, t + 1s) that starts at an admission (the worst case).
+  size_t worst = 0;
+  for (size_t i = 0, j = 0; i < admitted.size(); ++i) {
+    while (j < admitted.size() && admitted[j] < admitted[i] + absl::Seconds(1)) ++j;
+    worst = std::max(worst, j - i);
+  }
+  EXPECT_LE(worst, 12u);  // rate + burst
+  EXPECT_EQ(worst, 12u);  // ... and the burst is used
+  // The budget over the run is rate * run + burst + 1; at least 95% of it is used. (Calls
+  // queued at the end are admitted up to 0.9 s after the last arrival.)
+  const double budget = 10 * absl::ToDoubleSeconds(run) + 3;
+  EXPECT_GE(admitted.size(), 0.95 * budget) << admitted.size() << " of " << budget;
+  EXPECT_LE(admitted.size(), budget + 10 * 0.9);
+  const RateLimiter::Counters c = Counters();
+  EXPECT_EQ(c.total, n);
+  EXPECT_EQ(c.admitted, static_cast<int64_t>(admitted.size()));
+  EXPECT_EQ(c.rejected, rejected);
+  EXPECT_EQ(c.queued, 0);
+  EXPECT_EQ(c.fallback_decisions, 0);
+  EXPECT_EQ(c.paused_by_upstream, 0);
+}
+
+TEST_F(LocalRateLimiterTest, CallWhoseTurnIsPastItsDeadlineFailsAtOnceSayingWhenToComeBack) {
+  const int a = Ask("", absl::Seconds(10));
+  const int b = Ask("", absl::Seconds(10));
+  const int c = Ask("", absl::Seconds(10));
+  // Turns: a now, b at +100 ms, c at +200 ms; d would come at +300 ms, but must be admitted by
+  // +250 ms - 100 ms = +150 ms.
+  const int d = Ask("", absl::Milliseconds(250), absl::Milliseconds(100));
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(a), kT0);
+  const Recorder::Call call = recorder_.Get(d);
+  ASSERT_EQ(call.outcomes, 1);
+  EXPECT_EQ(call.at, kT0);  // at once, not at its deadline
+  EXPECT_EQ(call.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(call.status.message(), kBucket)) << call.status;
+  EXPECT_EQ(RetryDelayOf(call.status), absl::Milliseconds(300));
+  const auto info = DetailOf<google::rpc::ErrorInfo>(call.status);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), "RATE_LIMITED");
+  EXPECT_EQ(info->domain(), "gateway");
+  EXPECT_EQ(info->metadata().at("bucket"), kBucket);
+  const auto quota = DetailOf<google::rpc::QuotaFailure>(call.status);
+  ASSERT_TRUE(quota.has_value());
+  ASSERT_EQ(quota->violations_size(), 1);
+  EXPECT_EQ(quota->violations(0).subject(), kBucket);
+  EXPECT_EQ(Describe(Counters()),
+            "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  RunUntil(kT0 + absl::Seconds(1));
+  EXPECT_EQ(AdmittedAt(b), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(200));
+}
+
+TEST_F(LocalRateLimiterTest, WaitingCallIsAdmittedBeforeItsDeadline) {
+  const int a = Ask("", absl::Seconds(10));
+  const int b = Ask("", absl::Milliseconds(300), absl::Milliseconds(100));  // cutoff +200 ms
+  // Cutoff exactly at its turn: still in time.
+  const int c = Ask("", absl::Milliseconds(250), absl::Milliseconds(50));  // turn = cutoff +200
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(a), kT0);
+  RunUntil(kT0 + absl::Seconds(1));
+  EXPECT_EQ(AdmittedAt(b), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(200));
+  EXPECT_EQ(recorder_.Get(b).outcomes, 1);  // its cutoff timer did nothing
+  EXPECT_EQ(recorder_.Get(c).outcomes, 1);
+  EXPECT_EQ(Describe(Counters()),
+            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+}
+
+TEST_F(LocalRateLimiterTest, CallWithoutDeadlineWaitsAtMostMaxQueueWait) {
+  RateLimiter::Options options;
+  options.max_queue_wait = absl::Seconds(1);
+  limiter_ = std::make_unique<RateLimiter>(options, &clock_, nullptr);
+  std::vector<int> calls;
+  for (int i = 0; i < 12; ++i) calls.push_back(Ask("", absl::InfiniteDuration()));
+  clock_.RunDue();
+  // Turns at 0, 100, ..., 1000 ms are within a second; the 12th (1100 ms) is not.
+  EXPECT_EQ(RetryDelayOf(recorder_.Get(calls[11]).status), absl::Milliseconds(1100));
+  EXPECT_EQ(Describe(Counters()),
+            "total=12 admitted=1 admitted_after_wait=0 rejected=1 queued=10 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  RunUntil(kT0 + absl::Seconds(2));
+  EXPECT_EQ(AdmittedAt(calls[10]), kT0 + absl::Seconds(1));
+}
+
+TEST_F(LocalRateLimiterTest, FloodingCallerCannotStarveAnother) {
+  std::vector<int> flood;
+  for (int i = 0; i < 100; ++i) flood.push_back(Ask("flooder", absl::Seconds(60)));
+  const int other = Ask("other", absl::Seconds(60));
+  EXPECT_EQ(Describe(Counters()),
+            "total=101 admitted=1 admitted_after_wait=0 rejected=0 queued=100 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+  RunUntil(kT0 + absl::Seconds(11));
+  // The flooder's first call went at once and its second was ahead in the rotation: the other
+  // caller's single call is admitted two intervals later, not after 100 calls.
+  EXPECT_EQ(AdmittedAt(flood[0]), kT0);
+  EXPECT_EQ(AdmittedAt(flood[1]), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(other), kT0 + absl::Milliseconds(200));
+  // The flooder's own calls stay in FIFO order, one interval apart.
+  for (int i = 2; i < 100; ++i) {
+    EXPECT_EQ(AdmittedAt(flood[i]), kT0 + (i + 1) * absl::Milliseconds(100)) << i;
+  }
+  EXPECT_EQ(Describe(Counters()),
+            "total=101 admitted=101 admitted_after_wait=100 rejected=0 queued=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+}
+
+TEST_F(LocalRateLimiterTest, RoundRobinServesCallersAlternately) {
+  std::vector<int> a, b;
+  for (int i = 0; i < 3; ++i) a.push_back(Ask("a", absl::Seconds(10)));
+  for (int i = 0; i < 3; ++i) b.push_back(Ask("b", absl::Seconds(10)));
+  // The estimate at arrival knows the rotation: b's 4th call would be the 7th served (a1 went
+  // at once, then a2 b1 a3 b2 b3 b4, one per 100 ms): too late for its cutoff (+450 ms), and
+  // the rejection says +600 ms.
+  const int late = Ask("b", absl::Milliseconds(550), absl::Milliseconds(100));
+  EXPECT_EQ(RetryDelayOf(recorder_.Get(late).status), std::nullopt);
+  clock_.RunDue();
+  EXPECT_EQ(RetryDelayOf(recorder_.Get(late).status), absl::Milliseconds(600));
+  RunUntil(kT0 + absl::Seconds(1));
+  EXPECT_EQ(AdmittedAt(a[0]), kT0);
+  EXPECT_EQ(AdmittedAt(a[1]), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(b[0]), kT0 + absl::Milliseconds(200));
+  EXPECT_EQ(AdmittedAt(a[2]), kT0 + absl::Milliseconds(300));
+  EXPECT_EQ(AdmittedAt(b[1]), kT0 + absl::Milliseconds(400));
+  EXPECT_EQ(AdmittedAt(b[2]), kT0 + absl::Milliseconds(500));
+}
+
+TEST_F(LocalRateLimiterTest, PauseHoldsEveryCallUntilRetryAfterAndFailsWaitersAtTheirDeadline) {
+  const BucketConfig config{.rate_per_second = 10, .burst = 2};
+  const int a = Ask("", absl::Seconds(10), {}, config);
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(a), kT0);
+  // 429 with Retry-After: 3 s.
+  limiter_->Pause(kBucket, config, absl::Seconds(3));
+  EXPECT_EQ(Describe(Counters()),
+            "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 paused_by_upstream=1 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  // A call that cannot wait 3 s fails at once and is told to come back in 3 s.
+  const int hasty = Ask("", absl::Seconds(2), {}, config);
+  // A call that can wait is admitted at +3 s exactly; after the pause no burst, one per T.
+  const int patient1 = Ask("", absl::Seconds(10), {}, config);
+  const int patient2 = Ask("", absl::Seconds(10), {}, config);
+  clock_.RunDue();
+  EXPECT_EQ(RetryDelayOf(recorder_.Get(hasty).status), absl::Seconds(3));
+  EXPECT_EQ(recorder_.Get(hasty).at, kT0);
+  EXPECT_EQ(Describe(Counters()),
+            "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 paused_by_upstream=1 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  RunUntil(kT0 + absl::Seconds(5));
+  EXPECT_EQ(AdmittedAt(patient1), kT0 + absl::Seconds(3));
+  EXPECT_EQ(AdmittedAt(patient2), kT0 + absl::Milliseconds(3100));
+
+  // A call already waiting when a pause arrives fails at its cutoff, not later.
+  AdvanceTo(kT0 + absl::Seconds(10));
+  const int first = Ask("", absl::Seconds(10), {}, config);
+  const int w1 = Ask("", absl::Seconds(10), {}, config);
+  const int w2 = Ask("", absl::Seconds(10), {}, config);
+  const int waiting = Ask("", absl::Seconds(1), absl::Milliseconds(200), config);  // turn +100ms
+  limiter_->Pause(kBucket, config, absl::Seconds(2));
+  RunUntil(kT0 + absl::Seconds(15));
+  EXPECT_EQ(AdmittedAt(first), kT0 + absl::Seconds(10));
+  EXPECT_EQ(AdmittedAt(w1), kT0 + absl::Seconds(10));
+  EXPECT_EQ(AdmittedAt(w2), kT0 + absl::Seconds(10));
+  const Recorder::Call call = recorder_.Get(waiting);
+  EXPECT_EQ(call.outcomes, 1);
+  EXPECT_EQ(call.at, kT0 + absl::Milliseconds(10'800));  // deadline - expected latency
+  EXPECT_EQ(call.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RetryDelayOf(call.status), absl::Milliseconds(1200));  // pause ends at +12 s
+  EXPECT_EQ(Describe(Counters()),
+            "total=8 admitted=6 admitted_after_wait=2 rejected=2 queued=0 paused_by_upstream=2 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+}
+
+TEST_F(LocalRateLimiterTest, PauseWithoutRetryAfterHoldsOneInterval) {
+  limiter_->Pause(kBucket, kTenPerSecond, absl::ZeroDuration());
+  const int a = Ask("", absl::Seconds(1));
+  RunUntil(kT0 + absl::Seconds(1));
+  EXPECT_EQ(AdmittedAt(a), kT0 + absl::Milliseconds(100));
+}
+
+TEST_F(LocalRateLimiterTest, RemainingLowerThanExpectedChargesTheForeignUseOnce) {
+  const int a = Ask("", absl::Seconds(10));
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(a), kT0);
+  // The upstream counted 5 calls of 10 in its window; we sent 1; slack 1: 3 calls were someone
+  // else's. TAT moves from +100 ms to +100 ms + 3 * 100 ms.
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, /*limit=*/10, /*remaining=*/5);
+  EXPECT_EQ(Counters().tightened_by_upstream, 1);
+  // The same foreign use, reported again by the next response, is not charged twice.
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, 10, 5);
+  // Remaining as expected, or invalid values: nothing.
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, 10, 9);
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, 10, 11);
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, 0, 0);
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, 10, -1);
+  const int b = Ask("", absl::Seconds(10));
+  const int c = Ask("", absl::Seconds(10));
+  RunUntil(kT0 + absl::Seconds(1));
+  EXPECT_EQ(AdmittedAt(b), kT0 + absl::Milliseconds(400));
+  EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(500));
+  EXPECT_EQ(Describe(Counters()),
+            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=1 fallback_decisions=0");
+  // A second later the charges have left the window: a new deficit is charged again.
+  AdvanceTo(kT0 + absl::Milliseconds(1600));
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, 10, 7);  // used 3, charged 0: deficit 2
+  const int d = Ask("", absl::Seconds(10));
+  RunUntil(kT0 + absl::Seconds(3));
+  EXPECT_EQ(AdmittedAt(d), kT0 + absl::Milliseconds(1800));
+  EXPECT_EQ(Counters().tightened_by_upstream, 2);
+}
+
+TEST_F(LocalRateLimiterTest, BucketsAreIndependent) {
+  const int a = Ask("", absl::Seconds(1), {}, kTenPerSecond, "bucket-a");
+  const int b = Ask("", absl::Seconds(1), {}, kTenPerSecond, "bucket-b");
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(a), kT0);
+  EXPECT_EQ(AdmittedAt(b), kT0);
+  EXPECT_EQ(Counters("bucket-a").admitted, 1);
+  EXPECT_EQ(Counters("bucket-b").admitted, 1);
+  EXPECT_EQ(Counters(kBucket).total, 0);
+}
+
+TEST_F(LocalRateLimiterTest, InvalidRateFailsWithFailedPrecondition) {
+  const int a = Ask("", absl::Seconds(1), {}, {.rate_per_second = 0});
+  const int b = Ask("", absl::Seconds(1), {}, {.rate_per_second = std::nan("")});
+  clock_.RunDue();
+  for (int i : {a, b}) {
+    EXPECT_EQ(recorder_.Get(i).status.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(ErrorReasonOf(recorder_.Get(i).status), "RATE_LIMIT_MISCONFIGURED");
+  }
+  EXPECT_EQ(Describe(Counters()),
+            "total=2 admitted=0 admitted_after_wait=0 rejected=2 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+}
+
+TEST_F(LocalRateLimiterTest, DestructionCancelsWaitingCallsOnce) {
+  const int a = Ask("", absl::Seconds(10));
+  const int b = Ask("", absl::Seconds(10));
+  clock_.RunDue();
+  limiter_.reset();
+  EXPECT_EQ(recorder_.Get(b).status.code(), absl::StatusCode::kCancelled);
+  clock_.AdvanceTo(kT0 + absl::Seconds(20));  // later timers find no limiter and do nothing
+  EXPECT_EQ(recorder_.Get(a).outcomes, 1);
+  EXPECT_EQ(recorder_.Get(b).outcomes, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis backend against a real redis-server.
+
+class RedisServer {
+ public:
+  explicit RedisServer(int port) : port_(port) {}
+  absl::Status Start() {
+    auto process = Process::Start({"redis-server", "--port", absl::StrCat(port_), "--bind",
+                                   "127.0.0.1", "--save", "", "--appendonly", "no"},
+                                  "Ready to accept connections");
+    if (!process.ok()) return process.status();
+    process_ = *std::move(process);
+    return absl::OkStatus();
+  }
+  void Stop() { process_.reset(); }  // SIGTERM, waits
+  int port() const { return port_; }
+
+ private:
+  const int port_;
+  std::unique_ptr<Process> process_;
+};
+
+class RedisRateLimiterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<RedisServer>(FreePort());
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override { server_->Stop(); }
+
+  std::unique_ptr<RedisClient> NewClient() {
+    RedisClient::Options options;
+    options.port = server_->port();
+    options.connections = 2;
+    options.retry_interval = absl::Milliseconds(100);
+    return std::make_unique<RedisClient>(options);
+  }
+
+  std::unique_ptr<RedisServer> server_;
+};
+
+// The script alone, driven by hand: GCRA on the server's clock, pause, observation, expiry.
+TEST_F(RedisRateLimiterTest, ScriptDecidesOnTheServersClock) {
+  auto redis = NewClient();
+  const std::string script(RateLimiter::RedisScript());
+  auto step = [&](const std::string& floor, const std::string& take, const std::string& used) {
+    auto reply = redis->CommandSync(
+        {"EVAL", script, "2", "t:{b}", "t:{b}:log", "100000", "200000", floor, take, used, "1"});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(reply->type, RedisReply::Type::kArray) << reply->str;
+    std::vector<int64_t> out;
+    for (const auto& e : reply->elements) out.push_back(e.integer);
+    return out;
+  };
+  // 10/s, burst 2: three at once, then "wait <= 100 ms".
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(step("0", "1", "-1")[0], 1) << i;
+  std::vector<int64_t> denied = step("0", "1", "-1");
+  EXPECT_EQ(denied[0], 0);
+  EXPECT_GT(denied[1], 0);
+  EXPECT_LE(denied[1], 100'000);
+  EXPECT_GT(denied[2], 200'000);  // TAT - now: three intervals, minus the time that passed
+  EXPECT_LE(denied[2], 300'000);
+  auto pttl = redis->CommandSync({"PTTL", "t:{b}"});
+  EXPECT_GT(pttl->integer, 2000);
+  EXPECT_LE(pttl->integer, 2300);
+  EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 3);
+  // Pause for 3 s (floor = retry_after + tau): nothing for 3 s.
+  std::vector<int64_t> paused = step("3200000", "0", "-1");
+  EXPECT_GE(paused[1], 3'000'000);
+  EXPECT_LE(paused[1], 3'000'000 + 100'000);
+  EXPECT_EQ(step("0", "1", "-1")[0], 0);
+  // Observation: the upstream counted 10; 3 logged + slack 1: 6 charged, and only once.
+  std::vector<int64_t> observed = step("0", "0", "10");
+  EXPECT_EQ(observed[3], 6);
+  EXPECT_GE(observed[2], paused[2] + 600'000 - 100'000);
+  EXPECT_EQ(step("0", "0", "10")[3], 0);
+  EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 9);
+  // Calls a replica admitted locally during an outage are charged on its first shared decision;
+  // two replicas' charges add up (a max of their debts would undercount).
+  auto carry = [&](const std::string& key, const std::string& carried) {
+    auto reply = redis->CommandSync({"EVAL", script, "2", key, key + ":log", "100000", "0", "0",
+                                     "0", "-1", "1", carried});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply->elements.at(2).integer;  // TAT - now, µs
+  };
+  const int64_t after_first = carry("c:{b}", "3");
+  EXPECT_GT(after_first, 290000);
+  EXPECT_LE(after_first, 300000);
+  const int64_t after_second = carry("c:{b}", "3");
+  EXPECT_GT(after_second, 590000);
+  EXPECT_LE(after_second, 600000);
+  EXPECT_EQ(redis->CommandSync({"LLEN", "c:{b}:log"})->integer, 6);
+}
+
+// The exact command a decision sends, seen by `redis-cli monitor`.
+TEST_F(RedisRateLimiterTest, OneEvalshaPerDecisionWithTheDocumentedKeysAndArguments) {
+  auto redis = NewClient();
+  auto monitor =
+      Process::Start({"redis-cli", "-p", absl::StrCat(server_->port()), "monitor"}, "OK");
+  ASSERT_TRUE(monitor.ok()) << monitor.status();
+  TimerThreadScheduler scheduler;
+  Recorder recorder(&scheduler);
+  {
+    RateLimiter limiter({}, &scheduler, redis.get());
+    const int a = recorder.Add("", absl::InfiniteFuture());
+    limiter.Acquire({.bucket_key = "b1",
+                     .config = {.rate_per_second = 10, .burst = 2},
+                     .deadline = absl::Now() + absl::Seconds(5)},
+                    recorder.Track(a));
+    ASSERT_TRUE(recorder.AwaitOutcomes(1));
+    EXPECT_TRUE(recorder.Get(a).status.ok()) << recorder.Get(a).status;
+    EXPECT_EQ(Describe(limiter.counters("b1")),
+              "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 "
+              "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+  }
+  const std::string sha =
+      redis->CommandSync({"SCRIPT", "LOAD", std::string(RateLimiter::RedisScript())})->str;
+  const std::string expected =
+      absl::StrCat("\"EVALSHA\" \"", sha,
+                   "\" \"2\" \"gw:rl:{b1}\" \"gw:rl:{b1}:log\" \"100000\" \"200000\" \"0\" \"1\" "
+                   "\"-1\" \"1\" \"0\"");
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (!absl::StrContains((*monitor)->output(), expected) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(absl::StrContains((*monitor)->output(), expected)) << (*monitor)->output();
+  EXPECT_EQ(redis->CommandSync({"EXISTS", "gw:rl:{b1}"})->integer, 1);
+  EXPECT_GT(redis->CommandSync({"PTTL", "gw:rl:{b1}"})->integer, 0);
+}
+
+// Two replicas share one bucket through Redis, lose Redis, fall back, and recover.
+TEST_F(RedisRateLimiterTest, TwoReplicasShareOneBudgetFallBackAndRecover) {
+  constexpr double kRate = 10;
+  constexpr int kBurst = 2;
+  constexpr double kShare = 0.34;
+  const BucketConfig config{.rate_per_second = kRate, .burst = kBurst};
+  TimerThreadScheduler scheduler;
+  RateLimiter::Options options;
+  options.redis_fallback_share = kShare;
+  options.redis_probe_interval = absl::Milliseconds(100);
+  std::vector<std::unique_ptr<RedisClient>> clients;
+  std::vector<std::unique_ptr<RateLimiter>> replicas;
+  for (int i = 0; i < 2; ++i) {
+    clients.push_back(NewClient());
+    replicas.push_back(std::make_unique<RateLimiter>(options, &scheduler, clients[i].get()));
+  }
+
+  // Each replica gets a call every 10 ms (100/s each: tenfold overload together), with a
+  // 400 ms deadline. Admissions are timestamped on the real clock.
+  absl::Mutex mu;
+  std::vector<absl::Time> admitted[2];
+  std::atomic<int> outstanding{0};
+  std::atomic<bool> running{true};
+  std::vector<std::thread> load;
+  for (int r = 0; r < 2; ++r) {
+    load.emplace_back([&, r] {
+      int n = 0;
+      while (running.load()) {
+        ++outstanding;
+        replicas[r]->Acquire({.bucket_key = "shared",
+                              .config = config,
+                              .caller = absl::StrCat("caller-", n++ % 3),
+                              .deadline = absl::Now() + absl::Milliseconds(400)},
+                             [&, r](absl::Status status) {
+                               if (status.ok()) {
+                                 absl::MutexLock lock(&mu);
+                                 admitted[r].push_back(absl::Now());
+                               }
+                               --outstanding;
+                             });
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    });
+  }
+  auto count = [&](absl::Time from, absl::Time to) {
+    absl::MutexLock lock(&mu);
+    int64_t n = 0;
+    for (const auto& times : admitted) {
+      for (absl::Time t : times) n += t >= from && t < to;
+    }
+    return n;
+  };
+  auto per_replica = [&](int r, absl::Time from, absl::Time to) {
+    absl::MutexLock lock(&mu);
+    return std::count_if(admitted[r].begin(), admitted[r].end(),
+                         [&](absl::Time t) { return t >= from && t < to; });
+  };
+  auto await = [&](bool healthy) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(15);
+    while (absl::Now() < give_up) {
+      if (replicas[0]->redis_healthy() == healthy && replicas[1]->redis_healthy() == healthy) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  };
+
+  // Phase 1: shared through Redis, ~2 s.
+  const absl::Time shared_from = absl::Now();
+  absl::SleepFor(absl::Seconds(2));
+  const absl::Time shared_to = absl::Now();
+  const int64_t shared = count(shared_from, shared_to);
+  const double shared_s = absl::ToDoubleSeconds(shared_to - shared_from);
+  std::printf("shared: %lld admitted in %.3f s (bound %.1f)\n", static_cast<long long>(shared),
+              shared_s, kRate * shared_s + kBurst + 1);
+  EXPECT_LE(shared, kRate * shared_s + kBurst + 1) << "in " << shared_s << " s";
+  EXPECT_GE(shared, 0.5 * kRate * shared_s) << "in " << shared_s << " s";  // generous
+  EXPECT_TRUE(replicas[0]->redis_healthy());
+  EXPECT_TRUE(replicas[1]->redis_healthy());
+  EXPECT_EQ(replicas[0]->counters("shared").fallback_decisions, 0);
+
+  // Phase 2: Redis stops. Both fall back to share * rate each and keep admitting.
+  server_->Stop();
+  ASSERT_TRUE(await(false));
+  const int64_t fallback_before = replicas[0]->counters("shared").fallback_decisions +
+                                  replicas[1]->counters("shared").fallback_decisions;
+  const absl::Time down_from = absl::Now();
+  absl::SleepFor(absl::Seconds(2));
+  const absl::Time down_to = absl::Now();
+  const double down_s = absl::ToDoubleSeconds(down_to - down_from);
+  const int64_t down = count(down_from, down_to);
+  const int fallback_burst = static_cast<int>(std::floor(kBurst * kShare));
+  std::printf("fallback: %lld admitted (%ld + %ld) in %.3f s (bound %.1f)\n",
+              static_cast<long long>(down), per_replica(0, down_from, down_to),
+              per_replica(1, down_from, down_to), down_s,
+              2 * (kRate * kShare * down_s + fallback_burst + 1));
+  EXPECT_LE(down, 2 * (kRate * kShare * down_s + fallback_burst + 1)) << "in " << down_s << " s";
+  EXPECT_GE(per_replica(0, down_from, down_to), 1);
+  EXPECT_GE(per_replica(1, down_from, down_to), 1);
+  EXPECT_FALSE(replicas[0]->redis_healthy());
+  EXPECT_FALSE(replicas[1]->redis_healthy());
+  EXPECT_GT(replicas[0]->counters("shared").fallback_decisions +
+                replicas[1]->counters("shared").fallback_decisions,
+            fallback_before);
+
+  // Phase 3: Redis is back (empty); the probes find it and decisions are shared again.
+  server_ = std::make_unique<RedisServer>(server_->port());
+  ASSERT_TRUE(server_->Start().ok());
+  ASSERT_TRUE(await(true));
+  absl::SleepFor(absl::Milliseconds(500));  // decisions in flight during the switch settle
+  const int64_t fallback_after = replicas[0]->counters("shared").fallback_decisions +
+                                 replicas[1]->counters("shared").fallback_decisions;
+  const absl::Time back_from = absl::Now();
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Time back_to = absl::Now();
+  const double back_s = absl::ToDoubleSeconds(back_to - back_from);
+  const int64_t back = count(back_from, back_to);
+  std::printf("recovered: %lld admitted in %.3f s (bound %.1f)\n", static_cast<long long>(back),
+              back_s, kRate * back_s + kBurst + 1);
+  EXPECT_LE(back, kRate * back_s + kBurst + 1) << "in " << back_s << " s";
+  EXPECT_GE(back, 1);
+  EXPECT_EQ(replicas[0]->counters("shared").fallback_decisions +
+                replicas[1]->counters("shared").fallback_decisions,
+            fallback_after);
+  auto redis = NewClient();
+  EXPECT_EQ(redis->CommandSync({"EXISTS", "gw:rl:{shared}"})->integer, 1);
+
+  // Stop the load; every call gets exactly one outcome and the accounting adds up.
+  running = false;
+  for (auto& t : load) t.join();
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (outstanding.load() > 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(outstanding.load(), 0);
+  for (int r = 0; r < 2; ++r) {
+    const RateLimiter::Counters c = replicas[r]->counters("shared");
+    EXPECT_EQ(c.queued, 0) << Describe(c);
+    EXPECT_EQ(c.total, c.admitted + c.rejected) << Describe(c);
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(c.admitted, static_cast<int64_t>(admitted[r].size())) << Describe(c);
+  }
+  replicas.clear();
+  clients.clear();
+}
+
+// Redis unreachable from the start: the fallback rate is exact on a simulated clock.
+TEST(RedisDownRateLimiterTest, FallsBackToTheShareOfTheRateWithoutABurst) {
+  RedisClient::Options redis_options;
+  redis_options.port = FreePort();  // nothing listens there
+  RedisClient redis(redis_options);
+  ManualScheduler clock(kT0);
+  Recorder recorder(&clock);
+  RateLimiter::Options options;
+  options.redis_fallback_share = 0.5;  // 10/s -> 5/s: T = 200 ms; burst 3 -> 1
+  RateLimiter limiter(options, &clock, &redis);
+  const BucketConfig config{.rate_per_second = 10, .burst = 3};
+  std::vector<int> calls;
+  for (int i = 0; i < 4; ++i) {
+    calls.push_back(recorder.Add("", kT0 + absl::Seconds(10)));
+    limiter.Acquire({.bucket_key = kBucket, .config = config, .deadline = kT0 + absl::Seconds(10)},
+                    recorder.Track(calls.back()));
+  }
+  // The first decision fails on a Redis worker; the fallback starts without burst and one
+  // local interval later (other replicas may have just spent the shared tokens): nothing now.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (limiter.redis_healthy() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_FALSE(limiter.redis_healthy());
+  clock.RunDue();
+  EXPECT_EQ(Describe(limiter.counters(kBucket)),
+            "total=4 admitted=0 admitted_after_wait=0 rejected=0 queued=4 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=0");
+  while (clock.NextTaskTime() <= kT0 + absl::Seconds(1)) clock.AdvanceTo(clock.NextTaskTime());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(recorder.Get(calls[i]).at, kT0 + (i + 1) * absl::Milliseconds(200)) << i;
+    EXPECT_TRUE(recorder.Get(calls[i]).status.ok());
+  }
+  const RateLimiter::Counters c = limiter.counters(kBucket);
+  EXPECT_EQ(Describe(c),
+            "total=4 admitted=4 admitted_after_wait=4 rejected=0 queued=0 paused_by_upstream=0 "
+            "tightened_by_upstream=0 fallback_decisions=4");
+}
+
+}  // namespace
+}  // namespace gateway::upstream

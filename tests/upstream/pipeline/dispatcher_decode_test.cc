@@ -1,0 +1,182 @@
+// DecodeReply: a 2xx upstream body -> the serialized reply of a route (upstream/pipeline/dispatcher.h).
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "gateway/v1/annotations.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "gtest/gtest.h"
+#include "respondio/v2/contact_service.pb.h"
+#include "respondio/v2/message_service.pb.h"
+#include "respondio/v2/tag_service.pb.h"
+#include "tests/upstream/status_details.h"
+#include "upstream/pipeline/dispatcher.h"
+#include "upstream/binding/page_token.h"
+
+namespace gateway::upstream {
+namespace {
+
+using ::gateway::testing::ErrorInfoOf;
+using ::testing::HasSubstr;
+
+Route DeclaredRoute(const std::string& full_name) {
+  const auto* method =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
+  EXPECT_NE(method, nullptr) << full_name;
+  auto route = CompileRoute(method, method->options().GetExtension(gateway::v1::binding),
+                            method->options().GetExtension(gateway::v1::policy));
+  EXPECT_TRUE(route.ok()) << route.status();
+  return route.ok() ? *std::move(route) : Route();
+}
+
+template <typename Reply>
+Reply DecodeOk(const Route& route, const std::string& body, const std::string& cursor = "",
+               int page_size = 0) {
+  auto bytes = DecodeReply(route, "respondio", cursor, page_size, body);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  Reply reply;
+  if (bytes.ok()) {
+    EXPECT_TRUE(reply.ParseFromString(*bytes));
+  }
+  return reply;
+}
+
+TEST(DecodeReply, GetContactFillsTheResponseField) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.GetContact");
+  const auto reply = DecodeOk<respondio::v2::GetContactResponse>(route, R"({
+      "id": 1234, "firstName": "Ann", "email": "ann@example.com", "phone": "+60123456789",
+      "assignee": null, "tags": ["vip"], "created": 1700000000, "somethingNew": 1})");
+  ASSERT_TRUE(reply.has_contact());
+  EXPECT_EQ(reply.contact().id(), 1234);
+  EXPECT_EQ(reply.contact().first_name(), "Ann");
+  EXPECT_EQ(reply.contact().email(), "ann@example.com");
+  EXPECT_FALSE(reply.contact().has_assignee());
+  EXPECT_EQ(reply.contact().tags(0), "vip");
+  EXPECT_EQ(reply.contact().created(), 1700000000);
+}
+
+TEST(DecodeReply, WholeBodyReply) {
+  const Route route = DeclaredRoute("respondio.v2.MessageService.SendMessage");
+  const auto reply = DecodeOk<respondio::v2::SendMessageResponse>(
+      route, R"({"messageId":9007199254740993,"status":"queued"})");
+  EXPECT_EQ(reply.message_id(), 9007199254740993);
+  EXPECT_EQ(reply.status(), "queued");
+}
+
+TEST(DecodeReply, ListContactsNextPageTokenWrapsTheCursor) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.ListContacts");
+  const auto reply = DecodeOk<respondio::v2::ListContactsResponse>(
+      route, R"({
+      "items": [{"id": 455, "firstName": "Ann"}, {"id": 456, "firstName": "Bo"}],
+      "pagination": {
+        "next": "https://api.respond.io/v2/contact/list?cursorId=456&limit=2",
+        "previous": null
+      }})",
+      "", 2);
+  ASSERT_EQ(reply.items_size(), 2);
+  EXPECT_EQ(reply.items(1).first_name(), "Bo");
+  ASSERT_FALSE(reply.next_page_token().empty());
+  EXPECT_NE(reply.next_page_token(), "456");  // opaque
+  auto cursor = DecodePageToken("/respondio.v2.ContactService/ListContacts", reply.next_page_token());
+  ASSERT_TRUE(cursor.ok()) << cursor.status();
+  EXPECT_EQ(*cursor, "456");
+  // The token is bound to this RPC.
+  EXPECT_FALSE(
+      DecodePageToken("/respondio.v2.SpaceService/ListSpaceUsers", reply.next_page_token()).ok());
+}
+
+TEST(DecodeReply, ListContactsOpenApiPaginationShape) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.ListContacts");
+  const auto reply = DecodeOk<respondio::v2::ListContactsResponse>(
+      route, R"({"items":[{"id":1}],"pagination":{"cursorId":1,"hasMore":true}})", "", 1);
+  auto cursor = DecodePageToken(route.rpc, reply.next_page_token());
+  ASSERT_TRUE(cursor.ok()) << cursor.status();
+  EXPECT_EQ(*cursor, "1");
+}
+
+TEST(DecodeReply, LastPageHasNoToken) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.ListContacts");
+  const auto reply = DecodeOk<respondio::v2::ListContactsResponse>(
+      route, R"({"items":[{"id":1}],"pagination":{"next":null,"previous":null}})", "455", 10);
+  EXPECT_EQ(reply.items_size(), 1);
+  EXPECT_EQ(reply.next_page_token(), "");
+}
+
+TEST(DecodeReply, SliceServesAnArrayPageByPage) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.ListContactChannels");
+  const std::string body =
+      R"([{"id":1,"name":"WA","source":"whatsapp","meta":{"phone":"+60"}},
+          {"id":2,"name":"FB","source":"messenger"},
+          {"id":3,"name":"TG","source":"telegram"}])";
+  auto first = DecodeOk<respondio::v2::ListContactChannelsResponse>(route, body, "", 2);
+  ASSERT_EQ(first.items_size(), 2);
+  EXPECT_EQ(first.items(0).meta().fields().at("phone").string_value(), "+60");
+  EXPECT_EQ(first.items(1).source(), "messenger");
+  auto cursor = DecodePageToken(route.rpc, first.next_page_token());
+  ASSERT_TRUE(cursor.ok()) << cursor.status();
+  EXPECT_EQ(*cursor, "2");
+
+  auto second = DecodeOk<respondio::v2::ListContactChannelsResponse>(route, body, *cursor, 2);
+  ASSERT_EQ(second.items_size(), 1);
+  EXPECT_EQ(second.items(0).id(), 3);
+  EXPECT_EQ(second.next_page_token(), "");
+}
+
+TEST(DecodeReply, NonJsonBodyIsInternalBadResponse) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.GetContact");
+  for (const char* body : {"<html>502 Bad Gateway</html>", "{\"id\":", "OK"}) {
+    SCOPED_TRACE(body);
+    auto reply = DecodeReply(route, "respondio", "", 0, body);
+    ASSERT_FALSE(reply.ok());
+    EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal);
+    const auto info = ErrorInfoOf(reply.status());
+    EXPECT_EQ(info.reason(), "UPSTREAM_BAD_RESPONSE");
+    EXPECT_EQ(info.domain(), "respondio");
+    EXPECT_EQ(info.metadata().at("rpc"), "/respondio.v2.ContactService/GetContact");
+    EXPECT_THAT(std::string(reply.status().message()), HasSubstr("not JSON"));
+  }
+}
+
+TEST(DecodeReply, ShapeMismatchIsInternalNamingThePath) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.GetContact");
+  auto reply = DecodeReply(route, "respondio", "", 0, R"({"id":1,"firstName":5})");
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ErrorInfoOf(reply.status()).reason(), "UPSTREAM_RESPONSE_MISMATCH");
+  EXPECT_EQ(ErrorInfoOf(reply.status()).metadata().at("field"), "contact.firstName");
+
+  const Route list = DeclaredRoute("respondio.v2.ContactService.ListContacts");
+  reply = DecodeReply(list, "respondio", "", 0, R"({"items":[{},{},{"firstName":5}]})");
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(ErrorInfoOf(reply.status()).metadata().at("field"), "items[2].firstName");
+}
+
+TEST(DecodeReply, EmptyBodyIsAnEmptyReply) {
+  const Route tags = DeclaredRoute("respondio.v2.TagService.AddContactTags");
+  auto bytes = DecodeReply(tags, "respondio", "", 0, "");
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, "");
+
+  // With a response field, nothing is made up either: the field stays unset.
+  const Route get = DeclaredRoute("respondio.v2.ContactService.GetContact");
+  bytes = DecodeReply(get, "respondio", "", 0, "");
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, "");
+
+  const Route list = DeclaredRoute("respondio.v2.ContactService.ListContacts");
+  bytes = DecodeReply(list, "respondio", "", 10, "");
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, "");
+}
+
+TEST(DecodeReply, BadCursorOfSliceIsInvalidArgument) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.ListContactChannels");
+  auto reply = DecodeReply(route, "respondio", "abc", 2, "[]");
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorInfoOf(reply.status()).reason(), "INVALID_PAGE_TOKEN");
+}
+
+}  // namespace
+}  // namespace gateway::upstream

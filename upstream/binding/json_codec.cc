@@ -1,0 +1,431 @@
+#include "upstream/binding/json_codec.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gateway/v1/annotations.pb.h"
+#include "google/protobuf/struct.pb.h"
+#include "upstream/errors.h"
+
+namespace gateway::upstream {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::EnumValueDescriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+using nlohmann::json;
+
+bool IsWellKnown(const Descriptor* d, absl::string_view name) {
+  return d->full_name() == name;
+}
+
+// ---- google.protobuf.Struct / Value / ListValue <-> JSON ----
+
+json ValueToJson(const google::protobuf::Value& value);
+
+json StructToJson(const google::protobuf::Struct& s) {
+  json out = json::object();
+  for (const auto& [key, value] : s.fields()) out[key] = ValueToJson(value);
+  return out;
+}
+
+json ValueToJson(const google::protobuf::Value& value) {
+  switch (value.kind_case()) {
+    case google::protobuf::Value::kNullValue:
+    case google::protobuf::Value::KIND_NOT_SET:
+      return nullptr;
+    case google::protobuf::Value::kNumberValue: {
+      const double d = value.number_value();
+      // Whole numbers go out as integers, as an upstream would have sent them.
+      if (std::trunc(d) == d && std::abs(d) < 9.007199254740992e15) {
+        return static_cast<int64_t>(d);
+      }
+      return d;
+    }
+    case google::protobuf::Value::kStringValue:
+      return value.string_value();
+    case google::protobuf::Value::kBoolValue:
+      return value.bool_value();
+    case google::protobuf::Value::kStructValue:
+      return StructToJson(value.struct_value());
+    case google::protobuf::Value::kListValue: {
+      json list = json::array();
+      for (const auto& v : value.list_value().values()) list.push_back(ValueToJson(v));
+      return list;
+    }
+  }
+  return nullptr;
+}
+
+void JsonToValue(const json& j, google::protobuf::Value* out);
+
+void JsonToStruct(const json& j, google::protobuf::Struct* out) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    JsonToValue(it.value(), &(*out->mutable_fields())[it.key()]);
+  }
+}
+
+void JsonToValue(const json& j, google::protobuf::Value* out) {
+  if (j.is_null()) {
+    out->set_null_value(google::protobuf::NULL_VALUE);
+  } else if (j.is_boolean()) {
+    out->set_bool_value(j.get<bool>());
+  } else if (j.is_number()) {
+    out->set_number_value(j.get<double>());
+  } else if (j.is_string()) {
+    out->set_string_value(j.get<std::string>());
+  } else if (j.is_array()) {
+    auto* list = out->mutable_list_value();
+    for (const auto& item : j) JsonToValue(item, list->add_values());
+  } else {
+    JsonToStruct(j, out->mutable_struct_value());
+  }
+}
+
+// ---- encoding ----
+
+json EncodeSingular(const Message& message, const FieldDescriptor* field, int index);
+
+json EncodeMessageValue(const Message& sub) {
+  const Descriptor* d = sub.GetDescriptor();
+  if (IsWellKnown(d, "google.protobuf.Struct")) {
+    return StructToJson(static_cast<const google::protobuf::Struct&>(sub));
+  }
+  if (IsWellKnown(d, "google.protobuf.Value")) {
+    return ValueToJson(static_cast<const google::protobuf::Value&>(sub));
+  }
+  if (IsWellKnown(d, "google.protobuf.ListValue")) {
+    google::protobuf::Value v;
+    *v.mutable_list_value() = static_cast<const google::protobuf::ListValue&>(sub);
+    return ValueToJson(v);
+  }
+  return EncodeMessage(sub);
+}
+
+json EncodeSingular(const Message& message, const FieldDescriptor* field, int index) {
+  const Reflection* r = message.GetReflection();
+  const bool rep = field->is_repeated();
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      return rep ? r->GetRepeatedInt32(message, field, index) : r->GetInt32(message, field);
+    case FieldDescriptor::CPPTYPE_INT64:
+      return rep ? r->GetRepeatedInt64(message, field, index) : r->GetInt64(message, field);
+    case FieldDescriptor::CPPTYPE_UINT32:
+      return rep ? r->GetRepeatedUInt32(message, field, index) : r->GetUInt32(message, field);
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return rep ? r->GetRepeatedUInt64(message, field, index) : r->GetUInt64(message, field);
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      return rep ? r->GetRepeatedDouble(message, field, index) : r->GetDouble(message, field);
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      return rep ? r->GetRepeatedFloat(message, field, index) : r->GetFloat(message, field);
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return rep ? r->GetRepeatedBool(message, field, index) : r->GetBool(message, field);
+    case FieldDescriptor::CPPTYPE_STRING:
+      return rep ? r->GetRepeatedString(message, field, index) : r->GetString(message, field);
+    case FieldDescriptor::CPPTYPE_ENUM:
+      return EnumRestValue(rep ? r->GetRepeatedEnum(message, field, index)
+                               : r->GetEnum(message, field));
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      return EncodeMessageValue(rep ? r->GetRepeatedMessage(message, field, index)
+                                    : r->GetMessage(message, field));
+  }
+  return nullptr;
+}
+
+bool IsDefaultScalar(const json& j) {
+  if (j.is_string()) return j.get_ref<const std::string&>().empty();
+  if (j.is_boolean()) return !j.get<bool>();
+  if (j.is_number_integer()) return j.get<int64_t>() == 0;
+  if (j.is_number_unsigned()) return j.get<uint64_t>() == 0;
+  if (j.is_number_float()) return j.get<double>() == 0;
+  return false;
+}
+
+// ---- decoding ----
+
+absl::Status Mismatch(absl::string_view path, absl::string_view expected, const json& got) {
+  return GatewayError(
+      absl::StatusCode::kInternal,
+      absl::StrCat("upstream reply does not match the API: field '", path, "' expects ", expected,
+                   ", got ", got.type_name()),
+      {.reason = "UPSTREAM_RESPONSE_MISMATCH", .metadata = {{"field", std::string(path)}}});
+}
+
+template <typename Int>
+absl::StatusOr<Int> JsonToInt(const json& j, absl::string_view path) {
+  if (j.is_number_integer() || j.is_number_unsigned()) {
+    if (j.is_number_unsigned()) {
+      const uint64_t u = j.get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<Int>::max())) {
+        return Mismatch(path, "an integer in range", j);
+      }
+      return static_cast<Int>(u);
+    }
+    const int64_t v = j.get<int64_t>();
+    if (v < static_cast<int64_t>(std::numeric_limits<Int>::min()) ||
+        (v > 0 && static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<Int>::max()))) {
+      return Mismatch(path, "an integer in range", j);
+    }
+    return static_cast<Int>(v);
+  }
+  if (j.is_number_float()) {
+    const double d = j.get<double>();
+    if (std::trunc(d) == d && d >= static_cast<double>(std::numeric_limits<Int>::min()) &&
+        d <= static_cast<double>(std::numeric_limits<Int>::max())) {
+      return static_cast<Int>(d);
+    }
+    return Mismatch(path, "an integer", j);
+  }
+  if (j.is_string()) {
+    // proto3 JSON writes 64-bit integers as strings; accept them.
+    Int v;
+    if (absl::SimpleAtoi(j.get_ref<const std::string&>(), &v)) return v;
+    return Mismatch(path, "an integer", j);
+  }
+  return Mismatch(path, "an integer", j);
+}
+
+absl::StatusOr<double> JsonToDouble(const json& j, absl::string_view path) {
+  if (j.is_number()) return j.get<double>();
+  if (j.is_string()) {
+    double d;
+    if (absl::SimpleAtod(j.get_ref<const std::string&>(), &d)) return d;
+  }
+  return Mismatch(path, "a number", j);
+}
+
+const EnumValueDescriptor* EnumFromJson(const google::protobuf::EnumDescriptor* e, const json& j) {
+  if (j.is_number_integer()) {
+    // Values with `gateway.v1.rest_number` are matched by that code, not by their proto number.
+    bool has_codes = false;
+    for (int i = 1; i < e->value_count(); ++i) {
+      const auto& options = e->value(i)->options();
+      if (!options.HasExtension(gateway::v1::rest_number)) continue;
+      has_codes = true;
+      if (options.GetExtension(gateway::v1::rest_number) == j.get<int64_t>()) return e->value(i);
+    }
+    if (has_codes) return e->value(0);
+    const EnumValueDescriptor* v = e->FindValueByNumber(j.get<int>());
+    return v != nullptr ? v : e->value(0);
+  }
+  if (j.is_string()) {
+    const std::string& s = j.get_ref<const std::string&>();
+    for (int i = 1; i < e->value_count(); ++i) {
+      if (EnumRestValue(e->value(i)) == s || e->value(i)->name() == s) return e->value(i);
+    }
+  }
+  return e->value(0);  // values the upstream added later read as unspecified
+}
+
+absl::Status DecodeOne(const json& j, Message* message, const FieldDescriptor* field,
+                       absl::string_view path) {
+  const Reflection* r = message->GetReflection();
+  const bool rep = field->is_repeated();
+  switch (field->cpp_type()) {
+#define GATEWAY_DECODE_INT(CPPTYPE, Type, Setter)                             \
+  case FieldDescriptor::CPPTYPE: {                                            \
+    auto v = JsonToInt<Type>(j, path);                                        \
+    if (!v.ok()) return v.status();                                           \
+    rep ? r->Add##Setter(message, field, *v) : r->Set##Setter(message, field, *v); \
+    return absl::OkStatus();                                                  \
+  }
+    GATEWAY_DECODE_INT(CPPTYPE_INT32, int32_t, Int32)
+    GATEWAY_DECODE_INT(CPPTYPE_INT64, int64_t, Int64)
+    GATEWAY_DECODE_INT(CPPTYPE_UINT32, uint32_t, UInt32)
+    GATEWAY_DECODE_INT(CPPTYPE_UINT64, uint64_t, UInt64)
+#undef GATEWAY_DECODE_INT
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT: {
+      auto v = JsonToDouble(j, path);
+      if (!v.ok()) return v.status();
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+        rep ? r->AddDouble(message, field, *v) : r->SetDouble(message, field, *v);
+      } else {
+        rep ? r->AddFloat(message, field, static_cast<float>(*v))
+            : r->SetFloat(message, field, static_cast<float>(*v));
+      }
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_BOOL: {
+      if (!j.is_boolean()) return Mismatch(path, "a boolean", j);
+      rep ? r->AddBool(message, field, j.get<bool>()) : r->SetBool(message, field, j.get<bool>());
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_STRING: {
+      if (!j.is_string()) return Mismatch(path, "a string", j);
+      rep ? r->AddString(message, field, j.get<std::string>())
+          : r->SetString(message, field, j.get<std::string>());
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      if (!j.is_string() && !j.is_number_integer()) return Mismatch(path, "a string", j);
+      const EnumValueDescriptor* v = EnumFromJson(field->enum_type(), j);
+      rep ? r->AddEnum(message, field, v) : r->SetEnum(message, field, v);
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_MESSAGE: {
+      Message* sub = rep ? r->AddMessage(message, field) : r->MutableMessage(message, field);
+      const Descriptor* d = sub->GetDescriptor();
+      if (IsWellKnown(d, "google.protobuf.Value")) {
+        JsonToValue(j, static_cast<google::protobuf::Value*>(sub));
+        return absl::OkStatus();
+      }
+      if (IsWellKnown(d, "google.protobuf.ListValue")) {
+        if (!j.is_array()) return Mismatch(path, "an array", j);
+        google::protobuf::Value v;
+        JsonToValue(j, &v);
+        *static_cast<google::protobuf::ListValue*>(sub) = v.list_value();
+        return absl::OkStatus();
+      }
+      if (!j.is_object()) return Mismatch(path, "an object", j);
+      if (IsWellKnown(d, "google.protobuf.Struct")) {
+        JsonToStruct(j, static_cast<google::protobuf::Struct*>(sub));
+        return absl::OkStatus();
+      }
+      return DecodeMessage(j, sub, path);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string EnumRestValue(const EnumValueDescriptor* value) {
+  const auto& options = value->options();
+  if (options.HasExtension(gateway::v1::rest_value)) {
+    return options.GetExtension(gateway::v1::rest_value);
+  }
+  // COLOR_DARK_RED of enum Color -> "dark_red": drop the UPPER_SNAKE enum-name prefix.
+  std::string prefix;
+  for (char c : value->type()->name()) {
+    if (absl::ascii_isupper(c) && !prefix.empty()) prefix.push_back('_');
+    prefix.push_back(absl::ascii_toupper(c));
+  }
+  prefix.push_back('_');
+  absl::string_view name = value->name();
+  if (absl::StartsWith(name, prefix)) name.remove_prefix(prefix.size());
+  return absl::AsciiStrToLower(name);
+}
+
+EncodedField EncodeField(const Message& message, const FieldDescriptor* field) {
+  const Reflection* r = message.GetReflection();
+  EncodedField out;
+  if (field->is_map()) {
+    // Maps are repeated entry messages with key = 1, value = 2.
+    const int n = r->FieldSize(message, field);
+    if (n == 0) return out;
+    json object = json::object();
+    for (int i = 0; i < n; ++i) {
+      const Message& entry = r->GetRepeatedMessage(message, field, i);
+      const FieldDescriptor* key = entry.GetDescriptor()->map_key();
+      const FieldDescriptor* val = entry.GetDescriptor()->map_value();
+      json k = EncodeSingular(entry, key, 0);
+      object[k.is_string() ? k.get<std::string>() : k.dump()] = EncodeSingular(entry, val, 0);
+    }
+    out.present = true;
+    out.value = std::move(object);
+    return out;
+  }
+  if (field->is_repeated()) {
+    const int n = r->FieldSize(message, field);
+    if (n == 0) return out;
+    json array = json::array();
+    for (int i = 0; i < n; ++i) array.push_back(EncodeSingular(message, field, i));
+    out.present = true;
+    out.value = std::move(array);
+    return out;
+  }
+  if (field->has_presence()) {
+    if (!r->HasField(message, field)) {
+      if (field->options().GetExtension(gateway::v1::field).null_when_unset()) {
+        out.present = true;
+        out.value = nullptr;
+      }
+      return out;
+    }
+    out.present = true;
+    out.value = EncodeSingular(message, field, 0);
+    return out;
+  }
+  json value = EncodeSingular(message, field, 0);
+  if (field->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
+    if (r->GetEnumValue(message, field) == 0) return out;
+  } else if (IsDefaultScalar(value)) {
+    return out;
+  }
+  out.present = true;
+  out.value = std::move(value);
+  return out;
+}
+
+json EncodeMessage(const Message& message,
+                   const absl::flat_hash_set<const FieldDescriptor*>& skip) {
+  json out = json::object();
+  const Descriptor* d = message.GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* field = d->field(i);
+    if (skip.contains(field)) continue;
+    EncodedField encoded = EncodeField(message, field);
+    if (encoded.present) out[field->json_name()] = std::move(encoded.value);
+  }
+  return out;
+}
+
+absl::Status DecodeField(const json& j, Message* message, const FieldDescriptor* field,
+                         absl::string_view path) {
+  if (j.is_null()) return absl::OkStatus();
+  if (field->is_map()) {
+    if (!j.is_object()) return Mismatch(path, "an object", j);
+    const Reflection* r = message->GetReflection();
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      Message* entry = r->AddMessage(message, field);
+      const FieldDescriptor* key = entry->GetDescriptor()->map_key();
+      const FieldDescriptor* val = entry->GetDescriptor()->map_value();
+      const std::string sub_path = absl::StrCat(path, ".", it.key());
+      json key_json = it.key();
+      if (key->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+        // Integer-keyed maps arrive with string keys in JSON.
+        if (absl::Status s = DecodeOne(key_json, entry, key, sub_path); !s.ok()) return s;
+      } else {
+        entry->GetReflection()->SetString(entry, key, it.key());
+      }
+      if (it.value().is_null()) continue;
+      if (absl::Status s = DecodeOne(it.value(), entry, val, sub_path); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  if (field->is_repeated()) {
+    if (!j.is_array()) return Mismatch(path, "an array", j);
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (j[i].is_null()) continue;
+      if (absl::Status s = DecodeOne(j[i], message, field, absl::StrCat(path, "[", i, "]"));
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+  return DecodeOne(j, message, field, path);
+}
+
+absl::Status DecodeMessage(const json& j, Message* message, absl::string_view path) {
+  if (!j.is_object()) return Mismatch(path.empty() ? "(reply)" : path, "an object", j);
+  const Descriptor* d = message->GetDescriptor();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const FieldDescriptor* field = d->FindFieldByCamelcaseName(it.key());
+    if (field == nullptr || field->json_name() != it.key()) field = d->FindFieldByName(it.key());
+    if (field == nullptr) continue;  // the upstream added a field: ignore it
+    const std::string sub_path = path.empty() ? it.key() : absl::StrCat(path, ".", it.key());
+    if (absl::Status s = DecodeField(it.value(), message, field, sub_path); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gateway::upstream

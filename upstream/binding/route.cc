@@ -1,0 +1,264 @@
+#include "upstream/binding/route.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "upstream/errors.h"
+#include "upstream/binding/json_codec.h"
+#include "upstream/binding/pagination.h"
+
+namespace gateway::upstream {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+absl::Status RouteError(const google::protobuf::MethodDescriptor* method,
+                        absl::string_view problem) {
+  return GatewayError(absl::StatusCode::kInvalidArgument,
+                      absl::StrCat("route of ", method->full_name(), ": ", problem),
+                      {.reason = "INVALID_ROUTE", .metadata = {{"rpc", method->full_name()}}});
+}
+
+bool IsPathScalar(const FieldDescriptor* f) {
+  return !f->is_repeated() && f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE;
+}
+
+// The text of a scalar field as it appears in a path or query string.
+std::string ScalarText(const Message& m, const FieldDescriptor* f) {
+  EncodedField e = EncodeField(m, f);
+  if (!e.present || e.value.is_null()) return "";
+  if (e.value.is_string()) return e.value.get<std::string>();
+  return e.value.dump();
+}
+
+std::string Encode(absl::string_view value, bool keep_colon_at) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(value.size());
+  for (unsigned char c : value) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+        (keep_colon_at && (c == ':' || c == '@'))) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// Resolves "a.b" against the request and returns the leaf's text, or "" when unset.
+std::string FieldPathText(const Message& request,
+                          const std::vector<const FieldDescriptor*>& field_path) {
+  const Message* m = &request;
+  for (size_t i = 0; i + 1 < field_path.size(); ++i) {
+    if (!m->GetReflection()->HasField(*m, field_path[i])) return "";
+    m = &m->GetReflection()->GetMessage(*m, field_path[i]);
+  }
+  return ScalarText(*m, field_path.back());
+}
+
+absl::StatusOr<std::vector<const FieldDescriptor*>> ResolveFieldPath(const Descriptor* d,
+                                                                    absl::string_view dotted) {
+  std::vector<const FieldDescriptor*> out;
+  for (absl::string_view name : absl::StrSplit(dotted, '.')) {
+    if (d == nullptr) return absl::NotFoundError("not a message");
+    const FieldDescriptor* f = d->FindFieldByName(std::string(name));
+    if (f == nullptr) return absl::NotFoundError(absl::StrCat("no field ", name));
+    out.push_back(f);
+    d = f->message_type();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string PercentEncodePathSegment(absl::string_view value) { return Encode(value, true); }
+std::string PercentEncodeQuery(absl::string_view value) { return Encode(value, false); }
+
+absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* method,
+                                   const gateway::v1::Binding& binding,
+                                   const gateway::v1::Policy& policy) {
+  Route route;
+  route.rpc = absl::StrCat("/", method->service()->full_name(), "/", method->name());
+  route.method = method;
+  route.binding = binding;
+  route.policy = policy;
+  const std::string verb = absl::AsciiStrToUpper(binding.method());
+  route.binding.set_method(verb);
+  if (binding.upstream().empty()) return RouteError(method, "binding names no upstream");
+  if (verb != "GET" && verb != "POST" && verb != "PUT" && verb != "PATCH" && verb != "DELETE") {
+    return RouteError(method, absl::StrCat("unsupported HTTP method '", binding.method(), "'"));
+  }
+  if (binding.path().empty() || binding.path()[0] != '/') {
+    return RouteError(method, "path must start with '/'");
+  }
+  if (method->client_streaming() || method->server_streaming()) {
+    return RouteError(method, "streaming RPCs cannot be bound to REST calls");
+  }
+  const Descriptor* in = method->input_type();
+  const Descriptor* out = method->output_type();
+
+  // Path template: literals and {field} placeholders.
+  absl::string_view rest = binding.path();
+  while (!rest.empty()) {
+    const size_t open = rest.find('{');
+    if (open == absl::string_view::npos) {
+      route.path.push_back({std::string(rest), "", {}});
+      break;
+    }
+    if (open > 0) route.path.push_back({std::string(rest.substr(0, open)), "", {}});
+    const size_t close = rest.find('}', open);
+    if (close == absl::string_view::npos) return RouteError(method, "unclosed '{' in path");
+    const std::string name(rest.substr(open + 1, close - open - 1));
+    auto resolved = ResolveFieldPath(in, name);
+    if (!resolved.ok()) {
+      return RouteError(method, absl::StrCat("path placeholder {", name, "} names no field of ",
+                                             in->full_name()));
+    }
+    if (!IsPathScalar(resolved->back())) {
+      return RouteError(method, absl::StrCat("path placeholder {", name, "} is not a scalar"));
+    }
+    route.path_fields.insert(resolved->front());
+    route.path.push_back({"", name, *std::move(resolved)});
+    rest.remove_prefix(close + 1);
+  }
+
+  if (!binding.body().empty() && binding.body() != "*") {
+    route.body_field = in->FindFieldByName(binding.body());
+    if (route.body_field == nullptr) {
+      return RouteError(method, absl::StrCat("body field '", binding.body(), "' does not exist"));
+    }
+  }
+  if (!binding.response_body().empty()) {
+    route.response_field = out->FindFieldByName(binding.response_body());
+    if (route.response_field == nullptr) {
+      return RouteError(method, absl::StrCat("response_body field '", binding.response_body(),
+                                             "' does not exist in ", out->full_name()));
+    }
+  }
+  route.page_size_field = in->FindFieldByName("page_size");
+  route.page_token_field = in->FindFieldByName("page_token");
+  route.next_page_token_field = out->FindFieldByName("next_page_token");
+  route.request_id_field = in->FindFieldByName("request_id");
+  if (!binding.pagination().empty()) {
+    route.pagination = FindPagination(binding.pagination());
+    if (route.pagination == nullptr) {
+      return RouteError(method, absl::StrCat("unknown pagination hook '", binding.pagination(), "'"));
+    }
+    if (route.page_size_field == nullptr || route.page_token_field == nullptr ||
+        route.next_page_token_field == nullptr) {
+      return RouteError(method, "a paginated RPC needs page_size, page_token and next_page_token");
+    }
+  }
+  // Fields that become query parameters must be scalars (or repeated scalars).
+  if (binding.body() != "*") {
+    for (int i = 0; i < in->field_count(); ++i) {
+      const FieldDescriptor* f = in->field(i);
+      if (route.path_fields.contains(f) || f == route.body_field || f == route.page_size_field ||
+          f == route.page_token_field || f == route.request_id_field) {
+        continue;
+      }
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        return RouteError(method, absl::StrCat("field ", f->name(),
+                                               " would be a query parameter but is a message"));
+      }
+    }
+  }
+  return route;
+}
+
+absl::StatusOr<UpstreamRequestParts> BuildUpstreamRequest(
+    const Route& route, const Message& request, const PathDefaults& defaults,
+    const std::vector<std::pair<std::string, std::string>>& extra_query) {
+  UpstreamRequestParts parts;
+  for (const PathPart& part : route.path) {
+    if (part.field_path.empty()) {
+      absl::StrAppend(&parts.path_and_query, part.literal);
+      continue;
+    }
+    std::string value = FieldPathText(request, part.field_path);
+    if (value.empty()) {
+      auto it = defaults.find(part.placeholder);
+      if (it != defaults.end()) {
+        value = it->second;
+      } else {
+        return InvalidField(part.placeholder, "must be set (it is part of the upstream path)");
+      }
+    }
+    absl::StrAppend(&parts.path_and_query, PercentEncodePathSegment(value));
+  }
+
+  const Descriptor* in = request.GetDescriptor();
+  auto is_meta = [&](const FieldDescriptor* f) {
+    return route.path_fields.contains(f) || f == route.page_size_field ||
+           f == route.page_token_field || f == route.request_id_field;
+  };
+  std::vector<std::pair<std::string, std::string>> query;
+  if (route.binding.body() == "*") {
+    absl::flat_hash_set<const FieldDescriptor*> skip;
+    for (int i = 0; i < in->field_count(); ++i) {
+      if (is_meta(in->field(i))) skip.insert(in->field(i));
+    }
+    parts.body = EncodeMessage(request, skip).dump();
+    parts.has_body = true;
+  } else {
+    if (route.body_field != nullptr) {
+      EncodedField e = EncodeField(request, route.body_field);
+      nlohmann::json body = e.present ? e.value
+                            : route.body_field->is_repeated() ? nlohmann::json::array()
+                                                              : nlohmann::json::object();
+      parts.body = body.dump();
+      parts.has_body = true;
+    }
+    for (int i = 0; i < in->field_count(); ++i) {
+      const FieldDescriptor* f = in->field(i);
+      if (is_meta(f) || f == route.body_field) continue;
+      EncodedField e = EncodeField(request, f);
+      if (!e.present || e.value.is_null()) continue;
+      if (e.value.is_array()) {
+        for (const auto& item : e.value) {
+          query.emplace_back(f->json_name(), item.is_string() ? item.get<std::string>() : item.dump());
+        }
+      } else {
+        query.emplace_back(f->json_name(),
+                           e.value.is_string() ? e.value.get<std::string>() : e.value.dump());
+      }
+    }
+  }
+  query.insert(query.end(), extra_query.begin(), extra_query.end());
+  for (size_t i = 0; i < query.size(); ++i) {
+    absl::StrAppend(&parts.path_and_query, i == 0 ? "?" : "&", PercentEncodeQuery(query[i].first),
+                    "=", PercentEncodeQuery(query[i].second));
+  }
+  return parts;
+}
+
+std::string ExpandTemplate(absl::string_view templ, const Message& request) {
+  std::string out;
+  absl::string_view rest = templ;
+  while (!rest.empty()) {
+    const size_t open = rest.find('{');
+    const size_t close = open == absl::string_view::npos ? open : rest.find('}', open);
+    if (close == absl::string_view::npos) {
+      absl::StrAppend(&out, rest);
+      break;
+    }
+    absl::StrAppend(&out, rest.substr(0, open));
+    const absl::string_view name = rest.substr(open + 1, close - open - 1);
+    auto resolved = ResolveFieldPath(request.GetDescriptor(), name);
+    if (resolved.ok() && IsPathScalar(resolved->back())) {
+      absl::StrAppend(&out, FieldPathText(request, *resolved));
+    } else {
+      absl::StrAppend(&out, rest.substr(open, close - open + 1));
+    }
+    rest.remove_prefix(close + 1);
+  }
+  return out;
+}
+
+}  // namespace gateway::upstream
