@@ -136,7 +136,8 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     options_.remaining_slack = std::max(options_.remaining_slack, 0);
   }
 
-  void Acquire(Ticket ticket, Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  AcquireId Acquire(Ticket ticket, Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  void Cancel(AcquireId id) ABSL_LOCKS_EXCLUDED(mu_);
   void Pause(const std::string& key, const BucketConfig& config, absl::Duration retry_after)
       ABSL_LOCKS_EXCLUDED(mu_);
   void ObserveRemaining(const std::string& key, const BucketConfig& config, int limit,
@@ -240,6 +241,8 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
   void AdmitNextLocked(Bucket& b, absl::Time now, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLocked(Bucket& b, uint64_t id, absl::Time now, absl::string_view why, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes waiting call `id` out of its caller's queue and the rotation (not the counters).
+  Waiter DequeueLocked(Bucket& b, uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RateLimited(const Bucket& b, const std::string& caller, absl::Duration retry,
                            absl::string_view why) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PumpLocked(Bucket& b, absl::Time now, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -280,6 +283,8 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
   int active_callbacks_ ABSL_GUARDED_BY(mu_) = 0;
   bool healthy_ ABSL_GUARDED_BY(mu_) = true;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // The bucket of every waiting call, for Cancel().
+  absl::flat_hash_map<uint64_t, Bucket*> waiting_ ABSL_GUARDED_BY(mu_);
   // Buckets live as long as the limiter (their number is bounded by the configuration).
   absl::flat_hash_map<std::string, std::unique_ptr<Bucket>> buckets_ ABSL_GUARDED_BY(mu_);
 };
@@ -365,6 +370,7 @@ RateLimiter::Impl::Waiter RateLimiter::Impl::RemoveLocked(Bucket& b, uint64_t id
   auto it = b.waiters.find(id);
   Waiter w = std::move(it->second);
   b.waiters.erase(it);
+  waiting_.erase(id);
   --b.counters.queued;
   return w;
 }
@@ -385,15 +391,20 @@ void RateLimiter::Impl::AdmitNextLocked(Bucket& b, absl::Time now, Effects& fx) 
 void RateLimiter::Impl::ExpireLocked(Bucket& b, uint64_t id, absl::Time now, absl::string_view why,
                                      Effects& fx) {
   const absl::Duration retry = TurnOfLocked(b, id, now) - now;
+  Waiter w = DequeueLocked(b, id);
+  ++b.counters.rejected;
+  if (ModeLocked(b).fallback) ++b.counters.fallback_decisions;
+  fx.completions.emplace_back(std::move(w.done), RateLimited(b, w.caller, retry, why));
+}
+
+RateLimiter::Impl::Waiter RateLimiter::Impl::DequeueLocked(Bucket& b, uint64_t id) {
   Waiter w = RemoveLocked(b, id);
   CallerQueue& q = b.queues.at(w.caller);
   if (--q.live == 0) {
     b.queues.erase(w.caller);
     b.rotation.erase(std::find(b.rotation.begin(), b.rotation.end(), w.caller));
   }
-  ++b.counters.rejected;
-  if (ModeLocked(b).fallback) ++b.counters.fallback_decisions;
-  fx.completions.emplace_back(std::move(w.done), RateLimited(b, w.caller, retry, why));
+  return w;
 }
 
 absl::Status RateLimiter::Impl::RateLimited(const Bucket& b, const std::string& caller,
@@ -486,11 +497,13 @@ RateLimiter::Impl::RedisCall RateLimiter::Impl::ScriptCallLocked(const Bucket& b
 // ---------------------------------------------------------------------------------------------
 // Public operations
 
-void RateLimiter::Impl::Acquire(Ticket ticket, Done done) {
+RateLimiter::AcquireId RateLimiter::Impl::Acquire(Ticket ticket, Done done) {
   const absl::Time now = scheduler_->Now();
   Effects fx;
+  uint64_t id = 0;
   {
     absl::MutexLock lock(&mu_);
+    id = next_id_++;
     if (shutdown_) {
       fx.completions.emplace_back(std::move(done),
                                   absl::CancelledError("rate limiter is shutting down"));
@@ -526,8 +539,8 @@ void RateLimiter::Impl::Acquire(Ticket ticket, Done done) {
                           cutoff < now ? "the call's deadline leaves no time for the upstream call"
                                        : "its turn would come after its deadline"));
         } else {
-          const uint64_t id = next_id_++;
           b.waiters.emplace(id, Waiter{ticket.caller, std::move(done), cutoff, b.wait_epoch});
+          waiting_.emplace(id, &b);
           CallerQueue& queue = b.queues[ticket.caller];
           if (queue.live++ == 0) b.rotation.push_back(ticket.caller);
           queue.ids.push_back(id);
@@ -544,6 +557,26 @@ void RateLimiter::Impl::Acquire(Ticket ticket, Done done) {
         }
       }
     }
+  }
+  Run(std::move(fx), /*on_callers_stack=*/true);
+  return id;
+}
+
+void RateLimiter::Impl::Cancel(AcquireId id) {
+  const absl::Time now = scheduler_->Now();
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = waiting_.find(id);
+    if (shutdown_ || it == waiting_.end()) return;
+    Bucket& b = *it->second;
+    Waiter w = DequeueLocked(b, id);
+    ++b.counters.cancelled;
+    fx.completions.emplace_back(std::move(w.done),
+                                absl::CancelledError("the call was cancelled while it waited "
+                                                     "for its turn; no token was spent"));
+    // The calls behind it move up: the next one may be due now.
+    PumpLocked(b, now, fx);
   }
   Run(std::move(fx), /*on_callers_stack=*/true);
 }
@@ -812,6 +845,7 @@ void RateLimiter::Impl::Shutdown() {
                                     absl::CancelledError("rate limiter is shutting down"));
       }
       b.waiters.clear();
+      waiting_.clear();
       b.queues.clear();
       b.rotation.clear();
     }
@@ -828,9 +862,11 @@ RateLimiter::RateLimiter(Options options, Scheduler* scheduler, RedisClient* red
 
 RateLimiter::~RateLimiter() { impl_->Shutdown(); }
 
-void RateLimiter::Acquire(Ticket ticket, Done done) {
-  impl_->Acquire(std::move(ticket), std::move(done));
+RateLimiter::AcquireId RateLimiter::Acquire(Ticket ticket, Done done) {
+  return impl_->Acquire(std::move(ticket), std::move(done));
 }
+
+void RateLimiter::Cancel(AcquireId id) { impl_->Cancel(id); }
 
 void RateLimiter::Pause(const std::string& bucket_key, const BucketConfig& config,
                         absl::Duration retry_after) {

@@ -105,13 +105,14 @@ struct BucketConfig {
 };
 
 // The per-bucket counters, declared once: X(name, description). Every call is counted once in
-// `total` and is, at every instant, in exactly one of admitted, queued, rejected.
+// `total` and is, at every instant, in exactly one of admitted, queued, rejected, cancelled.
 #define GATEWAY_RATE_LIMITER_COUNTERS(X)                                                     \
   X(total, "calls that asked for a token")                                                   \
   X(admitted, "calls allowed to go upstream")                                                \
   X(admitted_after_wait, "admitted calls that had to wait for a token (subset of admitted)") \
   X(rejected, "calls failed: turn beyond the deadline, waited until the deadline, shutdown") \
   X(queued, "calls waiting now (a gauge)")                                                   \
+  X(cancelled, "waiting calls their caller cancelled (Cancel): no token spent")              \
   X(paused_by_upstream, "Pause() calls (upstream 429s)")                                     \
   X(tightened_by_upstream, "ObserveRemaining() calls that charged tokens used by others")    \
   X(fallback_decisions, "admissions and rejections decided locally while Redis was down")
@@ -151,12 +152,21 @@ class RateLimiter {
     absl::Duration expected_latency;               // of the upstream call (< 0 counts as 0)
   };
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
+  // Names one Acquire() for Cancel(). Unique over the limiter's life; never 0.
+  using AcquireId = uint64_t;
 
   // Calls done(OkStatus()) when the call may go upstream now — at once when a token is free,
   // else as soon as its turn comes (before its cutoff). Calls done(RESOURCE_EXHAUSTED, details
   // above) at once when its estimated turn is after its cutoff, or at its cutoff when it is still
   // waiting then. Never calls `done` on the caller's stack; waiting holds no thread.
-  void Acquire(Ticket ticket, Done done);
+  AcquireId Acquire(Ticket ticket, Done done);
+
+  // The caller no longer wants the call `id` (its caller cancelled, its deadline passed). If the
+  // call is still waiting, it leaves the queue without spending a token (a slot reserved for it
+  // is given back, so the next caller gets it) and its `done` runs once with CANCELLED, never on
+  // Cancel's stack. After admission or rejection, or for an unknown id: a no-op (an admitted
+  // call's token is spent; the upstream request is the caller's to cancel). Thread-safe.
+  void Cancel(AcquireId id);
 
   // Upstream feedback: a 429 with Retry-After. Nothing more is admitted from the bucket before
   // now + retry_after (for every replica when on Redis); it then resumes at one call per T,
@@ -194,7 +204,7 @@ class RateLimiter {
     }
   };
   // A consistent snapshot of one bucket's counters (all zeros for a bucket never seen):
-  // total == admitted + queued + rejected holds in every snapshot.
+  // total == admitted + queued + rejected + cancelled holds in every snapshot.
   Counters counters(const std::string& bucket_key) const;
 
   // The Lua script behind every Redis decision (documented in rate_limiter.cc), for operators

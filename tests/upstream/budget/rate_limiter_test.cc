@@ -142,7 +142,7 @@ class LocalRateLimiterTest : public ::testing::Test {
   }
   void ExpectConsistent(const std::string& bucket = kBucket) {
     const RateLimiter::Counters c = Counters(bucket);
-    EXPECT_EQ(c.total, c.admitted + c.queued + c.rejected) << Describe(c);
+    EXPECT_EQ(c.total, c.admitted + c.queued + c.rejected + c.cancelled) << Describe(c);
     EXPECT_LE(c.admitted_after_wait, c.admitted) << Describe(c);
   }
   void AdvanceTo(absl::Time t) {
@@ -169,8 +169,8 @@ class LocalRateLimiterTest : public ::testing::Test {
 TEST_F(LocalRateLimiterTest, FreshBucketCountsZero) {
   EXPECT_EQ(Describe(Counters()), Describe(RateLimiter::Counters{}));
   EXPECT_EQ(Describe(Counters()),
-            "total=0 admitted=0 admitted_after_wait=0 rejected=0 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=0 admitted=0 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   EXPECT_TRUE(limiter_->redis_healthy());  // nothing to be unhealthy about without Redis
 }
 
@@ -178,8 +178,8 @@ TEST_F(LocalRateLimiterTest, NeverCallsBackOnTheCallersStack) {
   const int a = Ask("", absl::Seconds(5));
   EXPECT_EQ(recorder_.Get(a).outcomes, 0);
   EXPECT_EQ(Describe(Counters()),
-            "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   clock_.RunDue();
   EXPECT_EQ(AdmittedAt(a), kT0);
 }
@@ -195,8 +195,8 @@ TEST_F(LocalRateLimiterTest, BurstIsAdmittedAtOnceThenOneEveryInterval) {
   EXPECT_EQ(AdmittedAt(calls[2]), kT0);
   EXPECT_EQ(recorder_.Get(calls[3]).outcomes, 0);
   EXPECT_EQ(Describe(Counters()),
-            "total=5 admitted=3 admitted_after_wait=0 rejected=0 queued=2 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=5 admitted=3 admitted_after_wait=0 rejected=0 queued=2 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   AdvanceTo(kT0 + absl::Milliseconds(99));
   EXPECT_EQ(recorder_.Get(calls[3]).outcomes, 0);
   AdvanceTo(kT0 + absl::Milliseconds(100));
@@ -205,8 +205,8 @@ TEST_F(LocalRateLimiterTest, BurstIsAdmittedAtOnceThenOneEveryInterval) {
   AdvanceTo(kT0 + absl::Milliseconds(200));
   EXPECT_EQ(AdmittedAt(calls[4]), kT0 + absl::Milliseconds(200));
   EXPECT_EQ(Describe(Counters()),
-            "total=5 admitted=5 admitted_after_wait=2 rejected=0 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=5 admitted=5 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   // Idle for a second: the whole burst is back, and no more.
   AdvanceTo(kT0 + absl::Seconds(2));
   for (int i = 0; i < 4; ++i) calls.push_back(Ask("", absl::Seconds(10), {}, config));
@@ -221,15 +221,15 @@ TEST_F(LocalRateLimiterTest, QueuedCallsAreAdmittedExactlyOneIntervalApart) {
   std::vector<int> calls;
   for (int i = 0; i < 10; ++i) calls.push_back(Ask("", absl::Seconds(10)));
   EXPECT_EQ(Describe(Counters()),
-            "total=10 admitted=1 admitted_after_wait=0 rejected=0 queued=9 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=10 admitted=1 admitted_after_wait=0 rejected=0 queued=9 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   RunUntil(kT0 + absl::Seconds(11));
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(AdmittedAt(calls[i]), kT0 + i * absl::Milliseconds(100)) << "call " << i;
   }
   EXPECT_EQ(Describe(Counters()),
-            "total=10 admitted=10 admitted_after_wait=9 rejected=0 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=10 admitted=10 admitted_after_wait=9 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   EXPECT_EQ(clock_.pending(), 0u);  // every cutoff timer fired and found nothing to do
 }
 
@@ -318,8 +318,8 @@ TEST_F(LocalRateLimiterTest, CallWhoseTurnIsPastItsDeadlineFailsAtOnceSayingWhen
   ASSERT_EQ(quota->violations_size(), 1);
   EXPECT_EQ(quota->violations(0).subject(), kBucket);
   EXPECT_EQ(Describe(Counters()),
-            "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   RunUntil(kT0 + absl::Seconds(1));
   EXPECT_EQ(AdmittedAt(b), kT0 + absl::Milliseconds(100));
   EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(200));
@@ -338,8 +338,8 @@ TEST_F(LocalRateLimiterTest, WaitingCallIsAdmittedBeforeItsDeadline) {
   EXPECT_EQ(recorder_.Get(b).outcomes, 1);  // its cutoff timer did nothing
   EXPECT_EQ(recorder_.Get(c).outcomes, 1);
   EXPECT_EQ(Describe(Counters()),
-            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
 }
 
 TEST_F(LocalRateLimiterTest, CallWithoutDeadlineWaitsAtMostMaxQueueWait) {
@@ -352,8 +352,8 @@ TEST_F(LocalRateLimiterTest, CallWithoutDeadlineWaitsAtMostMaxQueueWait) {
   // Turns at 0, 100, ..., 1000 ms are within a second; the 12th (1100 ms) is not.
   EXPECT_EQ(RetryDelayOf(recorder_.Get(calls[11]).status), absl::Milliseconds(1100));
   EXPECT_EQ(Describe(Counters()),
-            "total=12 admitted=1 admitted_after_wait=0 rejected=1 queued=10 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=12 admitted=1 admitted_after_wait=0 rejected=1 queued=10 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   RunUntil(kT0 + absl::Seconds(2));
   EXPECT_EQ(AdmittedAt(calls[10]), kT0 + absl::Seconds(1));
 }
@@ -363,7 +363,7 @@ TEST_F(LocalRateLimiterTest, FloodingCallerCannotStarveAnother) {
   for (int i = 0; i < 100; ++i) flood.push_back(Ask("flooder", absl::Seconds(60)));
   const int other = Ask("other", absl::Seconds(60));
   EXPECT_EQ(Describe(Counters()),
-            "total=101 admitted=1 admitted_after_wait=0 rejected=0 queued=100 "
+            "total=101 admitted=1 admitted_after_wait=0 rejected=0 queued=100 cancelled=0 "
             "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   RunUntil(kT0 + absl::Seconds(11));
   // The flooder's first call went at once and its second was ahead in the rotation: the other
@@ -376,7 +376,7 @@ TEST_F(LocalRateLimiterTest, FloodingCallerCannotStarveAnother) {
     EXPECT_EQ(AdmittedAt(flood[i]), kT0 + (i + 1) * absl::Milliseconds(100)) << i;
   }
   EXPECT_EQ(Describe(Counters()),
-            "total=101 admitted=101 admitted_after_wait=100 rejected=0 queued=0 "
+            "total=101 admitted=101 admitted_after_wait=100 rejected=0 queued=0 cancelled=0 "
             "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
 }
 
@@ -408,8 +408,8 @@ TEST_F(LocalRateLimiterTest, PauseHoldsEveryCallUntilRetryAfterAndFailsWaitersAt
   // 429 with Retry-After: 3 s.
   limiter_->Pause(kBucket, config, absl::Seconds(3));
   EXPECT_EQ(Describe(Counters()),
-            "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 paused_by_upstream=1 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=1 tightened_by_upstream=0 fallback_decisions=0");
   // A call that cannot wait 3 s fails at once and is told to come back in 3 s.
   const int hasty = Ask("", absl::Seconds(2), {}, config);
   // A call that can wait is admitted at +3 s exactly; after the pause no burst, one per T.
@@ -419,8 +419,8 @@ TEST_F(LocalRateLimiterTest, PauseHoldsEveryCallUntilRetryAfterAndFailsWaitersAt
   EXPECT_EQ(RetryDelayOf(recorder_.Get(hasty).status), absl::Seconds(3));
   EXPECT_EQ(recorder_.Get(hasty).at, kT0);
   EXPECT_EQ(Describe(Counters()),
-            "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 paused_by_upstream=1 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 cancelled=0 "
+            "paused_by_upstream=1 tightened_by_upstream=0 fallback_decisions=0");
   RunUntil(kT0 + absl::Seconds(5));
   EXPECT_EQ(AdmittedAt(patient1), kT0 + absl::Seconds(3));
   EXPECT_EQ(AdmittedAt(patient2), kT0 + absl::Milliseconds(3100));
@@ -442,8 +442,8 @@ TEST_F(LocalRateLimiterTest, PauseHoldsEveryCallUntilRetryAfterAndFailsWaitersAt
   EXPECT_EQ(call.status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(RetryDelayOf(call.status), absl::Milliseconds(1200));  // pause ends at +12 s
   EXPECT_EQ(Describe(Counters()),
-            "total=8 admitted=6 admitted_after_wait=2 rejected=2 queued=0 paused_by_upstream=2 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=8 admitted=6 admitted_after_wait=2 rejected=2 queued=0 cancelled=0 "
+            "paused_by_upstream=2 tightened_by_upstream=0 fallback_decisions=0");
 }
 
 TEST_F(LocalRateLimiterTest, PauseWithoutRetryAfterHoldsOneInterval) {
@@ -474,8 +474,8 @@ TEST_F(LocalRateLimiterTest, RemainingLowerThanExpectedChargesTheForeignUseOnce)
   EXPECT_EQ(AdmittedAt(b), kT0 + absl::Milliseconds(400));
   EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(500));
   EXPECT_EQ(Describe(Counters()),
-            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=1 fallback_decisions=0");
+            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=1 fallback_decisions=0");
   // A second later the charges have left the window: a new deficit is charged again.
   AdvanceTo(kT0 + absl::Milliseconds(1600));
   limiter_->ObserveRemaining(kBucket, kTenPerSecond, 10, 7);  // used 3, charged 0: deficit 2
@@ -483,6 +483,52 @@ TEST_F(LocalRateLimiterTest, RemainingLowerThanExpectedChargesTheForeignUseOnce)
   RunUntil(kT0 + absl::Seconds(3));
   EXPECT_EQ(AdmittedAt(d), kT0 + absl::Milliseconds(1800));
   EXPECT_EQ(Counters().tightened_by_upstream, 2);
+}
+
+TEST_F(LocalRateLimiterTest, CancelledWaiterLeavesWithoutATokenAndTheNextCallerGetsItsSlot) {
+  const absl::Time deadline = kT0 + absl::Seconds(10);
+  auto ask = [&](const std::string& caller) {
+    const int index = recorder_.Add(caller, deadline);
+    const RateLimiter::AcquireId id = limiter_->Acquire(
+        {.bucket_key = kBucket, .config = kTenPerSecond, .caller = caller, .deadline = deadline},
+        recorder_.Track(index));
+    return std::make_pair(index, id);
+  };
+  const auto [a, a_id] = ask("x");
+  const auto [b, b_id] = ask("x");  // turn +100 ms
+  const auto [c, c_id] = ask("y");  // turn +200 ms
+  EXPECT_NE(a_id, b_id);
+  EXPECT_NE(b_id, c_id);
+  clock_.RunDue();
+  EXPECT_EQ(AdmittedAt(a), kT0);
+  // b leaves while it waits: done runs once with CANCELLED, posted (not on Cancel's stack).
+  limiter_->Cancel(b_id);
+  EXPECT_EQ(recorder_.Get(b).outcomes, 0);
+  EXPECT_EQ(Describe(Counters()),
+            "total=3 admitted=1 admitted_after_wait=0 rejected=0 queued=1 cancelled=1 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+  clock_.RunDue();
+  EXPECT_EQ(recorder_.Get(b).outcomes, 1);
+  EXPECT_EQ(recorder_.Get(b).status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(recorder_.Get(b).at, kT0);
+  // Cancelling again, cancelling an admitted call, or an unknown id: nothing happens.
+  limiter_->Cancel(b_id);
+  limiter_->Cancel(a_id);
+  limiter_->Cancel(987654);
+  const auto [d, d_id] = ask("x");  // behind c now
+  RunUntil(kT0 + absl::Seconds(11));
+  // b's slot (+100 ms) went to c, the next caller, and d follows at +200 ms: no token was spent
+  // on b.
+  EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(d), kT0 + absl::Milliseconds(200));
+  limiter_->Cancel(c_id);  // after admission: a no-op
+  limiter_->Cancel(d_id);
+  clock_.RunDue();
+  for (int i : {a, b, c, d}) EXPECT_EQ(recorder_.Get(i).outcomes, 1) << i;
+  EXPECT_EQ(Describe(Counters()),
+            "total=4 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=1 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+  EXPECT_EQ(clock_.pending(), 0u);
 }
 
 TEST_F(LocalRateLimiterTest, BucketsAreIndependent) {
@@ -505,8 +551,8 @@ TEST_F(LocalRateLimiterTest, InvalidRateFailsWithFailedPrecondition) {
     EXPECT_EQ(ErrorReasonOf(recorder_.Get(i).status), "RATE_LIMIT_MISCONFIGURED");
   }
   EXPECT_EQ(Describe(Counters()),
-            "total=2 admitted=0 admitted_after_wait=0 rejected=2 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=2 admitted=0 admitted_after_wait=0 rejected=2 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
 }
 
 TEST_F(LocalRateLimiterTest, DestructionCancelsWaitingCallsOnce) {
@@ -632,7 +678,7 @@ TEST_F(RedisRateLimiterTest, OneEvalshaPerDecisionWithTheDocumentedKeysAndArgume
     ASSERT_TRUE(recorder.AwaitOutcomes(1));
     EXPECT_TRUE(recorder.Get(a).status.ok()) << recorder.Get(a).status;
     EXPECT_EQ(Describe(limiter.counters("b1")),
-              "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 "
+              "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
               "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   }
   const std::string sha =
@@ -819,8 +865,8 @@ TEST(RedisDownRateLimiterTest, FallsBackToTheShareOfTheRateWithoutABurst) {
   EXPECT_FALSE(limiter.redis_healthy());
   clock.RunDue();
   EXPECT_EQ(Describe(limiter.counters(kBucket)),
-            "total=4 admitted=0 admitted_after_wait=0 rejected=0 queued=4 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=0");
+            "total=4 admitted=0 admitted_after_wait=0 rejected=0 queued=4 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
   while (clock.NextTaskTime() <= kT0 + absl::Seconds(1)) clock.AdvanceTo(clock.NextTaskTime());
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(recorder.Get(calls[i]).at, kT0 + (i + 1) * absl::Milliseconds(200)) << i;
@@ -828,8 +874,8 @@ TEST(RedisDownRateLimiterTest, FallsBackToTheShareOfTheRateWithoutABurst) {
   }
   const RateLimiter::Counters c = limiter.counters(kBucket);
   EXPECT_EQ(Describe(c),
-            "total=4 admitted=4 admitted_after_wait=4 rejected=0 queued=0 paused_by_upstream=0 "
-            "tightened_by_upstream=0 fallback_decisions=4");
+            "total=4 admitted=4 admitted_after_wait=4 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=4");
 }
 
 }  // namespace
