@@ -37,12 +37,14 @@ fi
 if [ ! -x tools/node_modules/.bin/buf ] || [ ! -x tools/node_modules/.bin/protoc-gen-ts_proto ] ||
    [ ! -d tools/node_modules/kubernetes-models ] || [ ! -d tools/node_modules/yaml ]; then
   echo "setup: installing tools/package.json"
-  # `npm install` follows the lock file; `npm ci` (npm 11) rejects buf's lock because of the
-  # optional per-platform packages it leaves out ("Missing: @bufbuild/buf-darwin-arm64").
-  (cd tools && npm install --no-audit --no-fund --loglevel=error)
+  # `npm ci` installs exactly the lock (integrity-checked) and never rewrites it, so a fresh
+  # setup leaves the checkout clean. The lock lists buf's optional per-platform packages for
+  # every platform (npm ci refuses a lock that leaves any out); regenerate it with
+  # `npm install --package-lock-only` after changing tools/package.json.
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # The Node client example's @grpc/grpc-js and @grpc/proto-loader (clients/node/package-lock.json).
 if [ ! -d clients/node/node_modules/@grpc/grpc-js ] || [ ! -d clients/node/node_modules/@grpc/proto-loader ]; then
   echo "setup: installing clients/node/package.json"
-  (cd clients/node && npm install --no-audit --no-fund --loglevel=error)
+  (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
