@@ -362,6 +362,7 @@ void Dispatcher::Send(std::shared_ptr<CallState> call) const {
   http_request.url = absl::StrCat(upstream.base_url, call->parts.path_and_query);
   http_request.deadline = call->options.deadline;
   http_request.fresh_connection = !IsRead(*call->route);
+  http_request.fairness_key = call->bucket_key;  // one slow bucket cannot take every connection
   http_request.headers.emplace_back("Accept", "application/json");
   if (upstream.auth_header == "Authorization") {
     http_request.headers.emplace_back("Authorization", absl::StrCat("Bearer ", upstream.token));

@@ -38,7 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
-#include "upstream/transport/http_client.h"
+#include "upstream/transport/http_transport.h"
 #include "upstream/budget/idempotency_store.h"
 #include "upstream/budget/rate_limiter.h"
 #include "upstream/budget/response_cache.h"
@@ -94,7 +94,7 @@ class Dispatcher {
   // Collaborators. `http` and `scheduler` are required; the others may be null (no limiting,
   // no caching, no idempotency records).
   struct Components {
-    HttpClient* http = nullptr;
+    HttpTransport* http = nullptr;
     Scheduler* scheduler = nullptr;
     RateLimiter* limiter = nullptr;
     ResponseCache* cache = nullptr;

@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "upstream/transport/http_client.h"
+#include "upstream/transport/http_transport.h"
 
 namespace gateway::upstream {
 

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
@@ -97,9 +98,27 @@ namespace http_client_internal {
 struct Transfer {
   ~Transfer() { curl_slist_free_all(header_list); }
 
+  HttpTransport::RequestId id = 0;
   HttpRequest request;
   HttpClient::Callback done;
   absl::Time sent_at;
+
+  // Bounds for this transfer (from the request or the client's options).
+  int64_t max_body = 0;
+  int64_t max_header_bytes = 0;
+  int max_header_count = 0;
+  int64_t header_bytes = 0;
+  int header_count = 0;
+  std::string too_large;  // set when a bound was exceeded: which one
+
+  // Set by curl's pre-request callback, just before the request is written on an established
+  // (or reused) connection. False at failure time: no byte of the request left the gateway.
+  bool request_started = false;
+  bool holds_key_slot = false;  // counted in its key's in_flight
+  void* easy = nullptr;         // CURL* while handed to curl
+  // While waiting for a slot of its key: its place in KeyState::waiting.
+  bool waiting = false;
+  std::list<Transfer*>::iterator wait_pos;
 
   HttpResponse response;
   std::string last_header;  // for obsolete folded header lines
@@ -115,18 +134,37 @@ using http_client_internal::Transfer;
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
-  transfer->response.body.append(data, size * count);
-  return size * count;
+  const size_t length = size * count;
+  if (static_cast<int64_t>(transfer->response.body.size()) + static_cast<int64_t>(length) >
+      transfer->max_body) {
+    // Returning less than `length` aborts the transfer (CURLE_WRITE_ERROR): the excess is
+    // never buffered, and the connection is closed rather than drained.
+    transfer->too_large = absl::StrCat("body over ", transfer->max_body, " bytes");
+    return 0;
+  }
+  transfer->response.body.append(data, length);
+  return length;
+}
+
+int OnPreRequest(void* user, char*, char*, int, int) {
+  static_cast<Transfer*>(user)->request_started = true;
+  return CURL_PREREQFUNC_OK;
 }
 
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   const size_t length = size * count;
+  transfer->header_bytes += static_cast<int64_t>(length);
+  if (transfer->header_bytes > transfer->max_header_bytes) {
+    transfer->too_large = absl::StrCat("headers over ", transfer->max_header_bytes, " bytes");
+    return 0;  // aborts the transfer
+  }
   absl::string_view line = absl::StripTrailingAsciiWhitespace(absl::string_view(data, length));
   if (absl::StartsWith(line, "HTTP/")) {
     // A new status line (e.g. after a 1xx interim response): start over.
     transfer->response.headers.clear();
     transfer->last_header.clear();
+    transfer->header_count = 0;
     return length;
   }
   if (line.empty()) return length;
@@ -139,23 +177,58 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   }
   const size_t colon = line.find(':');
   if (colon == absl::string_view::npos) return length;
+  if (++transfer->header_count > transfer->max_header_count) {
+    transfer->too_large = absl::StrCat("more than ", transfer->max_header_count, " headers");
+    return 0;
+  }
   std::string name = absl::AsciiStrToLower(line.substr(0, colon));
-  transfer->response.headers[name] =
-      std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+  absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+  if (name == "content-length") {
+    // Refuse a declared body over the bound before reading any of it.
+    int64_t declared = 0;
+    if (absl::SimpleAtoi(value, &declared) && declared > transfer->max_body) {
+      transfer->too_large = absl::StrCat("body of ", declared, " bytes over ",
+                                         transfer->max_body);
+      return 0;
+    }
+  }
+  transfer->response.headers[name] = std::string(value);
   transfer->last_header = std::move(name);
   return length;
 }
 
-// Runs `transfer`'s callback with `result`, then frees the transfer.
-void Complete(std::unique_ptr<Transfer> transfer, absl::StatusOr<HttpResponse> result) {
-  HttpClient::Callback done = std::move(transfer->done);
-  transfer.reset();
-  std::move(done)(std::move(result));
+// Curl results that happen before any byte of the request is written (when
+// `request_started` is still false they prove it was not sent).
+bool FailsBeforeSending(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int EffectiveKeyLimit(const HttpClient::Options& options) {
+  if (options.max_in_flight_per_key < 0) return -1;
+  if (options.max_in_flight_per_key > 0) return options.max_in_flight_per_key;
+  if (options.max_connections_per_host <= 0) return -1;
+  return std::max(1, options.max_connections_per_host / 4);
 }
 
 }  // namespace
 
-HttpClient::HttpClient(Options options) : options_(std::move(options)) {
+HttpClient::HttpClient(Options options)
+    : options_(std::move(options)), key_limit_(EffectiveKeyLimit(options_)) {
   GlobalInitOnce();
   multi_ = curl_multi_init();
   if (multi_ == nullptr) Fatal("curl_multi_init failed");
@@ -182,14 +255,25 @@ HttpClient::~HttpClient() {
   curl_multi_cleanup(multi_);  // closes cached connections
 }
 
-void HttpClient::Send(HttpRequest request, Callback done) {
+HttpClient::RequestId HttpClient::Send(HttpRequest request, Callback done) {
   auto transfer = std::make_unique<Transfer>();
+  const RequestId id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  transfer->id = id;
   transfer->sent_at = absl::Now();
   transfer->request = std::move(request);
   transfer->done = std::move(done);
   {
     absl::MutexLock lock(&mu_);
     queue_.push_back(std::move(transfer));
+  }
+  curl_multi_wakeup(multi_);
+  return id;
+}
+
+void HttpClient::Cancel(RequestId id) {
+  {
+    absl::MutexLock lock(&mu_);
+    cancels_.push_back(id);
   }
   curl_multi_wakeup(multi_);
 }
@@ -202,50 +286,84 @@ int64_t HttpClient::requests_completed() const {
   return requests_completed_.load(std::memory_order_relaxed);
 }
 
+int64_t HttpClient::responses_too_large() const {
+  return responses_too_large_.load(std::memory_order_relaxed);
+}
+
+std::vector<HttpClient::KeyStats> HttpClient::FairnessStats() const {
+  std::vector<KeyStats> out;
+  absl::MutexLock lock(&mu_);
+  out.reserve(keys_.size());
+  for (const auto& [key, state] : keys_) {
+    out.push_back({key, state.in_flight, static_cast<int>(state.waiting.size()), key_limit_});
+  }
+  return out;
+}
+
+int HttpClient::PollTimeoutMs(absl::Time now) const {
+  int ms = kMaxPollMs;
+  if (!deadlines_.empty()) {
+    const absl::Duration until = deadlines_.begin()->first - now;
+    ms = static_cast<int>(std::clamp<int64_t>(
+        absl::ToInt64Milliseconds(absl::Ceil(until, absl::Milliseconds(1))), 0, kMaxPollMs));
+  }
+  return ms;
+}
+
 void HttpClient::Run() {
   std::deque<std::unique_ptr<Transfer>> batch;
+  std::vector<RequestId> cancels;
   for (;;) {
     bool stopping;
     {
       absl::MutexLock lock(&mu_);
       batch.swap(queue_);
+      cancels.swap(cancels_);
       stopping = stopping_;
     }
     if (stopping) break;
+    // New requests first, so that a Cancel() right after its Send() finds the request.
     while (!batch.empty()) {
       std::unique_ptr<Transfer> transfer = std::move(batch.front());
       batch.pop_front();
-      Start(std::move(transfer));
+      Admit(std::move(transfer));
     }
+    for (RequestId id : cancels) CancelOne(id);
+    cancels.clear();
+    ExpireWaiting(absl::Now());
     int running = 0;
     curl_multi_perform(multi_, &running);
     DrainFinished();
-    // Returns early on curl_multi_wakeup (new requests or shutdown).
-    if (curl_multi_poll(multi_, nullptr, 0, kMaxPollMs, nullptr) != CURLM_OK) {
+    // Returns early on curl_multi_wakeup (new requests, cancellations or shutdown).
+    if (curl_multi_poll(multi_, nullptr, 0, PollTimeoutMs(absl::Now()), nullptr) != CURLM_OK) {
       absl::SleepFor(absl::Milliseconds(10));  // back off instead of spinning
     }
   }
 
-  // Shutting down: cancel transfers in flight, then everything queued
-  // (including requests sent by the cancelled callbacks themselves).
-  std::vector<std::unique_ptr<Transfer>> cancelled;
-  cancelled.reserve(active_.size());
-  for (auto& [easy, transfer] : active_) {
-    curl_multi_remove_handle(multi_, easy);
-    long connects = 0;
-    if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK) {
-      connections_opened_.fetch_add(connects, std::memory_order_relaxed);
+  // Shutting down: cancel every live transfer (in flight or waiting for a slot), then everything
+  // queued (including requests sent by the cancelled callbacks themselves).
+  std::vector<RequestId> live;
+  live.reserve(transfers_.size());
+  for (const auto& [id, transfer] : transfers_) live.push_back(id);
+  std::sort(live.begin(), live.end());
+  for (RequestId id : live) {
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) continue;
+    Transfer* t = it->second.get();
+    // Detach from its key first, so no waiting request is started by this release.
+    if (t->waiting) {
+      absl::MutexLock lock(&mu_);
+      keys_[t->request.fairness_key].waiting.erase(t->wait_pos);
+      t->waiting = false;
     }
-    ReleaseEasy(easy);
-    cancelled.push_back(std::move(transfer));
-  }
-  active_.clear();
-  for (auto& transfer : cancelled) {
-    Complete(std::move(transfer), absl::CancelledError("HttpClient destroyed"));
+    absl::Status cancelled = absl::CancelledError("HttpClient destroyed");
+    Finish(id, t->request_started ? cancelled : MarkNotSent(cancelled));
   }
   for (;;) {
     for (auto& transfer : batch) {
-      Complete(std::move(transfer), absl::CancelledError("HttpClient destroyed"));
+      HttpClient::Callback done = std::move(transfer->done);
+      transfer.reset();
+      std::move(done)(MarkNotSent(absl::CancelledError("HttpClient destroyed")));
     }
     batch.clear();
     {
@@ -256,18 +374,117 @@ void HttpClient::Run() {
   }
 }
 
-void HttpClient::Start(std::unique_ptr<Transfer> transfer) {
+void HttpClient::Admit(std::unique_ptr<Transfer> owned) {
+  Transfer* transfer = owned.get();
+  const RequestId id = transfer->id;
+  transfers_.emplace(id, std::move(owned));
   const HttpRequest& request = transfer->request;
   if (absl::Status status = Validate(request); !status.ok()) {
-    Complete(std::move(transfer), std::move(status));
+    Finish(id, MarkNotSent(std::move(status)));
     return;
   }
+  if (request.deadline != absl::InfiniteFuture() && request.deadline <= absl::Now()) {
+    Finish(id, MarkNotSent(
+                   absl::DeadlineExceededError("deadline passed before the request was sent")));
+    return;
+  }
+  transfer->max_body = request.max_response_bytes > 0 ? request.max_response_bytes
+                                                      : options_.max_response_bytes;
+  transfer->max_header_bytes = options_.max_header_bytes;
+  transfer->max_header_count = options_.max_header_count;
+  if (!request.fairness_key.empty()) {
+    absl::MutexLock lock(&mu_);
+    KeyState& key = keys_[request.fairness_key];
+    if (key_limit_ >= 0 && key.in_flight >= key_limit_) {
+      transfer->waiting = true;
+      transfer->wait_pos = key.waiting.insert(key.waiting.end(), transfer);
+      if (request.deadline != absl::InfiniteFuture()) deadlines_.emplace(request.deadline, id);
+      return;
+    }
+    ++key.in_flight;
+    transfer->holds_key_slot = true;
+  }
+  StartCurl(transfer);
+}
+
+void HttpClient::CancelOne(RequestId id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;  // finished already, or never existed
+  Transfer* t = it->second.get();
+  absl::Status cancelled = absl::CancelledError("request cancelled");
+  if (t->waiting || !t->request_started) cancelled = MarkNotSent(std::move(cancelled));
+  Finish(id, std::move(cancelled));
+}
+
+void HttpClient::ExpireWaiting(absl::Time now) {
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    const RequestId id = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    Finish(id, MarkNotSent(absl::DeadlineExceededError(
+                   "deadline passed while waiting for a connection slot of its bucket")));
+  }
+}
+
+void HttpClient::Finish(RequestId id, absl::StatusOr<HttpResponse> result) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  std::unique_ptr<Transfer> transfer = std::move(it->second);
+  transfers_.erase(it);
+  if (transfer->easy != nullptr) {
+    CURL* easy = transfer->easy;
+    active_.erase(easy);
+    curl_multi_remove_handle(multi_, easy);  // aborts a transfer still running
+    long connects = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK) {
+      connections_opened_.fetch_add(connects, std::memory_order_relaxed);
+    }
+    ReleaseEasy(easy);
+    transfer->easy = nullptr;
+  }
+  if (transfer->request.deadline != absl::InfiniteFuture() && transfer->waiting) {
+    deadlines_.erase({transfer->request.deadline, id});
+  }
+  // Give back the key slot; the next waiting request of the key takes it.
+  Transfer* next = nullptr;
+  if (transfer->waiting || transfer->holds_key_slot) {
+    absl::MutexLock lock(&mu_);
+    KeyState& key = keys_[transfer->request.fairness_key];
+    if (transfer->waiting) {
+      key.waiting.erase(transfer->wait_pos);
+      transfer->waiting = false;
+    }
+    if (transfer->holds_key_slot) {
+      --key.in_flight;
+      transfer->holds_key_slot = false;
+      if (!key.waiting.empty() && !stopping_) {
+        next = key.waiting.front();
+        key.waiting.pop_front();
+        next->waiting = false;
+        ++key.in_flight;
+        next->holds_key_slot = true;
+      }
+    }
+  }
+  if (next != nullptr) {
+    if (next->request.deadline != absl::InfiniteFuture()) {
+      deadlines_.erase({next->request.deadline, next->id});
+    }
+    StartCurl(next);
+  }
+  HttpClient::Callback done = std::move(transfer->done);
+  transfer.reset();
+  std::move(done)(std::move(result));
+}
+
+void HttpClient::StartCurl(Transfer* transfer) {
+  const RequestId id = transfer->id;
+  const HttpRequest& request = transfer->request;
   long timeout_ms = 0;  // curl: no timeout
   if (request.deadline != absl::InfiniteFuture()) {
     const absl::Duration remaining = request.deadline - absl::Now();
     if (remaining <= absl::ZeroDuration()) {
-      Complete(std::move(transfer),
-               absl::DeadlineExceededError("deadline passed before the request was sent"));
+      Finish(id, MarkNotSent(
+                     absl::DeadlineExceededError("deadline passed before the request was sent")));
       return;
     }
     const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(remaining, absl::Milliseconds(1)));
@@ -302,7 +519,7 @@ void HttpClient::Start(std::unique_ptr<Transfer> transfer) {
   }
   if (!ok || easy == nullptr) {
     if (easy != nullptr) ReleaseEasy(easy);
-    Complete(std::move(transfer), absl::UnavailableError("out of memory setting up request"));
+    Finish(id, MarkNotSent(absl::UnavailableError("out of memory setting up request")));
     return;
   }
 
@@ -310,7 +527,7 @@ void HttpClient::Start(std::unique_ptr<Transfer> transfer) {
   auto set = [&rc, easy](CURLoption option, auto value) {
     if (rc == CURLE_OK) rc = curl_easy_setopt(easy, option, value);
   };
-  Transfer* t = transfer.get();
+  Transfer* t = transfer;
   set(CURLOPT_URL, request.url.c_str());
   // libcurl silently sends a request again when a reused keep-alive connection turns out to be
   // closed; a request that must not be repeated gets a connection of its own instead.
@@ -324,6 +541,9 @@ void HttpClient::Start(std::unique_ptr<Transfer> transfer) {
   set(CURLOPT_WRITEDATA, static_cast<void*>(t));
   set(CURLOPT_HEADERFUNCTION, &OnHeader);
   set(CURLOPT_HEADERDATA, static_cast<void*>(t));
+  set(CURLOPT_PREREQFUNCTION, &OnPreRequest);
+  set(CURLOPT_PREREQDATA, static_cast<void*>(t));
+  set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t->max_body));
   set(CURLOPT_HTTPHEADER, list);
   set(CURLOPT_USERAGENT, options_.user_agent.c_str());
   set(CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -353,24 +573,27 @@ void HttpClient::Start(std::unique_ptr<Transfer> transfer) {
   if (rc != CURLE_OK) {
     const absl::string_view reason = curl_easy_strerror(rc);
     ReleaseEasy(easy);
-    Complete(std::move(transfer),
-             rc == CURLE_OUT_OF_MEMORY
-                 ? absl::UnavailableError(absl::StrCat("curl: ", reason))
-                 : absl::InvalidArgumentError(absl::StrCat("curl: ", reason)));
+    Finish(id, MarkNotSent(rc == CURLE_OUT_OF_MEMORY
+                               ? absl::UnavailableError(absl::StrCat("curl: ", reason))
+                               : absl::InvalidArgumentError(absl::StrCat("curl: ", reason))));
     return;
   }
   const CURLMcode mc = curl_multi_add_handle(multi_, easy);
   if (mc != CURLM_OK) {
     ReleaseEasy(easy);
-    Complete(std::move(transfer),
-             absl::UnavailableError(absl::StrCat("curl: ", curl_multi_strerror(mc))));
+    Finish(id, MarkNotSent(
+                   absl::UnavailableError(absl::StrCat("curl: ", curl_multi_strerror(mc)))));
     return;
   }
-  active_.emplace(easy, std::move(transfer));
+  t->easy = easy;
+  active_.emplace(easy, t);
 }
 
 void HttpClient::DrainFinished() {
   int queued = 0;
+  // Collect first: Finish() may start waiting transfers (curl_multi_add_handle), which must not
+  // interleave with reading the message queue.
+  std::vector<std::pair<RequestId, absl::StatusOr<HttpResponse>>> finished;
   while (CURLMsg* message = curl_multi_info_read(multi_, &queued)) {
     if (message->msg != CURLMSG_DONE) continue;
     // `message` is invalid once the handle is removed: copy what we need.
@@ -378,16 +601,16 @@ void HttpClient::DrainFinished() {
     const CURLcode code = message->data.result;
     auto it = active_.find(easy);
     if (it == active_.end()) continue;
-    std::unique_ptr<Transfer> transfer = std::move(it->second);
-    active_.erase(it);
-    curl_multi_remove_handle(multi_, easy);
-
-    long connects = 0;
-    if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK) {
-      connections_opened_.fetch_add(connects, std::memory_order_relaxed);
-    }
+    Transfer* transfer = it->second;
     absl::StatusOr<HttpResponse> result;
-    if (code == CURLE_OK) {
+    if (!transfer->too_large.empty() ||
+        (code == CURLE_FILESIZE_EXCEEDED)) {
+      if (transfer->too_large.empty()) {
+        transfer->too_large = absl::StrCat("body over ", transfer->max_body, " bytes");
+      }
+      responses_too_large_.fetch_add(1, std::memory_order_relaxed);
+      result = ResponseTooLargeError(transfer->too_large);
+    } else if (code == CURLE_OK) {
       long status = 0;
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
       transfer->response.status = static_cast<int>(status);
@@ -400,19 +623,24 @@ void HttpClient::DrainFinished() {
               ? absl::StrCat(curl_easy_strerror(code), ": ", transfer->error)
               : std::string(curl_easy_strerror(code));
       const absl::Time deadline = transfer->request.deadline;
+      absl::Status status;
       if (code == CURLE_OPERATION_TIMEDOUT && deadline != absl::InfiniteFuture() &&
           absl::Now() + kDeadlineSlack >= deadline) {
-        result = absl::DeadlineExceededError(reason);
+        status = absl::DeadlineExceededError(reason);
       } else if (code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL) {
-        result = absl::InvalidArgumentError(reason);
+        status = absl::InvalidArgumentError(reason);
       } else {
         // Refused, reset, empty reply, DNS, TLS, connect timeout, ...
-        result = absl::UnavailableError(reason);
+        status = absl::UnavailableError(reason);
       }
+      if (!transfer->request_started && FailsBeforeSending(code)) {
+        status = MarkNotSent(std::move(status));
+      }
+      result = std::move(status);
     }
-    ReleaseEasy(easy);
-    Complete(std::move(transfer), std::move(result));
+    finished.emplace_back(transfer->id, std::move(result));
   }
+  for (auto& [id, result] : finished) Finish(id, std::move(result));
 }
 
 void HttpClient::ReleaseEasy(void* easy) {

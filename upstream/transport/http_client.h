@@ -25,7 +25,7 @@
 //   request.body = R"({"name":"Ada"})";
 //   request.deadline = absl::Now() + absl::Seconds(2);
 //
-//   client.Send(std::move(request),
+//   HttpClient::RequestId id = client.Send(std::move(request),
 //               [](absl::StatusOr<gateway::upstream::HttpResponse> response) {
 //                 if (!response.ok()) {
 //                   // UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, ...
@@ -37,7 +37,20 @@
 //               });
 //
 // Callbacks run on the client's I/O thread: they should be quick and must not
-// block on other requests of the same client (they may call `Send()`).
+// block on other requests of the same client (they may call `Send()` and
+// `Cancel()`).
+//
+// Fairness: requests with the same non-empty `HttpRequest::fairness_key` (the
+// rate-limit bucket) have at most `Options::max_in_flight_per_key` transfers
+// in flight; the rest wait in the client, unsent and without a thread, in
+// arrival order, until a slot of their key frees or their deadline passes. So
+// 40 calls stuck on one slow endpoint occupy a quarter of the host's
+// connections, not all of them, and an unrelated request still starts at once.
+//
+// Bounds on what an upstream can make the client hold: the response body
+// (`max_response_bytes`, 8 MiB by default, per request overridable), header
+// bytes and header count. Over a bound the transfer is aborted at once (the
+// excess is never buffered) and `done` gets `ResponseTooLargeError`.
 
 #ifndef GATEWAY_UPSTREAM_HTTP_CLIENT_H_
 #define GATEWAY_UPSTREAM_HTTP_CLIENT_H_
@@ -45,7 +58,10 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <list>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -57,68 +73,24 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "upstream/transport/http_transport.h"
 
 namespace gateway::upstream {
 namespace http_client_internal {
 struct Transfer;  // one request from Send() until its callback runs
 }  // namespace http_client_internal
 
-// HttpRequest
-//
-// One HTTP request to an upstream. A plain value type; `HttpClient::Send()`
-// takes it by value.
-struct HttpRequest {
-  // The request method, e.g. "GET", "POST", "PUT", "PATCH" or "DELETE" (any
-  // method may carry a body, including DELETE). Must be a non-empty HTTP
-  // token; "HEAD" requests never read a response body.
-  std::string method;
-  // Absolute `http://` or `https://` URL, already percent-encoded. Other
-  // schemes are rejected.
-  std::string url;
-  // Request headers, sent in order. Names and values must not contain CR or
-  // LF. If no "Content-Type" is given, none is sent (curl's form-urlencoded
-  // default is suppressed); "Expect: 100-continue" is never sent.
-  std::vector<std::pair<std::string, std::string>> headers;
-  // Request body, sent as-is (with a Content-Length) when non-empty. POST, PUT
-  // and PATCH with an empty body send "Content-Length: 0". The caller sets
-  // Content-Type.
-  std::string body;
-  // Deadline for the whole transfer (queueing, connect, send and receive).
-  // A deadline that has already passed fails the request without sending it.
-  absl::Time deadline = absl::InfiniteFuture();
-  // Send on a new connection rather than a pooled one. libcurl resends a request once, by
-  // itself, when a reused keep-alive connection turns out to have been closed by the peer; that
-  // must never happen to a write that may not be repeated (it could have been processed).
-  bool fresh_connection = false;
-};
-
-// HttpResponse
-//
-// A complete HTTP response of any status.
-struct HttpResponse {
-  // The HTTP status code of the final response (1xx interim responses are
-  // skipped).
-  int status = 0;
-  // Response headers of the final response. Names are lower-cased, values
-  // are trimmed of surrounding whitespace; when a name repeats, the last value
-  // wins.
-  absl::flat_hash_map<std::string, std::string> headers;
-  // The response body as received (no content decoding is requested).
-  std::string body;
-  // Time from `Send()` to completion of the transfer.
-  absl::Duration elapsed;
-};
-
 // HttpClient
 //
 // An asynchronous HTTP/1.1 client with one I/O thread and a keep-alive
-// connection pool. See the file comment for an example.
+// connection pool; the production `HttpTransport`. See the file comment for
+// an example.
 //
-// Thread safety: `Send()`, `connections_opened()` and `requests_completed()`
-// may be called concurrently from any thread, including from inside a
-// callback. The destructor must not run concurrently with any other call and
-// must not be called from a callback (it joins the I/O thread).
-class HttpClient {
+// Thread safety: `Send()`, `Cancel()` and the accessors may be called
+// concurrently from any thread, including from inside a callback. The
+// destructor must not run concurrently with any other call and must not be
+// called from a callback (it joins the I/O thread).
+class HttpClient final : public HttpTransport {
  public:
   // HttpClient::Options
   //
@@ -128,6 +100,22 @@ class HttpClient {
     // CONNECTIONS); further requests to that host wait inside the client for
     // a free connection, still bounded by their deadline. 0 means no limit.
     int max_connections_per_host = 32;
+    // Maximum requests in flight (handed to curl: connecting, sending or
+    // waiting for the reply) per non-empty `fairness_key`. 0 (the default)
+    // means a quarter of `max_connections_per_host` (at least 1; no limit when
+    // that is 0): one slow endpoint then holds at most 8 of the default 32
+    // connections, and three more could stall before an unrelated bucket
+    // waits. Negative means no per-key limit.
+    int max_in_flight_per_key = 0;
+    // Default bound on a response body, in bytes (a request's own
+    // `max_response_bytes` overrides it). 8 MiB: far above any page of the
+    // upstreams' APIs (100 items), far below what would hurt the process.
+    int64_t max_response_bytes = int64_t{8} << 20;
+    // Bounds on the response headers: total bytes of all header lines and
+    // their number. Real upstream responses carry a few dozen headers of
+    // well under 8 KiB in total.
+    int64_t max_header_bytes = int64_t{64} << 10;
+    int max_header_count = 100;
     // Timeout for establishing a connection (TCP plus TLS handshake). A
     // connect timeout before the request's deadline fails with UNAVAILABLE.
     absl::Duration connect_timeout = absl::Seconds(5);
@@ -143,7 +131,16 @@ class HttpClient {
 
   // The callback receiving a request's outcome. Invoked exactly once, as an
   // rvalue, on the client's I/O thread, never while the client holds a lock.
-  using Callback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>) &&>;
+  using Callback = Done;
+
+  // Per fairness key, for metrics: requests in flight and waiting now, and
+  // the limit (the same for every key; -1 when unlimited).
+  struct KeyStats {
+    std::string key;
+    int in_flight = 0;
+    int queued = 0;
+    int limit = 0;
+  };
 
   // Creates the client and starts its I/O thread. Initialises libcurl
   // globally on first use (thread-safe).
@@ -153,11 +150,11 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Stops the I/O thread: every request still pending or in flight fails with
-  // `absl::CancelledError` (each callback still runs exactly once, on the I/O
-  // thread, before the destructor returns), then the thread is joined and all
-  // connections are closed. Requests sent from those callbacks are cancelled
-  // too.
-  ~HttpClient();
+  // `absl::CancelledError` (marked not-sent for those never started; each
+  // callback still runs exactly once, on the I/O thread, before the
+  // destructor returns), then the thread is joined and all connections are
+  // closed. Requests sent from those callbacks are cancelled too.
+  ~HttpClient() override;
 
   // Starts `request` and returns at once; `done` later runs exactly once on
   // the client's I/O thread with one of:
@@ -165,14 +162,23 @@ class HttpClient {
   //   * an `HttpResponse` for any HTTP status, including 4xx and 5xx;
   //   * `absl::UnavailableError` with curl's message for transport failures
   //     (connection refused or reset, empty reply, DNS failure, TLS failure,
-  //     connect timeout);
+  //     connect timeout); marked not-sent (`IsNotSent`) when no byte of the
+  //     request was written (refused, DNS, TLS, connect timeout);
   //   * `absl::DeadlineExceededError` if `request.deadline` passed before
-  //     (the request is then never sent) or during the transfer;
+  //     (the request is then never sent, and marked so) or during the
+  //     transfer;
   //   * `absl::InvalidArgumentError` for a malformed request (empty or invalid
   //     method, CR/LF in a header, malformed URL or a scheme other than
-  //     http/https); nothing is sent;
-  //   * `absl::CancelledError` if the client is destroyed first.
-  void Send(HttpRequest request, Callback done);
+  //     http/https); nothing is sent (marked);
+  //   * `ResponseTooLargeError` (OUT_OF_RANGE) when the response exceeded
+  //     the body, header-bytes or header-count bound;
+  //   * `absl::CancelledError` after `Cancel()` or if the client is destroyed
+  //     first (see HttpTransport::Cancel for the not-sent mark).
+  RequestId Send(HttpRequest request, Done done) override;
+
+  // See HttpTransport::Cancel. Takes effect on the I/O thread shortly after;
+  // `done` never runs inside Cancel().
+  void Cancel(RequestId id) override;
 
   // Number of new TCP connections opened so far (the sum of
   // CURLINFO_NUM_CONNECTS over finished transfers). For tests and metrics.
@@ -183,28 +189,60 @@ class HttpClient {
   // metrics.
   int64_t requests_completed() const;
 
+  // Number of responses aborted for exceeding a size bound.
+  int64_t responses_too_large() const;
+
+  // The effective per-key in-flight limit (-1: none).
+  int max_in_flight_per_key() const { return key_limit_; }
+
+  // Every fairness key seen so far with its current counts, sorted by key.
+  std::vector<KeyStats> FairnessStats() const;
+
  private:
   using Transfer = http_client_internal::Transfer;
 
-  // The I/O thread's main loop and helpers. `active_` and `idle_easy_`, and
-  // `multi_` except for curl_multi_wakeup(), are touched only by the I/O
-  // thread (or by the constructor and destructor while it is not running).
+  // Requests of one fairness key. `waiting` holds transfers admitted by
+  // Send() but not yet handed to curl, oldest first.
+  struct KeyState {
+    int in_flight = 0;
+    std::list<Transfer*> waiting;
+  };
+
+  // The I/O thread's main loop and helpers. `transfers_`, `active_`,
+  // `deadlines_` and `idle_easy_`, and `multi_` except for
+  // curl_multi_wakeup(), are touched only by the I/O thread (or by the
+  // constructor and destructor while it is not running).
   void Run();
-  void Start(std::unique_ptr<Transfer> transfer);
+  void Admit(std::unique_ptr<Transfer> transfer);
+  void StartCurl(Transfer* transfer);
+  void CancelOne(RequestId id);
+  void ExpireWaiting(absl::Time now);
   void DrainFinished();
+  // Removes `id` from every index, gives back its key slot (starting the next
+  // waiting request of that key) and runs its callback with `result`.
+  void Finish(RequestId id, absl::StatusOr<HttpResponse> result);
   void ReleaseEasy(void* easy);
+  int PollTimeoutMs(absl::Time now) const;
 
   const Options options_;
+  const int key_limit_;  // effective max_in_flight_per_key, -1 for none
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<Transfer>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<RequestId> cancels_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Written by the I/O thread, read by FairnessStats().
+  std::map<std::string, KeyState> keys_ ABSL_GUARDED_BY(mu_);
 
+  std::atomic<uint64_t> next_id_{1};
   std::atomic<int64_t> connections_opened_{0};
   std::atomic<int64_t> requests_completed_{0};
+  std::atomic<int64_t> responses_too_large_{0};
 
   void* multi_ = nullptr;  // CURLM*; wakeup is thread-safe, all else I/O thread.
-  absl::flat_hash_map<void*, std::unique_ptr<Transfer>> active_;  // by CURL*
+  absl::flat_hash_map<RequestId, std::unique_ptr<Transfer>> transfers_;  // all live ones
+  absl::flat_hash_map<void*, Transfer*> active_;  // handed to curl, by CURL*
+  std::set<std::pair<absl::Time, RequestId>> deadlines_;  // waiting ones with a deadline
   std::vector<void*> idle_easy_;  // reusable CURL* handles
   std::thread io_thread_;
 };

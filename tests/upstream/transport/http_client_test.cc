@@ -107,6 +107,39 @@ class HttpClientTest : public ::testing::Test {
     server_.Get("/ready", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ready", "text/plain");
     });
+    // 50 MB bodies, chunked or with a Content-Length, written 64 KiB at a time; `huge_written_`
+    // counts what the server managed to write before the client hung up.
+    auto huge = [this](bool chunked) {
+      return [this, chunked](const httplib::Request&, httplib::Response& res) {
+        auto provider = [this](size_t offset, httplib::DataSink& sink) {
+          static const std::string chunk(64 << 10, '7');
+          if (offset >= kHugeBytes) {
+            sink.done();
+            return true;
+          }
+          if (!sink.write(chunk.data(), chunk.size())) return false;
+          huge_written_.fetch_add(chunk.size());
+          return true;
+        };
+        if (chunked) {
+          res.set_chunked_content_provider("application/json",
+                                           [provider](size_t offset, httplib::DataSink& sink) {
+                                             return provider(offset, sink);
+                                           });
+        } else {
+          res.set_content_provider(kHugeBytes, "application/json",
+                                   [provider](size_t offset, size_t, httplib::DataSink& sink) {
+                                     return provider(offset, sink);
+                                   });
+        }
+      };
+    };
+    server_.Get("/huge-chunked", huge(true));
+    server_.Get("/huge-length", huge(false));
+    server_.Get("/many-headers", [](const httplib::Request&, httplib::Response& res) {
+      for (int i = 0; i < 500; ++i) res.set_header(absl::StrCat("X-H", i), "v");
+      res.set_content("{}", "application/json");
+    });
 
     auto echo = [this](const httplib::Request& req, httplib::Response& res) {
       {
@@ -163,6 +196,9 @@ class HttpClientTest : public ::testing::Test {
     return mu_.AwaitWithTimeout(
         absl::Condition(+[](Arg* a) { return *a->arrivals >= a->n; }, &arg), kWait);
   }
+
+  static constexpr size_t kHugeBytes = size_t{50} << 20;
+  std::atomic<size_t> huge_written_{0};
 
   httplib::Server server_;
   int port_ = 0;
@@ -334,7 +370,230 @@ TEST_F(HttpClientTest, ConnectionRefusedIsUnavailable) {
   close(fd);
   EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable) << response.status();
   EXPECT_FALSE(response.status().message().empty());
+  EXPECT_TRUE(IsNotSent(response.status())) << "a refused connection never carried the request";
   EXPECT_EQ(client.requests_completed(), 0);
+}
+
+TEST_F(HttpClientTest, DnsFailureIsMarkedNotSent) {
+  HttpClient::Options options;
+  options.connect_timeout = absl::Seconds(3);
+  HttpClient client(options);
+  HttpRequest request = Request("POST", "http://no-such-host.invalid/x", "body");
+  request.deadline = absl::Now() + absl::Seconds(5);
+  absl::StatusOr<HttpResponse> response = SendAndWait(client, std::move(request));
+  ASSERT_FALSE(response.ok());
+  // UNAVAILABLE from the resolver; DEADLINE_EXCEEDED only if resolving itself hangs here.
+  EXPECT_TRUE(response.status().code() == absl::StatusCode::kUnavailable ||
+              response.status().code() == absl::StatusCode::kDeadlineExceeded)
+      << response.status();
+  EXPECT_TRUE(IsNotSent(response.status())) << response.status();
+}
+
+TEST_F(HttpClientTest, ResponsesAndMidTransferFailuresAreNotMarkedNotSent) {
+  HttpClient client(HttpClient::Options{});
+  HttpRequest request = Request("GET", Url("/slow"));
+  request.deadline = absl::Now() + absl::Milliseconds(300);
+  absl::StatusOr<HttpResponse> response = SendAndWait(client, std::move(request));
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(IsNotSent(response.status())) << "the request reached the server";
+  EXPECT_FALSE(IsNotSent(absl::OkStatus()));
+}
+
+TEST_F(HttpClientTest, CancelOfAQueuedRequestNeverSendsIt) {
+  HttpClient::Options options;
+  options.max_in_flight_per_key = 1;
+  HttpClient client(options);
+  HttpRequest slow = Request("GET", Url("/slow"));
+  slow.fairness_key = "bucket";
+  std::shared_ptr<Outcome> first = SendAsync(client, std::move(slow));
+  ASSERT_TRUE(AwaitSlowArrivals(1));
+
+  HttpRequest queued = Request("POST", Url("/never"), "must not arrive");
+  queued.fairness_key = "bucket";
+  auto outcome = std::make_shared<Outcome>();
+  const HttpClient::RequestId id =
+      client.Send(std::move(queued), [outcome](absl::StatusOr<HttpResponse> result) {
+        outcome->result = std::move(result);
+        outcome->thread = std::this_thread::get_id();
+        outcome->done.Notify();
+      });
+  EXPECT_NE(id, 0u);
+  client.Cancel(id);
+  ASSERT_TRUE(outcome->done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(outcome->result.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(IsNotSent(outcome->result.status()));
+  EXPECT_NE(outcome->thread, std::this_thread::get_id());  // never on the caller's stack
+
+  client.Cancel(id);       // already finished: no-op
+  client.Cancel(id + 99);  // unknown: no-op
+  release_slow_.Notify();
+  ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(first->result.ok()) << first->result.status();
+  // The key's slot is free again and the cancelled request is gone for good.
+  HttpRequest after = Request("GET", Url("/after"));
+  after.fairness_key = "bucket";
+  ASSERT_TRUE(SendAndWait(client, std::move(after)).ok());
+  for (const Seen& s : seen()) EXPECT_NE(s.path, "/never");
+  EXPECT_EQ(requests_seen(), 2);  // /slow and /after
+}
+
+TEST_F(HttpClientTest, CancelOfARequestInFlightAbortsIt) {
+  HttpClient client(HttpClient::Options{});
+  auto outcome = std::make_shared<Outcome>();
+  const HttpClient::RequestId id =
+      client.Send(Request("GET", Url("/slow")), [outcome](absl::StatusOr<HttpResponse> result) {
+        outcome->result = std::move(result);
+        outcome->done.Notify();
+      });
+  ASSERT_TRUE(AwaitSlowArrivals(1));
+  client.Cancel(id);
+  // Answered while the server is still holding the request.
+  ASSERT_TRUE(outcome->done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_FALSE(release_slow_.HasBeenNotified());
+  EXPECT_EQ(outcome->result.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(IsNotSent(outcome->result.status())) << "the upstream may have processed it";
+  // The client goes on working.
+  ASSERT_TRUE(SendAndWait(client, Request("GET", Url("/after"))).ok());
+}
+
+TEST_F(HttpClientTest, CancelFromInsideACallbackRunsTheCancelledCallbackLater) {
+  HttpClient::Options options;
+  options.max_in_flight_per_key = 1;
+  HttpClient client(options);
+  HttpRequest slow = Request("GET", Url("/slow"));
+  slow.fairness_key = "k";
+  std::shared_ptr<Outcome> first = SendAsync(client, std::move(slow));
+  ASSERT_TRUE(AwaitSlowArrivals(1));
+
+  // `cancel_returned` is set by the canceller after Cancel() returns; the cancelled request's
+  // callback must see it set (it never runs on the canceller's stack).
+  auto cancel_returned = std::make_shared<std::atomic<bool>>(false);
+  auto saw_returned = std::make_shared<std::atomic<bool>>(false);
+  auto queued_done = std::make_shared<absl::Notification>();
+  HttpRequest queued = Request("GET", Url("/never"));
+  queued.fairness_key = "k";
+  const HttpClient::RequestId queued_id = client.Send(
+      std::move(queued), [cancel_returned, saw_returned, queued_done](absl::StatusOr<HttpResponse> r) {
+        EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+        EXPECT_TRUE(IsNotSent(r.status()));
+        saw_returned->store(cancel_returned->load());
+        queued_done->Notify();
+      });
+  client.Send(Request("GET", Url("/ping")),
+              [&client, queued_id, cancel_returned](absl::StatusOr<HttpResponse> result) {
+                EXPECT_TRUE(result.ok()) << result.status();
+                client.Cancel(queued_id);  // on the I/O thread itself
+                cancel_returned->store(true);
+              });
+  ASSERT_TRUE(queued_done->WaitForNotificationWithTimeout(kWait));
+  EXPECT_TRUE(saw_returned->load());
+  release_slow_.Notify();
+  ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(kWait));
+  for (const Seen& s : seen()) EXPECT_NE(s.path, "/never");
+}
+
+TEST_F(HttpClientTest, ASlowBucketCannotDelayAnUnrelatedRequest) {
+  // 40 requests of one bucket stuck on a slow endpoint used to take every connection of the
+  // host (32), so an unrelated request waited for them. Now the bucket gets a quarter.
+  HttpClient::Options options;  // 32 per host, 8 per key
+  HttpClient client(options);
+  ASSERT_EQ(client.max_in_flight_per_key(), 8);
+  std::vector<std::shared_ptr<Outcome>> slow;
+  for (int i = 0; i < 40; ++i) {
+    HttpRequest request = Request("GET", Url("/slow"));
+    request.fairness_key = "respondio:acct:slow_bucket";
+    slow.push_back(SendAsync(client, std::move(request)));
+  }
+  ASSERT_TRUE(AwaitSlowArrivals(8));
+  HttpRequest unrelated = Request("GET", Url("/unrelated"));
+  unrelated.fairness_key = "respondio:acct:contact_get";
+  absl::StatusOr<HttpResponse> response = SendAndWait(client, std::move(unrelated));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body, "echo:");
+  // It completed while every slow request was still held by the server.
+  EXPECT_FALSE(release_slow_.HasBeenNotified());
+  {
+    absl::MutexLock lock(&mu_);
+    EXPECT_EQ(slow_arrivals_, 8) << "only the bucket's share reached the upstream";
+  }
+  const std::vector<HttpClient::KeyStats> stats = client.FairnessStats();
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].key, "respondio:acct:contact_get");
+  EXPECT_EQ(stats[0].in_flight, 0);
+  EXPECT_EQ(stats[0].queued, 0);
+  EXPECT_EQ(stats[1].key, "respondio:acct:slow_bucket");
+  EXPECT_EQ(stats[1].in_flight, 8);
+  EXPECT_EQ(stats[1].queued, 32);
+  EXPECT_EQ(stats[1].limit, 8);
+
+  release_slow_.Notify();
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(slow[i]->done.WaitForNotificationWithTimeout(kWait)) << i;
+    ASSERT_TRUE(slow[i]->result.ok()) << i << ": " << slow[i]->result.status();
+  }
+  for (const HttpClient::KeyStats& s : client.FairnessStats()) {
+    EXPECT_EQ(s.in_flight, 0) << s.key;
+    EXPECT_EQ(s.queued, 0) << s.key;
+  }
+}
+
+TEST_F(HttpClientTest, QueuedRequestsFailAtTheirDeadlineUnsent) {
+  HttpClient::Options options;
+  options.max_in_flight_per_key = 1;
+  HttpClient client(options);
+  HttpRequest slow = Request("GET", Url("/slow"));
+  slow.fairness_key = "k";
+  std::shared_ptr<Outcome> first = SendAsync(client, std::move(slow));
+  ASSERT_TRUE(AwaitSlowArrivals(1));
+  HttpRequest queued = Request("POST", Url("/never"), "x");
+  queued.fairness_key = "k";
+  queued.deadline = absl::Now() + absl::Milliseconds(200);
+  absl::StatusOr<HttpResponse> response = SendAndWait(client, std::move(queued));
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kDeadlineExceeded) << response.status();
+  EXPECT_TRUE(IsNotSent(response.status()));
+  EXPECT_FALSE(release_slow_.HasBeenNotified());
+  release_slow_.Notify();
+  ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(kWait));
+  for (const Seen& s : seen()) EXPECT_NE(s.path, "/never");
+}
+
+TEST_F(HttpClientTest, ChunkedBodyOverTheCapIsAbortedWithoutBuffering) {
+  HttpClient client(HttpClient::Options{});  // 8 MiB default
+  absl::StatusOr<HttpResponse> response = SendAndWait(client, Request("GET", Url("/huge-chunked")));
+  ASSERT_FALSE(response.ok());
+  EXPECT_TRUE(IsResponseTooLarge(response.status())) << response.status();
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(client.responses_too_large(), 1);
+  // The server could write at most the cap plus what loopback socket buffers hold before the
+  // client hung up: far from the 50 MB it meant to send.
+  absl::SleepFor(absl::Milliseconds(100));  // let the server notice the closed connection
+  EXPECT_LT(huge_written_.load(), size_t{24} << 20) << "the client kept reading";
+}
+
+TEST_F(HttpClientTest, DeclaredBodyOverTheCapIsRefusedBeforeReading) {
+  HttpClient client(HttpClient::Options{});
+  HttpRequest request = Request("GET", Url("/huge-length"));
+  request.max_response_bytes = 1 << 20;  // a per-upstream cap
+  absl::StatusOr<HttpResponse> response = SendAndWait(client, std::move(request));
+  ASSERT_FALSE(response.ok());
+  EXPECT_TRUE(IsResponseTooLarge(response.status())) << response.status();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_LT(huge_written_.load(), size_t{16} << 20);
+  // Under the cap the same client reads bodies normally.
+  ASSERT_TRUE(SendAndWait(client, Request("GET", Url("/status/200"))).ok());
+}
+
+TEST_F(HttpClientTest, TooManyHeadersAreRefused) {
+  HttpClient client(HttpClient::Options{});  // at most 100 headers
+  absl::StatusOr<HttpResponse> response = SendAndWait(client, Request("GET", Url("/many-headers")));
+  ASSERT_FALSE(response.ok());
+  EXPECT_TRUE(IsResponseTooLarge(response.status())) << response.status();
+  HttpClient::Options roomy;
+  roomy.max_header_count = 1000;
+  HttpClient other(roomy);
+  response = SendAndWait(other, Request("GET", Url("/many-headers")));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->headers["x-h499"], "v");
 }
 
 TEST_F(HttpClientTest, SlowUpstreamFailsWithDeadlineExceededPromptly) {
