@@ -146,6 +146,12 @@ absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::strin
           ++matched;
         }
       }
+      for (const char* rpc : kGatewayRpcs) {
+        if (pattern != "@read" && RpcPatternMatches(pattern, rpc)) {
+          caller.allowed.insert(rpc);
+          ++matched;
+        }
+      }
       if (matched == 0) {
         return Invalid(origin, absl::StrCat(where, ": allow pattern \"", pattern,
                                             "\" matches no RPC the gateway serves"));
@@ -158,6 +164,11 @@ absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::strin
 
 absl::StatusOr<std::string> CallerAuth::Check(absl::string_view authorization,
                                               const upstream::Route& route) const {
+  return CheckRpc(authorization, route.rpc);
+}
+
+absl::StatusOr<std::string> CallerAuth::CheckRpc(absl::string_view authorization,
+                                                 absl::string_view rpc) const {
   absl::string_view value = absl::StripAsciiWhitespace(authorization);
   if (value.empty()) {
     return upstream::GatewayError(
@@ -180,11 +191,12 @@ absl::StatusOr<std::string> CallerAuth::Check(absl::string_view authorization,
                                   "with a token from the callers file)",
                                   {.reason = "INVALID_TOKEN"});
   }
-  if (!found->allowed.contains(route.rpc)) {
+  if (!found->allowed.contains(rpc)) {
     return upstream::GatewayError(
         absl::StatusCode::kPermissionDenied,
-        absl::StrCat("caller \"", found->name, "\" may not call ", route.rpc),
-        {.reason = "RPC_NOT_ALLOWED", .metadata = {{"caller", found->name}, {"rpc", route.rpc}}});
+        absl::StrCat("caller \"", found->name, "\" may not call ", rpc),
+        {.reason = "RPC_NOT_ALLOWED",
+         .metadata = {{"caller", found->name}, {"rpc", std::string(rpc)}}});
   }
   return found->name;
 }

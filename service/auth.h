@@ -11,6 +11,7 @@
 //   ]}
 //
 // Allow patterns: "*" (every RPC), "@read" (every RPC whose upstream call is a GET),
+// "gateway.v1.EventService/Subscribe" (and .../Ack) for the webhook event streams,
 // "package.Service/Method" (a leading "/" is optional), and '*' wildcards anywhere
 // ("respondio.v2.*/List*"). A pattern that matches no RPC is an error, so typos fail start-up.
 // Tokens are at least 16 characters, unique, without whitespace. Callers present
@@ -36,6 +37,11 @@
 
 namespace gateway::service {
 
+// The gateway's own RPCs (not upstream routes) that allow patterns may name; "@read" never
+// matches them.
+inline constexpr const char* kGatewayRpcs[] = {"/gateway.v1.EventService/Subscribe",
+                                               "/gateway.v1.EventService/Ack"};
+
 class CallerAuth {
  public:
   // Reads and checks the callers file. Errors (INVALID_ARGUMENT naming the file and the caller):
@@ -50,6 +56,10 @@ class CallerAuth {
   // `route`.
   absl::StatusOr<std::string> Check(absl::string_view authorization,
                                     const upstream::Route& route) const;
+  // As Check, for an RPC by name ("/package.Service/Method"): an upstream RPC or one of
+  // kGatewayRpcs.
+  absl::StatusOr<std::string> CheckRpc(absl::string_view authorization,
+                                       absl::string_view rpc) const;
 
   // Names of the configured callers, in file order.
   std::vector<std::string> CallerNames() const;

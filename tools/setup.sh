@@ -8,7 +8,7 @@ PACKAGES=(
   bazel-bootstrap bazel-platforms g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libhiredis-dev
-  libcpp-httplib-dev redis-server python3 python3-grpcio python3-grpc-tools
+  libcpp-httplib-dev libssl-dev redis-server python3 python3-grpcio python3-grpc-tools
   nghttp2-client openssl binutils
   protoc-gen-go protoc-gen-go-grpc protobuf-compiler-grpc-java-plugin
 )

@@ -1,0 +1,216 @@
+#include "events/event_service.h"
+
+#include <thread>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "service/status_conversion.h"
+#include "upstream/errors.h"
+
+namespace gateway::events {
+namespace {
+
+constexpr char kSubscribe[] = "/gateway.v1.EventService/Subscribe";
+constexpr char kAck[] = "/gateway.v1.EventService/Ack";
+
+}  // namespace
+
+// One Subscribe call: a reactor plus its delivery thread. The thread owns the read loop and
+// calls Finish as its very last action; OnDone (after Finish) deletes the reactor.
+class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::EventEnvelope> {
+ public:
+  Stream(EventService* service, const gateway::v1::SubscribeRequest& request)
+      : service_(service), request_(request) {
+    upstreams_.insert(request.upstreams().begin(), request.upstreams().end());
+    types_.insert(request.event_types().begin(), request.event_types().end());
+    consumer_ = request.consumer().empty()
+                    ? absl::StrCat("subscriber-", absl::Uniform<uint64_t>(absl::BitGen()))
+                    : request.consumer();
+    service_->StreamOpened(1);
+  }
+
+  void Start(absl::Status auth) {
+    std::thread([this, auth] { Run(auth); }).detach();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) broken_ = true;
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+  void OnDone() override {
+    service_->StreamOpened(-1);
+    delete this;
+  }
+
+ private:
+  bool Matches(const LogEntry& e) const {
+    return (upstreams_.empty() || upstreams_.contains(e.upstream)) &&
+           (types_.empty() || types_.contains(e.type));
+  }
+
+  bool Stopped() {
+    absl::MutexLock lock(&mu_);
+    return cancelled_ || broken_;
+  }
+
+  // Writes one envelope and waits for OnWriteDone; false when the stream ended.
+  bool Write(const gateway::v1::EventEnvelope& envelope) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_ || broken_) return false;
+      writing_ = true;
+    }
+    StartWrite(&envelope);
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return !s->writing_; }, this));
+    return !broken_ && !cancelled_;
+  }
+
+  void Run(absl::Status auth) {
+    Finish(service::ToGrpcStatus(Loop(std::move(auth))));
+  }
+
+  absl::Status Loop(absl::Status auth) {
+    if (!auth.ok()) return auth;
+    EventLog* log = service_->log_;
+    const Options& options = service_->options_;
+    const bool grouped = !request_.group().empty();
+    const bool from_oldest = request_.start_position() == gateway::v1::START_POSITION_OLDEST;
+    std::string position;
+    if (grouped) {
+      if (request_.start_case() == gateway::v1::SubscribeRequest::kResumeToken) {
+        return upstream::GatewayError(
+            absl::StatusCode::kInvalidArgument,
+            "resume_token does not apply to a consumer group (the group keeps its position)",
+            {.reason = "INVALID_ARGUMENT"});
+      }
+      if (absl::Status s = log->EnsureGroup(request_.group(), from_oldest); !s.ok()) return s;
+    } else if (request_.start_case() == gateway::v1::SubscribeRequest::kResumeToken) {
+      position = request_.resume_token();
+      std::pair<uint64_t, uint64_t> parsed;
+      if (!ParseEventId(position, &parsed)) {
+        return upstream::GatewayError(
+            absl::StatusCode::kInvalidArgument,
+            absl::StrCat("resume_token \"", position, "\" is not one this gateway issued"),
+            {.reason = "INVALID_RESUME_TOKEN"});
+      }
+    } else {
+      auto start = from_oldest ? log->OldestPosition() : log->NewestPosition();
+      if (!start.ok()) return start.status();
+      position = *start;
+    }
+    // Sends headers at once, so that a client knows the subscription is live before any event.
+    StartSendInitialMetadata();
+    while (!Stopped()) {
+      auto batch = grouped ? log->ReadGroup(request_.group(), consumer_, options.batch,
+                                            options.visibility_timeout)
+                           : log->ReadAfter(position, options.batch);
+      if (!batch.ok()) {
+        // A Redis outage is retried (the stream stays open); anything else ends the stream.
+        if (batch.status().code() != absl::StatusCode::kUnavailable) return batch.status();
+        log->WaitForAppend(options.poll_interval);
+        continue;
+      }
+      if (batch->empty()) {
+        log->WaitForAppend(options.poll_interval);
+        continue;
+      }
+      std::vector<std::string> skipped;
+      for (LogEntry& entry : *batch) {
+        if (!grouped) position = entry.id;
+        if (!Matches(entry)) {
+          if (grouped) skipped.push_back(entry.id);
+          continue;
+        }
+        gateway::v1::EventEnvelope envelope;
+        if (!envelope.ParseFromString(entry.payload)) {
+          return upstream::GatewayError(absl::StatusCode::kInternal,
+                                        absl::StrCat("event ", entry.id, " is corrupt in the log"),
+                                        {.reason = "EVENT_CORRUPT"});
+        }
+        envelope.set_id(entry.id);
+        envelope.set_resume_token(entry.id);
+        envelope.set_delivery_count(static_cast<int32_t>(grouped ? entry.delivery_count : 0));
+        if (!Write(envelope)) return absl::CancelledError("the subscriber went away");
+        service_->CountDelivered(request_.group());
+      }
+      if (!skipped.empty()) log->Ack(request_.group(), skipped).IgnoreError();
+    }
+    return absl::CancelledError("the subscriber went away");
+  }
+
+  EventService* const service_;
+  const gateway::v1::SubscribeRequest request_;
+  absl::flat_hash_set<std::string> upstreams_;
+  absl::flat_hash_set<std::string> types_;
+  std::string consumer_;
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+EventService::EventService(EventLog* log, Options options)
+    : log_(log), options_(std::move(options)) {}
+
+grpc::ServerWriteReactor<gateway::v1::EventEnvelope>* EventService::Subscribe(
+    grpc::CallbackServerContext* context, const gateway::v1::SubscribeRequest* request) {
+  absl::Status auth =
+      options_.authorize ? options_.authorize(context, kSubscribe) : absl::OkStatus();
+  for (const std::string& upstream : request->upstreams()) {
+    if (auth.ok() && upstream != "respondio" && upstream != "chatwoot") {
+      auth = upstream::GatewayError(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("unknown upstream \"", upstream, "\" (respondio or chatwoot)"),
+          {.reason = "INVALID_ARGUMENT", .field_violations = {{"upstreams", "unknown upstream"}}});
+    }
+  }
+  auto* stream = new Stream(this, *request);
+  stream->Start(std::move(auth));
+  return stream;
+}
+
+grpc::ServerUnaryReactor* EventService::Ack(grpc::CallbackServerContext* context,
+                                            const gateway::v1::AckRequest* request,
+                                            gateway::v1::AckResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = options_.authorize ? options_.authorize(context, kAck) : absl::OkStatus();
+  if (status.ok() && request->group().empty()) {
+    status = upstream::InvalidField("group", "Ack needs the consumer group");
+  }
+  if (status.ok()) {
+    // One short Redis command (XACK); blocking here is bounded by the Redis command timeout.
+    auto acked = log_->Ack(request->group(), {request->ids().begin(), request->ids().end()});
+    if (acked.ok()) {
+      response->set_acknowledged(*acked);
+    } else {
+      status = acked.status();
+    }
+  }
+  reactor->Finish(service::ToGrpcStatus(status));
+  return reactor;
+}
+
+void EventService::CountDelivered(const std::string& group) {
+  absl::MutexLock lock(&mu_);
+  ++counters_.delivered[group];
+}
+
+void EventService::StreamOpened(int delta) {
+  absl::MutexLock lock(&mu_);
+  counters_.streams += delta;
+}
+
+EventService::Counters EventService::counters() const {
+  absl::MutexLock lock(&mu_);
+  return counters_;
+}
+
+}  // namespace gateway::events

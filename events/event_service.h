@@ -1,0 +1,69 @@
+// gateway.v1.EventService: streams the event log to subscribers (see event_service.proto).
+//
+// Each Subscribe stream has one delivery thread: it reads a batch from the log (at most
+// Options::batch events in memory), writes one envelope, and writes the next only after gRPC's
+// OnWriteDone, so a subscriber that stops reading is held back by HTTP/2 flow control and costs
+// one batch of memory, never more. With a group, events are read through the log's consumer
+// group and delivered with their delivery_count; an event outside the member's filter is
+// acknowledged without delivery.
+//
+// Thread-safe. `log` must outlive the service and every stream (shut the gRPC server down
+// first); delivery threads end within Options::poll_interval of a cancellation.
+#ifndef GATEWAY_EVENTS_EVENT_SERVICE_H_
+#define GATEWAY_EVENTS_EVENT_SERVICE_H_
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "events/event_log.h"
+#include "gateway/v1/event_service.grpc.pb.h"
+
+namespace gateway::events {
+
+class EventService final : public gateway::v1::EventService::CallbackService {
+ public:
+  struct Options {
+    // Authorizes a call: `rpc` is "/gateway.v1.EventService/Subscribe" or ".../Ack". Empty:
+    // every call is allowed.
+    std::function<absl::Status(grpc::CallbackServerContext*, const std::string& rpc)> authorize;
+    // How long a group member has to Ack an event before it goes to another member.
+    absl::Duration visibility_timeout = absl::Seconds(30);
+    // Events read from the log at a time per stream.
+    int batch = 64;
+    // How often an idle stream looks for events appended on other replicas.
+    absl::Duration poll_interval = absl::Milliseconds(50);
+  };
+
+  struct Counters {
+    std::map<std::string, int64_t> delivered;  // by group ("" without a group)
+    int64_t streams = 0;                       // open Subscribe streams
+  };
+
+  EventService(EventLog* log, Options options);
+
+  grpc::ServerWriteReactor<gateway::v1::EventEnvelope>* Subscribe(
+      grpc::CallbackServerContext* context, const gateway::v1::SubscribeRequest* request) override;
+  grpc::ServerUnaryReactor* Ack(grpc::CallbackServerContext* context,
+                                const gateway::v1::AckRequest* request,
+                                gateway::v1::AckResponse* response) override;
+
+  Counters counters() const;
+
+ private:
+  class Stream;
+  void CountDelivered(const std::string& group);
+  void StreamOpened(int delta);
+
+  EventLog* const log_;
+  const Options options_;
+  mutable absl::Mutex mu_;
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace gateway::events
+
+#endif  // GATEWAY_EVENTS_EVENT_SERVICE_H_

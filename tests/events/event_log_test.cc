@@ -1,0 +1,228 @@
+// The event log's semantics, for both implementations: the in-process log and Redis Streams
+// (against a real redis-server).
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "events/memory_event_log.h"
+#include "events/redis_event_log.h"
+#include "gtest/gtest.h"
+#include "tests/upstream/redis_process.h"
+#include "tests/upstream/status_details.h"
+#include "upstream/errors.h"
+
+namespace gateway::events {
+namespace {
+
+enum class Kind { kMemory, kRedis };
+
+class EventLogTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Kind::kRedis) {
+      ASSERT_TRUE(redis_server_.Start());
+      upstream::RedisClient::Options o;
+      o.port = redis_server_.port();
+      redis_ = std::make_unique<upstream::RedisClient>(o);
+    }
+  }
+
+  std::unique_ptr<EventLog> MakeLog(LogRetention retention = {}) {
+    if (GetParam() == Kind::kMemory) {
+      return std::make_unique<MemoryEventLog>(retention, &clock_);
+    }
+    return std::make_unique<RedisEventLog>(
+        RedisEventLog::Options{.key_prefix = absl::StrCat("t", ++prefix_, ":"),
+                               .retention = retention},
+        redis_.get(), &wall_);
+  }
+
+  // Lets `d` pass for visibility timeouts (Redis measures idle time with its own clock).
+  void Pass(absl::Duration d) {
+    if (GetParam() == Kind::kMemory) {
+      clock_.AdvanceBy(d);
+    } else {
+      absl::SleepFor(d);
+    }
+  }
+
+  static LogEntry Entry(const std::string& payload, const std::string& type = "contact.updated") {
+    return LogEntry{.upstream = "respondio", .type = type, .payload = payload};
+  }
+
+  std::vector<std::string> Payloads(const std::vector<LogEntry>& entries) {
+    std::vector<std::string> out;
+    for (const auto& e : entries) out.push_back(e.payload);
+    return out;
+  }
+
+  testing::RedisProcess redis_server_;
+  std::unique_ptr<upstream::RedisClient> redis_;
+  upstream::ManualScheduler clock_;
+  upstream::TimerThreadScheduler wall_;
+  int prefix_ = 0;
+};
+
+TEST_P(EventLogTest, AppendDeduplicatesAndReadsInOrder) {
+  auto log = MakeLog();
+  auto a = log->Append("k1", Entry("a"));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(a->duplicate);
+  auto again = log->Append("k1", Entry("a-redelivered"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->id, a->id);
+  ASSERT_TRUE(log->Append("k2", Entry("b")).ok());
+  auto all = log->ReadAfter("0-0", 10);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(Payloads(*all), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ((*all)[0].upstream, "respondio");
+  EXPECT_EQ((*all)[0].type, "contact.updated");
+}
+
+TEST_P(EventLogTest, ResumeAfterAnyPositionHasNoGapAndNoDuplicate) {
+  auto log = MakeLog();
+  auto newest = log->NewestPosition();
+  ASSERT_TRUE(newest.ok());
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(log->Append(absl::StrCat("k", i), Entry(absl::StrCat(i))).ok());
+  // A subscriber reading 3 at a time, "disconnecting" after each batch and resuming with the
+  // last id it saw, sees every event exactly once.
+  std::vector<std::string> seen;
+  std::string token = *newest;
+  for (int round = 0; round < 5; ++round) {
+    auto batch = log->ReadAfter(token, 3);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    for (const auto& e : *batch) {
+      seen.push_back(e.payload);
+      token = e.id;
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6"}));
+  auto after_newest = log->NewestPosition();
+  ASSERT_TRUE(after_newest.ok());
+  EXPECT_EQ(*after_newest, token);
+  EXPECT_TRUE(log->ReadAfter(token, 10)->empty());
+  EXPECT_EQ(log->ReadAfter("not-a-token", 1).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(EventLogTest, BehindRetentionIsOutOfRangeWithTheOldestToken) {
+  auto log = MakeLog({.max_events = 3});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = log->Append(absl::StrCat("k", i), Entry(absl::StrCat(i)));
+    ASSERT_TRUE(r.ok());
+    ids.push_back(r->id);
+  }
+  // ids[0] and ids[1] were trimmed: resuming after ids[0] would miss ids[1].
+  auto behind = log->ReadAfter(ids[0], 10);
+  EXPECT_EQ(behind.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(upstream::ErrorReasonOf(behind.status()), "EVENTS_EXPIRED");
+  const auto info = testing::ErrorInfoOf(behind.status());
+  EXPECT_EQ(info.metadata().at("oldest_resume_token"), ids[1]);
+  // From the oldest token on, the retained events follow without a gap.
+  auto rest = log->ReadAfter(info.metadata().at("oldest_resume_token"), 10);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(Payloads(*rest), (std::vector<std::string>{"2", "3", "4"}));
+  auto oldest = log->OldestPosition();
+  ASSERT_TRUE(oldest.ok());
+  EXPECT_EQ(*oldest, ids[1]);
+  // After ids[1] nothing was lost.
+  EXPECT_TRUE(log->ReadAfter(ids[1], 10).ok());
+}
+
+TEST_P(EventLogTest, GroupMembersShareEventsExactlyOnceWhileAcking) {
+  auto log = MakeLog();
+  ASSERT_TRUE(log->EnsureGroup("workers", /*from_oldest=*/false).ok());
+  ASSERT_TRUE(log->EnsureGroup("workers", false).ok());  // idempotent
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(log->Append(absl::StrCat("k", i), Entry(absl::StrCat(i))).ok());
+  std::multiset<std::string> seen;
+  for (int round = 0; round < 10; ++round) {
+    for (const char* member : {"a", "b"}) {
+      auto batch = log->ReadGroup("workers", member, 2, absl::Seconds(30));
+      ASSERT_TRUE(batch.ok()) << batch.status();
+      std::vector<std::string> ids;
+      for (const auto& e : *batch) {
+        seen.insert(e.payload);
+        EXPECT_EQ(e.delivery_count, 1);
+        ids.push_back(e.id);
+      }
+      auto acked = log->Ack("workers", ids);
+      ASSERT_TRUE(acked.ok());
+      EXPECT_EQ(*acked, static_cast<int64_t>(ids.size()));
+    }
+  }
+  EXPECT_EQ(seen.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(seen.count(absl::StrCat(i)), 1u) << i;
+  // Another group gets every event again.
+  ASSERT_TRUE(log->EnsureGroup("audit", /*from_oldest=*/true).ok());
+  auto audit = log->ReadGroup("audit", "x", 100, absl::Seconds(30));
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->size(), 10u);
+  bool found = false;
+  for (const GroupInfo& g : log->Groups()) {
+    if (g.name == "audit") {
+      found = true;
+      EXPECT_EQ(g.pending, 10);
+      EXPECT_EQ(g.lag, 0);
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_P(EventLogTest, UnackedEventGoesToAnotherMemberAfterTheVisibilityTimeout) {
+  auto log = MakeLog();
+  ASSERT_TRUE(log->EnsureGroup("g", false).ok());
+  ASSERT_TRUE(log->Append("k", Entry("only")).ok());
+  auto first = log->ReadGroup("g", "dies", 10, absl::Milliseconds(300));
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);
+  // Within the timeout nobody else gets it.
+  auto early = log->ReadGroup("g", "survivor", 10, absl::Milliseconds(300));
+  ASSERT_TRUE(early.ok());
+  EXPECT_TRUE(early->empty());
+  Pass(absl::Milliseconds(400));
+  auto redelivered = log->ReadGroup("g", "survivor", 10, absl::Milliseconds(300));
+  ASSERT_TRUE(redelivered.ok()) << redelivered.status();
+  ASSERT_EQ(redelivered->size(), 1u);
+  EXPECT_EQ((*redelivered)[0].payload, "only");
+  EXPECT_EQ((*redelivered)[0].id, (*first)[0].id);
+  EXPECT_EQ((*redelivered)[0].delivery_count, 2);
+  ASSERT_TRUE(log->Ack("g", {(*redelivered)[0].id}).ok());
+  Pass(absl::Milliseconds(400));
+  auto after_ack = log->ReadGroup("g", "survivor", 10, absl::Milliseconds(300));
+  ASSERT_TRUE(after_ack.ok());
+  EXPECT_TRUE(after_ack->empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Logs, EventLogTest, ::testing::Values(Kind::kMemory, Kind::kRedis),
+                         [](const auto& info) {
+                           return info.param == Kind::kMemory ? std::string("Memory")
+                                                              : std::string("Redis");
+                         });
+
+LogEntry Entry(const std::string& payload) {
+  return LogEntry{.upstream = "chatwoot", .type = "t", .payload = payload};
+}
+
+TEST(MemoryEventLogTest, AgeRetentionAndDedupeWindow) {
+  upstream::ManualScheduler clock;
+  MemoryEventLog log({.max_events = 100, .max_age = absl::Minutes(10),
+                      .dedupe_window = absl::Minutes(5)},
+                     &clock);
+  auto first = log.Append("k", Entry("a"));
+  ASSERT_TRUE(first.ok());
+  clock.AdvanceBy(absl::Minutes(6));
+  auto later = log.Append("k", Entry("a-again"));  // outside the dedupe window: stored
+  ASSERT_TRUE(later.ok());
+  EXPECT_FALSE(later->duplicate);
+  clock.AdvanceBy(absl::Minutes(5));  // `a` is now 11 minutes old
+  EXPECT_EQ(log.ReadAfter("0-0", 10).status().code(), absl::StatusCode::kOutOfRange);
+  auto rest = log.ReadAfter(first->id, 10);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].payload, "a-again");
+}
+
+}  // namespace
+}  // namespace gateway::events
