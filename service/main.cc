@@ -20,12 +20,14 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -35,6 +37,11 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "events/event_service.h"
+#include "events/memory_event_log.h"
+#include "events/redis_event_log.h"
+#include "events/webhook_ingress.h"
+#include "events/webhook_server.h"
 #include "service/admin_server.h"
 #include "service/auth.h"
 #include "service/call_log.h"
@@ -97,6 +104,26 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "on SIGTERM, how long to keep serving while reporting NOT_SERVING before refusing new "
           "calls (lets load balancers notice; Kubernetes' preStop hook does the same)");
 ABSL_FLAG(bool, log_calls, true, "write one JSON line per call to stdout");
+ABSL_FLAG(std::string, webhook_listen, "",
+          "webhook HTTP listen address HOST:PORT serving POST /webhooks/respondio and "
+          "/webhooks/chatwoot (default: none; port 0 picks a free port, printed at start-up). The "
+          "one port meant for the internet");
+ABSL_FLAG(std::string, respondio_webhook_secret_file, "",
+          "file holding respond.io's webhook signing key");
+ABSL_FLAG(std::string, chatwoot_webhook_secret_file, "",
+          "file holding the Chatwoot webhook's secret (X-Chatwoot-Signature)");
+ABSL_FLAG(bool, webhook_allow_unsigned, false,
+          "accept webhooks without signatures (loopback --webhook_listen only; development)");
+ABSL_FLAG(std::string, respondio_webhook_signature_header, "x-webhook-signature",
+          "header carrying respond.io's webhook signature");
+ABSL_FLAG(std::string, respondio_webhook_signature_encoding, "base64",
+          "encoding of respond.io's HMAC-SHA256(key, body) signature: base64 or hex");
+ABSL_FLAG(int64_t, event_retention_max_events, 100000,
+          "events kept in the event log (Redis stream or in-process); older ones are trimmed");
+ABSL_FLAG(absl::Duration, event_retention_max_age, absl::Hours(24),
+          "how long events are kept in the event log");
+ABSL_FLAG(absl::Duration, event_visibility_timeout, absl::Seconds(30),
+          "how long a consumer group member has to Ack an event before another member gets it");
 
 namespace {
 
@@ -119,6 +146,16 @@ sigset_t BlockTerminationSignals() {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+absl::StatusOr<std::string> ReadSecret(const std::string& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string secret(absl::StripTrailingAsciiWhitespace(buffer.str()));
+  if (secret.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is empty"));
+  return secret;
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& flag) {
@@ -301,6 +338,100 @@ int main(int argc, char** argv) {
     gateway::service::WriteIdempotencyMetrics(idempotency.counters(), out);
   });
 
+  // Events: webhooks in (--webhook_listen), stored in the event log (Redis Streams shared by
+  // the replicas, else in-process), streamed by gateway.v1.EventService.
+  gateway::events::LogRetention retention{
+      .max_events = absl::GetFlag(FLAGS_event_retention_max_events),
+      .max_age = absl::GetFlag(FLAGS_event_retention_max_age)};
+  if (retention.max_events <= 0 || retention.max_age <= absl::ZeroDuration()) {
+    return StartupError("--event_retention_max_events and --event_retention_max_age must be positive");
+  }
+  std::unique_ptr<gateway::upstream::RedisClient> events_redis;
+  std::unique_ptr<gateway::events::EventLog> event_log;
+  if (redis != nullptr) {
+    // Its own connections: the log's blocking reads must not delay the limiter's commands.
+    events_redis = std::make_unique<gateway::upstream::RedisClient>(redis->options());
+    event_log = std::make_unique<gateway::events::RedisEventLog>(
+        gateway::events::RedisEventLog::Options{.retention = retention}, events_redis.get(),
+        &scheduler);
+  } else {
+    event_log = std::make_unique<gateway::events::MemoryEventLog>(retention, &scheduler);
+  }
+  gateway::events::WebhookIngress::Options ingress_options;
+  ingress_options.allow_unsigned = absl::GetFlag(FLAGS_webhook_allow_unsigned);
+  ingress_options.respondio_scheme = {
+      .header = absl::GetFlag(FLAGS_respondio_webhook_signature_header),
+      .encoding = absl::GetFlag(FLAGS_respondio_webhook_signature_encoding)};
+  for (const auto& [upstream, flag, file] :
+       {std::tuple<std::string, std::string, std::string>{
+            "respondio", "--respondio_webhook_secret_file",
+            absl::GetFlag(FLAGS_respondio_webhook_secret_file)},
+        {"chatwoot", "--chatwoot_webhook_secret_file",
+         absl::GetFlag(FLAGS_chatwoot_webhook_secret_file)}}) {
+    if (file.empty()) continue;
+    auto secret = ReadSecret(file, flag);
+    if (!secret.ok()) return StartupError(secret.status().message());
+    ingress_options.secrets[upstream] = *secret;
+  }
+  if (config->cache_max_bytes > 0) {
+    ingress_options.invalidate = [&cache](const std::vector<std::string>& tags,
+                                          const std::vector<std::string>& aliases) {
+      cache.Invalidate(tags, aliases);
+    };
+  }
+  auto ingress = gateway::events::WebhookIngress::Create(ingress_options, event_log.get());
+  if (!ingress.ok()) return StartupError(ingress.status().message());
+  gateway::events::EventService event_service(
+      event_log.get(),
+      {.authorize = [&auth](grpc::CallbackServerContext* context,
+                            const std::string& rpc) -> absl::Status {
+         if (!auth.has_value()) return absl::OkStatus();
+         auto it = context->client_metadata().find("authorization");
+         const std::string value =
+             it == context->client_metadata().end() ? "" : std::string(it->second.data(),
+                                                                       it->second.size());
+         auto caller = auth->CheckRpc(value, rpc);
+         return caller.ok() ? absl::OkStatus() : caller.status();
+       },
+       .visibility_timeout = absl::GetFlag(FLAGS_event_visibility_timeout)});
+  metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
+    const gateway::events::WebhookIngress::Counters w = (*ingress)->counters();
+    for (const auto& [upstream, n] : w.received) {
+      out.Counter("gateway_webhooks_received_total", "Webhook POSTs received.",
+                  {{"upstream", upstream}}, n);
+    }
+    for (const auto& [upstream, n] : w.stored) {
+      out.Counter("gateway_webhooks_stored_total", "Webhook events stored in the event log.",
+                  {{"upstream", upstream}}, n);
+    }
+    for (const auto& [key, n] : w.rejected) {
+      out.Counter("gateway_webhooks_rejected_total", "Webhooks rejected, by reason.",
+                  {{"upstream", key.first}, {"reason", key.second}}, n);
+    }
+    for (const auto& [upstream, n] : w.duplicates) {
+      out.Counter("gateway_webhooks_duplicates_total",
+                  "Webhook deliveries already stored (answered 200, nothing stored).",
+                  {{"upstream", upstream}}, n);
+    }
+    for (const auto& [key, n] : w.unknown) {
+      out.Counter("gateway_webhooks_unknown_events_total",
+                  "Events of types the protos do not know (kept as UnknownEvent).",
+                  {{"upstream", key.first}, {"type", key.second}}, n);
+    }
+    const gateway::events::EventService::Counters e = event_service.counters();
+    for (const auto& [group, n] : e.delivered) {
+      out.Counter("gateway_events_delivered_total", "Events written to Subscribe streams.",
+                  {{"group", group}}, n);
+    }
+    out.Gauge("gateway_event_streams", "Open Subscribe streams.", {}, e.streams);
+    for (const gateway::events::GroupInfo& g : event_log->Groups()) {
+      out.Gauge("gateway_event_group_lag", "Retained events not yet delivered to the group.",
+                {{"group", g.name}}, g.lag);
+      out.Gauge("gateway_event_group_pending", "Events delivered to the group, not acknowledged.",
+                {{"group", g.name}}, g.pending);
+    }
+  });
+
   // Readiness: the configuration is loaded (or we would have exited). Components that can be
   // unreachable (Redis) add hooks here: health.AddCheck("redis", [&] { return ...; });
   gateway::service::HealthMonitor health({});
@@ -327,6 +458,7 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(config->listen, *credentials, &port);
   builder.RegisterService((*reflection)->v1());
   builder.RegisterService((*reflection)->v1alpha());
+  builder.RegisterService(&event_service);
   builder.RegisterCallbackGenericService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -350,6 +482,21 @@ int main(int argc, char** argv) {
     const std::string admin_host = admin_listen.substr(0, admin_listen.rfind(':'));
     std::cout << "admin listening on " << admin_host << ":" << admin->port() << std::endl;
   }
+  std::unique_ptr<gateway::events::WebhookServer> webhooks;
+  if (const std::string listen = absl::GetFlag(FLAGS_webhook_listen); !listen.empty()) {
+    auto started = gateway::events::WebhookServer::Start(
+        listen, ingress_options.allow_unsigned, ingress->get());
+    if (!started.ok()) {
+      server->Shutdown();
+      return StartupError(started.status().message());
+    }
+    webhooks = *std::move(started);
+    std::cout << "webhooks listening on " << listen.substr(0, listen.rfind(':')) << ":"
+              << webhooks->port() << std::endl;
+  } else if (ingress_options.allow_unsigned) {
+    server->Shutdown();
+    return StartupError("--webhook_allow_unsigned needs --webhook_listen");
+  }
   const std::string host = config->listen.substr(0, config->listen.rfind(':'));
   std::cout << "gateway listening on " << host << ":" << port << " (" << routes->routes().size()
             << " RPCs)" << std::endl;
@@ -361,6 +508,9 @@ int main(int argc, char** argv) {
             << " received, draining (grace " << absl::FormatDuration(grace) << ")" << std::endl;
   health.SetDraining();
   absl::SleepFor(absl::GetFlag(FLAGS_drain_delay));
+  // Webhooks are refused from here on (the upstream retries, or Chatwoot's one attempt fails
+  // rather than being answered 2xx without being stored).
+  if (webhooks != nullptr) webhooks->Stop();
   // A call that outlives the grace is cancelled, but its reactor still waits for its upstream
   // request (bounded by the call's deadline); do not let that hold the process much longer.
   std::thread([grace] {
