@@ -278,7 +278,8 @@ int main(int argc, char** argv) {
   }
   auto reflection = gateway::service::ServerReflection::Create(
       gateway::service::ServedDescriptorSet(),
-      {grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health")});
+      {grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health"),
+       gateway::v1::EventEnvelope::descriptor()->file()->FindServiceByName("EventService")});
   if (!reflection.ok()) return StartupError(reflection.status().message());
 
   gateway::upstream::HttpClient::Options http_options;
