@@ -108,8 +108,9 @@ TEST_F(HealthReflectionTest, V1ListsEveryServedServiceAndItsOwn) {
   }
   EXPECT_THAT(names, IsSupersetOf(kServedServices));
   EXPECT_THAT(names, IsSupersetOf({"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
-                                   "grpc.reflection.v1alpha.ServerReflection"}));
-  EXPECT_EQ(names.size(), kServedServices.size() + 3);
+                                   "grpc.reflection.v1alpha.ServerReflection",
+                                   "gateway.v1.EventService"}));
+  EXPECT_EQ(names.size(), kServedServices.size() + 4);
 }
 
 TEST_F(HealthReflectionTest, V1AlphaDescribesAGenericallyServedService) {
