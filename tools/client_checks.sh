@@ -55,9 +55,14 @@ token=client-example-token-0123456789
 cat >"$tmp/callers.json" <<JSON
 {"callers": [{"name": "examples", "token": "$token", "allow": ["*"]}]}
 JSON
+webhook_secret=client-example-webhook-key
+printf '%s' "$webhook_secret" >"$tmp/respondio_webhook_secret"
+webhook_port=$(free_port)
 start gateway "$tmp/gateway.log" bazel-bin/service/gateway --listen=127.0.0.1:0 \
   --respondio_base_url=http://127.0.0.1:$sandbox_port --chatwoot_base_url=http://127.0.0.1:$sandbox_port \
-  --callers_file="$tmp/callers.json" || { echo "FAILED: start the gateway"; exit 1; }
+  --callers_file="$tmp/callers.json" --webhook_listen=127.0.0.1:$webhook_port \
+  --respondio_webhook_secret_file="$tmp/respondio_webhook_secret" \
+  || { echo "FAILED: start the gateway"; exit 1; }
 gateway_port=$started_port
 gateway=127.0.0.1:$gateway_port
 
@@ -87,6 +92,12 @@ python_example() {
     GATEWAY_TOKEN=$token PYTHONPATH="$tmp/pygen" /usr/bin/python3 clients/python/example.py "$gateway"
 }
 check "clients/python example against the live gateway" python_example
+
+python_subscriber() {
+  GATEWAY_TOKEN=$token PYTHONPATH="$tmp/pygen" /usr/bin/python3 clients/python/subscriber.py \
+    "$gateway" --selftest "127.0.0.1:$webhook_port" "$webhook_secret"
+}
+check "clients/python subscriber: a signed webhook arrives on the stream as the typed event" python_subscriber
 check "clients/node example against the live gateway" env GATEWAY_TOKEN=$token node clients/node/example.js "$gateway"
 
 unauthenticated_example() {
