@@ -45,6 +45,6 @@ RUN apt-get update -qq \
 COPY --from=build /out/gateway /usr/local/bin/gateway
 USER 65532:65532
 # gRPC and the admin listener (/metrics, /healthz, /readyz).
-EXPOSE 8080 9090
+EXPOSE 8080 9090 8443
 ENTRYPOINT ["/usr/local/bin/gateway"]
 CMD ["--listen=0.0.0.0:8080", "--admin_listen=0.0.0.0:9090"]

@@ -94,7 +94,7 @@ function startWithManifestArgs(name, container, objects) {
   const flags = parseArgs(container.args);
   const args = [];
   for (const [flag, value] of Object.entries(flags)) {
-    if (flag === 'listen' || flag === 'admin_listen') {
+    if (flag === 'listen' || flag === 'admin_listen' || flag === 'webhook_listen') {
       args.push(`--${flag}=127.0.0.1:0`);
     } else if (flag.endsWith('_file') || flag === 'config') {
       const mount = mountFor(value);
