@@ -22,6 +22,15 @@ struct CallRecord {
   std::string bucket;      // the route's rate-limit bucket
   int upstream_status = 0;  // HTTP status of the last upstream response; 0 when none was received
   bool cache_hit = false;   // answered from the reply cache
+  // Whether the call asked the rate limiter for admission, and how long it waited for it.
+  bool limited = false;
+  absl::Duration queue_wait;
+  // Latency of the last upstream HTTP request (with upstream_status); 0 when none was sent.
+  absl::Duration upstream_latency;
+  // W3C trace context of the call (service/trace_context.h): the caller's trace or one the
+  // gateway started, and the gateway's span; "" when not set.
+  std::string trace_id;
+  std::string span_id;
 };
 
 // The canonical name of a gRPC code, e.g. "NOT_FOUND".

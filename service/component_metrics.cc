@@ -5,16 +5,30 @@
 namespace gateway::service {
 
 void WriteCacheMetrics(const upstream::ResponseCache::Counters& c, MetricsWriter& out) {
-  const std::pair<const char*, int64_t> counters[] = {
-      {"hits", c.hits},           {"redis_hits", c.redis_hits},
-      {"misses", c.misses},       {"stores", c.stores},
-      {"fills", c.fills},         {"replaced", c.replaced},
-      {"stale_rejected", c.stale_rejected}, {"too_large", c.too_large},
-      {"evictions", c.evictions}, {"invalidations", c.invalidations},
-      {"expirations", c.expirations}, {"redis_errors", c.redis_errors}};
-  for (const auto& [name, value] : counters) {
-    out.Counter(absl::StrCat("gateway_cache_", name, "_total"),
-                "Reply cache events (upstream/budget/response_cache.h).", {}, value);
+  struct Row {
+    const char* name;
+    const char* help;
+    int64_t value;
+  };
+  const Row counters[] = {
+      {"hits", "Reply cache lookups answered with a stored reply (locally or from Redis).",
+       c.hits},
+      {"redis_hits", "Reply cache lookups answered by Redis (a subset of hits).", c.redis_hits},
+      {"misses", "Reply cache lookups that found no reply.", c.misses},
+      {"stores", "Replies stored in the local cache after an upstream call.", c.stores},
+      {"fills", "Local cache entries filled from a Redis hit.", c.fills},
+      {"replaced", "Cache entries overwritten by a newer reply under the same key.", c.replaced},
+      {"stale_rejected", "Cache stores refused because an invalidation overlapped the read.",
+       c.stale_rejected},
+      {"too_large", "Cache stores refused: one reply larger than the cache budget.", c.too_large},
+      {"evictions", "Cache entries dropped to stay within the byte budget (LRU).", c.evictions},
+      {"invalidations", "Cache entries dropped by invalidation (local or synced from Redis).",
+       c.invalidations},
+      {"expirations", "Expired cache entries removed.", c.expirations},
+      {"redis_errors", "Reply cache Redis commands that failed (the call went on without it).",
+       c.redis_errors}};
+  for (const Row& row : counters) {
+    out.Counter(absl::StrCat("gateway_cache_", row.name, "_total"), row.help, {}, row.value);
   }
   out.Gauge("gateway_cache_entries", "Entries in the local reply cache.", {}, c.entries);
   out.Gauge("gateway_cache_bytes", "Bytes counted against the local cache budget.", {}, c.bytes);
@@ -22,28 +36,54 @@ void WriteCacheMetrics(const upstream::ResponseCache::Counters& c, MetricsWriter
 
 void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter::Counters& c,
                          MetricsWriter& out) {
-  c.ForEach([&](absl::string_view name, int64_t value) {
-    if (name == "queued") {
-      out.Gauge("gateway_limiter_queued", "Calls waiting for a rate-limit token now.",
-                {{"bucket", bucket}}, value);
-    } else {
-      out.Counter(absl::StrCat("gateway_limiter_", name, "_total"),
-                  "Rate limiter decisions (upstream/budget/rate_limiter.h).", {{"bucket", bucket}}, value);
-    }
-  });
+  const MetricLabels labels = {{"bucket", bucket}};
+  // The counters' own descriptions (rate_limiter.h) are their HELP text.
+#define GATEWAY_WRITE_LIMITER_COUNTER(name, description)                                    \
+  if (absl::string_view(#name) == "queued") {                                              \
+    out.Gauge("gateway_limiter_queued", "Calls waiting for a rate-limit token now.", labels, \
+              c.name);                                                                     \
+  } else if (absl::string_view(#name) == "total") {                                        \
+    out.Counter("gateway_limiter_requests_total", "Rate limiter: " description ".", labels, \
+                c.name);                                                                   \
+  } else {                                                                                 \
+    out.Counter("gateway_limiter_" #name "_total", "Rate limiter: " description ".", labels, \
+                c.name);                                                                   \
+  }
+  GATEWAY_RATE_LIMITER_COUNTERS(GATEWAY_WRITE_LIMITER_COUNTER)
+#undef GATEWAY_WRITE_LIMITER_COUNTER
+}
+
+void WriteBucketLimit(const std::string& bucket, double rate_per_second, MetricsWriter& out) {
+  out.Gauge("gateway_limiter_rate_per_second",
+            "The upstream's configured limit for the bucket, in calls per second (before the "
+            "gateway's headroom).",
+            {{"bucket", bucket}}, rate_per_second);
 }
 
 void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& c, MetricsWriter& out) {
-  const std::pair<const char*, int64_t> counters[] = {
-      {"firsts", c.firsts},         {"replays", c.replays},
-      {"reused", c.reused},         {"in_flight_timeouts", c.in_flight_timeouts},
-      {"closed", c.closed},         {"corrupt", c.corrupt},
-      {"waits", c.waits},           {"completes", c.completes},
-      {"abandons", c.abandons},     {"evictions", c.evictions},
-      {"redis_errors", c.redis_errors}};
-  for (const auto& [name, value] : counters) {
-    out.Counter(absl::StrCat("gateway_idempotency_", name, "_total"),
-                "request_id records (upstream/budget/idempotency_store.h).", {}, value);
+  struct Row {
+    const char* name;
+    const char* help;
+    int64_t value;
+  };
+  const Row counters[] = {
+      {"firsts", "request_id records: first calls (the write goes upstream).", c.firsts},
+      {"replays", "request_id records: calls answered with the recorded result.", c.replays},
+      {"reused", "request_id records: REQUEST_ID_REUSED (same id, different request).", c.reused},
+      {"in_flight_timeouts", "request_id records: REQUEST_IN_FLIGHT answers.",
+       c.in_flight_timeouts},
+      {"closed", "request_id records: IDEMPOTENCY_STORE_CLOSED answers.", c.closed},
+      {"corrupt", "request_id records: IDEMPOTENCY_RECORD_CORRUPT answers.", c.corrupt},
+      {"waits", "request_id records: calls that found the same id in flight and waited.",
+       c.waits},
+      {"completes", "request_id records: results recorded.", c.completes},
+      {"abandons", "request_id records: abandoned (the call failed before the write).",
+       c.abandons},
+      {"evictions", "request_id records dropped locally by the entry limit.", c.evictions},
+      {"redis_errors", "request_id record Redis commands that failed.", c.redis_errors}};
+  for (const Row& row : counters) {
+    out.Counter(absl::StrCat("gateway_idempotency_", row.name, "_total"), row.help, {},
+                row.value);
   }
   out.Gauge("gateway_idempotency_entries", "Local request_id records.", {}, c.entries);
 }

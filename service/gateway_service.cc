@@ -1,6 +1,7 @@
 #include "service/gateway_service.h"
 
 #include <algorithm>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "google/protobuf/message.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "service/status_conversion.h"
+#include "service/trace_context.h"
 #include "upstream/errors.h"
 
 namespace gateway::service {
@@ -42,6 +44,21 @@ std::string AuthorizationOf(const grpc::GenericCallbackServerContext* context) {
   return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
 }
 
+// The W3C trace context of the call: the caller's `traceparent` (exactly one, valid) continued,
+// else a new trace. Several `tracestate` values form one list.
+TraceContext TraceOf(const grpc::GenericCallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto [tp, tp_end] = metadata.equal_range("traceparent");
+  if (tp == tp_end || std::next(tp) != tp_end) return TraceContext::ForCall("", "");
+  std::string tracestate;
+  for (auto [it, end] = metadata.equal_range("tracestate"); it != end; ++it) {
+    if (!tracestate.empty()) tracestate.push_back(',');
+    tracestate.append(it->second.data(), it->second.size());
+  }
+  return TraceContext::ForCall(absl::string_view(tp->second.data(), tp->second.size()),
+                               tracestate);
+}
+
 // `cache-control: no-cache` (as in HTTP) asks for a fresh upstream answer.
 bool BypassesCache(const grpc::GenericCallbackServerContext* context) {
   const auto& metadata = context->client_metadata();
@@ -62,6 +79,9 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
         start_(absl::Now()), deadline_(DeadlineOf(context, options->default_deadline)) {
     record_.rpc = context->method();
     record_.known_rpc = route_ != nullptr;
+    trace_ = TraceOf(context);
+    record_.trace_id = trace_.trace_id;
+    record_.span_id = trace_.span_id;
     if (route_ == nullptr) {
       Fail(upstream::GatewayError(
           absl::StatusCode::kUnimplemented,
@@ -113,7 +133,8 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
                       {.deadline = deadline_,
                        .caller = record_.caller,
                        .bypass_cache = BypassesCache(context_),
-                       .stats = &stats_},
+                       .stats = &stats_,
+                       .trace_headers = trace_.Headers()},
                       [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
   }
 
@@ -144,6 +165,9 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     record_.latency = absl::Now() - start_;
     record_.upstream_status = stats_.upstream_status;
     record_.cache_hit = stats_.cache_hit;
+    record_.limited = stats_.limited;
+    record_.queue_wait = stats_.queue_wait;
+    record_.upstream_latency = stats_.upstream_latency;
     options_->on_call_done(record_);
   }
 
@@ -154,6 +178,7 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
   const absl::Time start_;
   const absl::Time deadline_;
   CallRecord record_;
+  TraceContext trace_;
   upstream::CallStats stats_;
   grpc::ByteBuffer request_buffer_;
   grpc::ByteBuffer response_buffer_;

@@ -10,6 +10,7 @@
 // finish in-flight calls within --shutdown_grace, exit 0.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -320,7 +321,7 @@ int main(int argc, char** argv) {
 
   // Observability: metrics (scraped from the admin listener) and one log line per call.
   gateway::service::Metrics metrics;
-  gateway::service::CallLog call_log(stdout);
+  gateway::service::CallLog call_log(STDOUT_FILENO);
   const bool log_calls = absl::GetFlag(FLAGS_log_calls);
   // The components' own counters, read at scrape time.
   metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
@@ -334,9 +335,32 @@ int main(int argc, char** argv) {
     }
     for (const std::string& bucket : dispatcher.BucketKeys()) {
       gateway::service::WriteLimiterMetrics(bucket, limiter.counters(bucket), out);
+      // Keys are "upstream:account:bucket"; limits are configured per "upstream/bucket".
+      const std::string upstream_name = bucket.substr(0, bucket.find(':'));
+      const std::string bucket_name = bucket.substr(bucket.rfind(':') + 1);
+      auto limit = config->buckets.find(absl::StrCat(upstream_name, "/", bucket_name));
+      gateway::service::WriteBucketLimit(
+          bucket,
+          limit != config->buckets.end() ? limit->second.rate_per_second
+                                         : config->default_bucket.rate_per_second,
+          out);
     }
     if (config->cache_max_bytes > 0) gateway::service::WriteCacheMetrics(cache.counters(), out);
     gateway::service::WriteIdempotencyMetrics(idempotency.counters(), out);
+    if (redis != nullptr) {
+      out.Gauge("gateway_redis_up",
+                "1 while the shared state in Redis is reachable, 0 while the gateway runs on "
+                "its local fallback. Absent without --redis_url.",
+                {}, limiter.redis_healthy() ? 1 : 0);
+    }
+    out.Counter("gateway_call_log_dropped_total",
+                "Call log lines dropped because stdout could not keep up (the buffer was full).",
+                {}, call_log.dropped());
+    // Filled by the upstream drift report; declared here so alerts can refer to it before the
+    // first drift.
+    out.Declare("gateway_upstream_drift_total", prometheus::MetricType::Counter,
+                "Upstream replies that did not fit the protos (unknown fields, enum values, "
+                "type mismatches), by upstream, RPC and kind.");
   });
 
   // Events: webhooks in (--webhook_listen), stored in the event log (Redis Streams shared by
@@ -436,6 +460,10 @@ int main(int argc, char** argv) {
   // Readiness: the configuration is loaded (or we would have exited). Components that can be
   // unreachable (Redis) add hooks here: health.AddCheck("redis", [&] { return ...; });
   gateway::service::HealthMonitor health({});
+  metrics.AddCollector([&health](gateway::service::MetricsWriter& out) {
+    out.Gauge("gateway_ready", "1 while /readyz reports ready, else 0.", {},
+              health.Evaluate().first ? 1 : 0);
+  });
   health.AddCheck("config", [] { return true; });
   if (redis != nullptr) {
     // Ready while the shared limiter state is reachable; the limiter keeps serving from its

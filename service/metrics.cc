@@ -1,90 +1,243 @@
 #include "service/metrics.h"
 
-#include <cmath>
-#include <tuple>
+#include <limits>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "prometheus/text_serializer.h"
 
 namespace gateway::service {
 namespace {
 
-std::string Escape(absl::string_view value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+const char* TypeName(prometheus::MetricType type) {
+  switch (type) {
+    case prometheus::MetricType::Counter: return "counter";
+    case prometheus::MetricType::Gauge: return "gauge";
+    case prometheus::MetricType::Histogram: return "histogram";
+    case prometheus::MetricType::Summary: return "summary";
+    default: return "untyped";
   }
-  return out;
 }
 
-std::string FormatValue(double value) {
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  if (value == std::floor(value) && std::fabs(value) < 1e15) {
-    return absl::StrCat(static_cast<int64_t>(value));
-  }
-  return absl::StrFormat("%.9g", value);
+prometheus::ClientMetric WithLabels(const MetricLabels& labels) {
+  prometheus::ClientMetric metric;
+  metric.label.reserve(labels.size());
+  for (const auto& [name, value] : labels) metric.label.push_back({name, value});
+  return metric;
 }
 
 }  // namespace
 
-void MetricsWriter::Sample(absl::string_view family, absl::string_view type,
-                           absl::string_view help, absl::string_view name,
-                           const MetricLabels& labels, double value) {
-  Family& f = families_[std::string(family)];
-  if (f.type.empty()) {
-    f.type = std::string(type);
-    f.help = std::string(help);
+prometheus::MetricFamily& MetricsWriter::Family(absl::string_view name,
+                                                prometheus::MetricType type,
+                                                absl::string_view help) {
+  prometheus::MetricFamily& family = families_[std::string(name)];
+  if (family.name.empty()) {
+    family.name = std::string(name);
+    family.help = std::string(help);
+    family.type = type;
   }
-  std::string line(name);
-  if (!labels.empty()) {
-    line += "{";
-    for (size_t i = 0; i < labels.size(); ++i) {
-      absl::StrAppend(&line, i == 0 ? "" : ",", labels[i].first, "=\"", Escape(labels[i].second),
-                      "\"");
-    }
-    line += "}";
-  }
-  absl::StrAppend(&line, " ", FormatValue(value));
-  f.lines.push_back(std::move(line));
+  return family;
 }
 
 void MetricsWriter::Counter(absl::string_view name, absl::string_view help,
                             const MetricLabels& labels, double value) {
-  Sample(name, "counter", help, name, labels, value);
+  prometheus::ClientMetric metric = WithLabels(labels);
+  metric.counter.value = value;
+  Family(name, prometheus::MetricType::Counter, help).metric.push_back(std::move(metric));
 }
 
 void MetricsWriter::Gauge(absl::string_view name, absl::string_view help,
                           const MetricLabels& labels, double value) {
-  Sample(name, "gauge", help, name, labels, value);
+  prometheus::ClientMetric metric = WithLabels(labels);
+  metric.gauge.value = value;
+  Family(name, prometheus::MetricType::Gauge, help).metric.push_back(std::move(metric));
 }
 
-std::string MetricsWriter::Text() const {
-  std::string out;
-  for (const auto& [name, family] : families_) {
-    absl::StrAppend(&out, "# HELP ", name, " ", family.help, "\n# TYPE ", name, " ", family.type,
-                    "\n");
-    for (const std::string& line : family.lines) absl::StrAppend(&out, line, "\n");
+void MetricsWriter::Histogram(absl::string_view name, absl::string_view help,
+                              const MetricLabels& labels, const std::vector<double>& bounds,
+                              const std::vector<uint64_t>& cumulative, double sum,
+                              uint64_t count) {
+  prometheus::ClientMetric metric = WithLabels(labels);
+  for (size_t i = 0; i < bounds.size() && i < cumulative.size(); ++i) {
+    metric.histogram.bucket.push_back({cumulative[i], bounds[i]});
   }
+  metric.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
+  metric.histogram.sample_sum = sum;
+  metric.histogram.sample_count = count;
+  Family(name, prometheus::MetricType::Histogram, help).metric.push_back(std::move(metric));
+}
+
+void MetricsWriter::Declare(absl::string_view name, prometheus::MetricType type,
+                            absl::string_view help) {
+  Family(name, type, help);
+}
+
+std::vector<prometheus::MetricFamily> MetricsWriter::Families() && {
+  std::vector<prometheus::MetricFamily> out;
+  out.reserve(families_.size());
+  for (auto& [name, family] : families_) out.push_back(std::move(family));
   return out;
 }
 
-void Metrics::RecordCall(const CallRecord& record) {
-  const std::string rpc = record.known_rpc ? record.rpc : "unknown";
-  const double seconds = absl::ToDoubleSeconds(record.latency);
-  size_t bucket = 0;
-  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+std::string MetricsWriter::Text() const {
+  std::vector<prometheus::MetricFamily> families;
+  for (const auto& [name, family] : families_) families.push_back(family);
+  return SerializeFamilies(families);
+}
+
+std::string SerializeFamilies(const std::vector<prometheus::MetricFamily>& families) {
+  std::ostringstream out;
+  const prometheus::TextSerializer serializer;
+  for (const prometheus::MetricFamily& family : families) {
+    if (family.metric.empty()) {
+      // The serializer skips a family without series; keep it visible (alerts refer to it).
+      out << "# HELP " << family.name << " " << family.help << "\n# TYPE " << family.name << " "
+          << TypeName(family.type) << "\n";
+    } else {
+      serializer.Serialize(out, {family});
+    }
+  }
+  return out.str();
+}
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      calls_(&prometheus::BuildCounter()
+                  .Name("gateway_calls_total")
+                  .Help("Finished gRPC calls by RPC and status code.")
+                  .Register(*registry_)),
+      latency_(&prometheus::BuildHistogram()
+                    .Name("gateway_call_latency_seconds")
+                    .Help("Latency of gRPC calls from arrival to status, by RPC. Buckets 1 ms "
+                          "to 30 s (the queue wait cap).")
+                    .Register(*registry_)),
+      upstream_(&prometheus::BuildCounter()
+                     .Name("gateway_upstream_responses_total")
+                     .Help("Upstream HTTP responses by upstream, rate-limit bucket and HTTP "
+                           "status.")
+                     .Register(*registry_)),
+      errors_(&prometheus::BuildCounter()
+                   .Name("gateway_call_errors_total")
+                   .Help("Failed gRPC calls by ErrorInfo reason (the stable UPPER_SNAKE "
+                         "reason of the error model).")
+                   .Register(*registry_)),
+      queue_wait_(&prometheus::BuildHistogram()
+                       .Name("gateway_limiter_queue_wait_seconds")
+                       .Help("Time calls waited for rate-limit admission, by upstream and "
+                             "bucket. Buckets 0 (a free token), 5 ms to 30 s (the queue wait "
+                             "cap).")
+                       .Register(*registry_)),
+      upstream_latency_(&prometheus::BuildHistogram()
+                             .Name("gateway_upstream_latency_seconds")
+                             .Help("Latency of upstream HTTP requests that got a response, by "
+                                   "upstream and bucket. Buckets 5 ms to 30 s.")
+                             .Register(*registry_)) {}
+
+Metrics::RpcSeries& Metrics::Rpc(const std::string& rpc) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = rpcs_.find(rpc);
+    if (it != rpcs_.end()) return *it->second;
+  }
   absl::MutexLock lock(&mu_);
-  RpcStats& stats = rpcs_[rpc];
-  ++stats.calls[record.code];
-  if (bucket < kLatencyBuckets.size()) ++stats.buckets[bucket];
-  ++stats.count;
-  stats.sum_seconds += seconds;
-  if (record.upstream_status != 0) {
-    ++upstream_[{record.upstream, record.bucket, record.upstream_status}];
+  std::unique_ptr<RpcSeries>& series = rpcs_[rpc];
+  if (series == nullptr) {
+    series = std::make_unique<RpcSeries>();
+    series->latency = &latency_->Add(
+        {{"rpc", rpc}},
+        prometheus::Histogram::BucketBoundaries(kLatencyBuckets.begin(), kLatencyBuckets.end()));
+  }
+  return *series;
+}
+
+prometheus::Counter& Metrics::CallsCounter(const std::string& rpc, RpcSeries& series, int code) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (series.calls[code] != nullptr) return *series.calls[code];
+  }
+  absl::MutexLock lock(&mu_);
+  if (series.calls[code] == nullptr) {
+    series.calls[code] = &calls_->Add(
+        {{"rpc", rpc}, {"code", StatusCodeName(static_cast<grpc::StatusCode>(code))}});
+  }
+  return *series.calls[code];
+}
+
+prometheus::Counter& Metrics::UpstreamCounter(const CallRecord& record) {
+  // Key: upstream, bucket and status joined by NULs (none of them contains one).
+  std::string key = absl::StrCat(record.upstream, absl::string_view("\0", 1), record.bucket,
+                                 absl::string_view("\0", 1), record.upstream_status);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = upstream_series_.find(key);
+    if (it != upstream_series_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  prometheus::Counter*& counter = upstream_series_[key];
+  if (counter == nullptr) {
+    counter = &upstream_->Add({{"upstream", record.upstream},
+                               {"bucket", record.bucket},
+                               {"status", absl::StrCat(record.upstream_status)}});
+  }
+  return *counter;
+}
+
+prometheus::Counter& Metrics::ErrorCounter(const std::string& reason) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = error_series_.find(reason);
+    if (it != error_series_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  prometheus::Counter*& counter = error_series_[reason];
+  if (counter == nullptr) counter = &errors_->Add({{"reason", reason}});
+  return *counter;
+}
+
+Metrics::BucketSeries& Metrics::Bucket(const CallRecord& record) {
+  std::string key = absl::StrCat(record.upstream, absl::string_view("\0", 1), record.bucket);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = bucket_series_.find(key);
+    if (it != bucket_series_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<BucketSeries>& series = bucket_series_[key];
+  if (series == nullptr) {
+    series = std::make_unique<BucketSeries>();
+    const prometheus::Labels labels = {{"upstream", record.upstream}, {"bucket", record.bucket}};
+    series->queue_wait = &queue_wait_->Add(
+        labels, prometheus::Histogram::BucketBoundaries(kQueueWaitBuckets.begin(),
+                                                        kQueueWaitBuckets.end()));
+    series->upstream_latency = &upstream_latency_->Add(
+        labels, prometheus::Histogram::BucketBoundaries(kUpstreamLatencyBuckets.begin(),
+                                                        kUpstreamLatencyBuckets.end()));
+  }
+  return *series;
+}
+
+void Metrics::RecordCall(const CallRecord& record) {
+  static const std::string kUnknown = "unknown";
+  const std::string& rpc = record.known_rpc ? record.rpc : kUnknown;
+  RpcSeries& series = Rpc(rpc);
+  int code = static_cast<int>(record.code);
+  if (code < 0 || code >= static_cast<int>(series.calls.size())) code = grpc::StatusCode::UNKNOWN;
+  CallsCounter(rpc, series, code).Increment();
+  series.latency->Observe(absl::ToDoubleSeconds(record.latency));
+  if (record.upstream_status != 0) UpstreamCounter(record).Increment();
+  if (record.limited || record.upstream_status != 0) {
+    BucketSeries& bucket = Bucket(record);
+    if (record.limited) bucket.queue_wait->Observe(absl::ToDoubleSeconds(record.queue_wait));
+    if (record.upstream_status != 0) {
+      bucket.upstream_latency->Observe(absl::ToDoubleSeconds(record.upstream_latency));
+    }
+  }
+  if (record.code != grpc::StatusCode::OK) {
+    // Every gateway error carries a reason; "UNSPECIFIED" would show one that does not.
+    static const std::string kUnspecified = "UNSPECIFIED";
+    ErrorCounter(record.reason.empty() ? kUnspecified : record.reason).Increment();
   }
 }
 
@@ -93,43 +246,35 @@ void Metrics::AddCollector(Collector collector) {
   collectors_.push_back(std::move(collector));
 }
 
-std::string Metrics::Render() const {
-  MetricsWriter out;
+std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   std::vector<Collector> collectors;
   {
     absl::MutexLock lock(&mu_);
     collectors = collectors_;
-    for (const auto& [rpc, stats] : rpcs_) {
-      for (const auto& [code, n] : stats.calls) {
-        out.Counter("gateway_calls_total", "Finished gRPC calls by RPC and status code.",
-                    {{"rpc", rpc}, {"code", StatusCodeName(code)}}, n);
-      }
-      constexpr char kFamily[] = "gateway_call_latency_seconds";
-      constexpr char kHelp[] = "Latency of gRPC calls from arrival to status, by RPC.";
-      int64_t cumulative = 0;
-      for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-        cumulative += stats.buckets[i];
-        out.Sample(kFamily, "histogram", kHelp, "gateway_call_latency_seconds_bucket",
-                   {{"rpc", rpc}, {"le", FormatValue(kLatencyBuckets[i])}}, cumulative);
-      }
-      out.Sample(kFamily, "histogram", kHelp, "gateway_call_latency_seconds_bucket",
-                 {{"rpc", rpc}, {"le", "+Inf"}}, stats.count);
-      out.Sample(kFamily, "histogram", kHelp, "gateway_call_latency_seconds_sum", {{"rpc", rpc}},
-                 stats.sum_seconds);
-      out.Sample(kFamily, "histogram", kHelp, "gateway_call_latency_seconds_count",
-                 {{"rpc", rpc}}, stats.count);
-    }
-    for (const auto& [key, n] : upstream_) {
-      out.Counter("gateway_upstream_responses_total",
-                  "Upstream HTTP responses by upstream, rate-limit bucket and HTTP status.",
-                  {{"upstream", key.upstream}, {"bucket", key.bucket},
-                   {"status", absl::StrCat(key.status)}},
-                  n);
-    }
   }
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
   // Collectors run without the lock: they may take their components' locks.
+  MetricsWriter out;
   for (const Collector& collector : collectors) collector(out);
-  return out.Text();
+  for (prometheus::MetricFamily& family : std::move(out).Families()) {
+    families.push_back(std::move(family));
+  }
+  // One family per name: a family declared without series (MetricsWriter::Declare) and the
+  // same family registered or written elsewhere become one (the first HELP and TYPE win).
+  std::vector<prometheus::MetricFamily> merged;
+  std::map<std::string, size_t> index;
+  for (prometheus::MetricFamily& family : families) {
+    auto [it, inserted] = index.emplace(family.name, merged.size());
+    if (inserted) {
+      merged.push_back(std::move(family));
+      continue;
+    }
+    std::vector<prometheus::ClientMetric>& into = merged[it->second].metric;
+    for (prometheus::ClientMetric& metric : family.metric) into.push_back(std::move(metric));
+  }
+  return merged;
 }
+
+std::string Metrics::Render() const { return SerializeFamilies(Collect()); }
 
 }  // namespace gateway::service

@@ -10,6 +10,7 @@ PACKAGES=(
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libhiredis-dev
   libcpp-httplib-dev libssl-dev redis-server python3 python3-grpcio python3-grpc-tools
   nghttp2-client openssl binutils
+  prometheus-cpp-dev prometheus chromium
   protoc-gen-go protoc-gen-go-grpc protobuf-compiler-grpc-java-plugin
 )
 

@@ -68,21 +68,21 @@ TEST_F(AdminTest, MetricsCountCallsByRpcAndCodeWithLatencyAndUpstreamStatus) {
   ASSERT_EQ(metrics.status, 200);
   const std::string rpc = "rpc=\"/respondio.v2.ContactService/GetContact\"";
   EXPECT_THAT(metrics.body, HasSubstr("# TYPE gateway_calls_total counter\n"));
-  EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_calls_total{", rpc, ",code=\"OK\"} 2\n")));
+  EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_calls_total{code=\"OK\",", rpc, "} 2\n")));
   EXPECT_THAT(metrics.body,
-              HasSubstr(absl::StrCat("gateway_calls_total{", rpc, ",code=\"NOT_FOUND\"} 1\n")));
-  EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_calls_total{", rpc,
-                                                   ",code=\"INVALID_ARGUMENT\"} 1\n")));
+              HasSubstr(absl::StrCat("gateway_calls_total{code=\"NOT_FOUND\",", rpc, "} 1\n")));
+  EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_calls_total{code=\"INVALID_ARGUMENT\",", rpc,
+                                                   "} 1\n")));
   EXPECT_THAT(metrics.body, HasSubstr("# TYPE gateway_call_latency_seconds histogram\n"));
   EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("gateway_call_latency_seconds_bucket{", rpc,
                                                    ",le=\"+Inf\"} 4\n")));
   EXPECT_THAT(metrics.body,
               HasSubstr(absl::StrCat("gateway_call_latency_seconds_count{", rpc, "} 4\n")));
   // Upstream responses: the invalid identifier never reached the upstream.
-  EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{upstream=\"respondio\","
-                                      "bucket=\"contact_get\",status=\"200\"} 2\n"));
-  EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{upstream=\"respondio\","
-                                      "bucket=\"contact_get\",status=\"404\"} 1\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{bucket=\"contact_get\","
+                                      "status=\"200\",upstream=\"respondio\"} 2\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{bucket=\"contact_get\","
+                                      "status=\"404\",upstream=\"respondio\"} 1\n"));
   // The components' counters, collected at scrape time: three calls went upstream, through the
   // limiter's contact_get bucket, after three cache misses.
   EXPECT_THAT(metrics.body, HasSubstr("gateway_dispatcher_upstream_requests_total 3\n"));
@@ -92,6 +92,10 @@ TEST_F(AdminTest, MetricsCountCallsByRpcAndCodeWithLatencyAndUpstreamStatus) {
   EXPECT_THAT(metrics.body, HasSubstr("gateway_cache_misses_total 3\n"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_cache_hits_total 0\n"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_idempotency_replays_total 0\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_call_errors_total{reason=\"UPSTREAM_NOT_FOUND\"} 1\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_ready 1\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_limiter_rate_per_second{bucket=\"respondio:"));
+  EXPECT_THAT(metrics.body, HasSubstr("# TYPE gateway_upstream_drift_total counter\n"));
 }
 
 TEST_F(AdminTest, UnknownRpcsShareOneSeries) {
@@ -112,7 +116,7 @@ TEST_F(AdminTest, UnknownRpcsShareOneSeries) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   }
   HttpResult metrics = HttpCall(admin_port_, "GET", "/metrics");
-  EXPECT_THAT(metrics.body, HasSubstr("gateway_calls_total{rpc=\"unknown\",code=\"UNIMPLEMENTED\"} 2\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("gateway_calls_total{code=\"UNIMPLEMENTED\",rpc=\"unknown\"} 2\n"));
   EXPECT_THAT(metrics.body, Not(HasSubstr("x.Y")));
 }
 
@@ -143,6 +147,49 @@ TEST_F(AdminTest, OneJsonLogLinePerCallWithoutSecrets) {
   EXPECT_EQ(lines[1]["caller"], "");
   // The upstream token the gateway sends to the sandbox never appears.
   EXPECT_THAT(output, Not(HasSubstr("sandbox-token")));
+}
+
+TEST_F(AdminTest, TraceContextIsForwardedUpstreamAndLogged) {
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  auto call = [&](const std::string& traceparent, const std::string& identifier) {
+    rio::GetContactRequest request;
+    request.set_identifier(identifier);
+    rio::GetContactResponse reply;
+    auto context = Context();
+    if (!traceparent.empty()) {
+      context->AddMetadata("traceparent", traceparent);
+      context->AddMetadata("tracestate", "rojo=00f067aa0ba902b7");
+    }
+    return contacts_->GetContact(context.get(), request, &reply);
+  };
+  sandbox_->ClearRequests();
+  ASSERT_TRUE(call("00-" + trace + "-00f067aa0ba902b7-01", "id:12345").ok());
+  ASSERT_TRUE(call("", "id:67890").ok());
+  // Malformed: a new trace, the garbage not forwarded (the upstream's 404 does not matter).
+  call("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "id:999999");
+  nlohmann::json requests = sandbox_->Requests();
+  ASSERT_EQ(requests.size(), 3u) << requests.dump();
+  const nlohmann::json& first = requests[0]["headers"];
+  const std::string forwarded = first.value("traceparent", "");
+  // The caller's trace, the gateway's own span, the caller's sampled flag.
+  EXPECT_THAT(forwarded, ::testing::MatchesRegex("00-" + trace + "-[0-9a-f]{16}-01"));
+  EXPECT_EQ(first.value("tracestate", ""), "rojo=00f067aa0ba902b7");
+  const std::string started = requests[1]["headers"].value("traceparent", "");
+  EXPECT_THAT(started, ::testing::MatchesRegex("00-[0-9a-f]{32}-[0-9a-f]{16}-00"));
+  EXPECT_FALSE(requests[1]["headers"].contains("tracestate"));
+  const std::string replaced = requests[2]["headers"].value("traceparent", "");
+  EXPECT_THAT(replaced, ::testing::MatchesRegex("00-[0-9a-f]{32}-[0-9a-f]{16}-00"));
+  EXPECT_THAT(replaced, Not(HasSubstr("4bf92f3577b34da6a3ce929d0e0e4736")));
+  EXPECT_FALSE(requests[2]["headers"].contains("tracestate"));
+  absl::SleepFor(absl::Milliseconds(100));
+  auto lines = CallLogLines(gateway_->process().output());
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(replaced, "00-" + lines[2]["trace_id"].get<std::string>() + "-" +
+                          lines[2]["span_id"].get<std::string>() + "-00");
+  EXPECT_EQ(lines[0]["trace_id"], trace);
+  EXPECT_EQ(forwarded, "00-" + trace + "-" + lines[0]["span_id"].get<std::string>() + "-01");
+  EXPECT_EQ(started, "00-" + lines[1]["trace_id"].get<std::string>() + "-" +
+                         lines[1]["span_id"].get<std::string>() + "-00");
 }
 
 TEST_F(AdminTest, LogCallsFalseSilencesTheLog) {

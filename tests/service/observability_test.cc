@@ -1,6 +1,11 @@
 // Metrics exposition, component collectors and the call log line: exact text, zeros included.
-#include <string>
+#include <unistd.h>
 
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,17 +43,20 @@ TEST(MetricsTest, CallsHistogramAndUpstreamResponses) {
   const std::string text = metrics.Render();
   const std::string l = "rpc=\"" + rpc + "\"";
   EXPECT_THAT(text, HasSubstr("# TYPE gateway_calls_total counter\n"));
-  EXPECT_THAT(text, HasSubstr("gateway_calls_total{" + l + ",code=\"OK\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("gateway_calls_total{" + l + ",code=\"NOT_FOUND\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("gateway_calls_total{rpc=\"unknown\",code=\"UNIMPLEMENTED\"} 1\n"));
+  // prometheus-cpp writes labels sorted by name.
+  EXPECT_THAT(text, HasSubstr("gateway_calls_total{code=\"OK\"," + l + "} 1\n"));
+  EXPECT_THAT(text, HasSubstr("gateway_calls_total{code=\"NOT_FOUND\"," + l + "} 1\n"));
+  EXPECT_THAT(text, HasSubstr("gateway_calls_total{code=\"UNIMPLEMENTED\",rpc=\"unknown\"} 1\n"));
   // Cumulative buckets: 10us and 3ms and 40ms.
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_bucket{" + l + ",le=\"0.001\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_bucket{" + l + ",le=\"0.005\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_bucket{" + l + ",le=\"0.05\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_bucket{" + l + ",le=\"+Inf\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_count{" + l + "} 3\n"));
-  EXPECT_THAT(text, HasSubstr("gateway_upstream_responses_total{upstream=\"respondio\","
-                              "bucket=\"contact_get\",status=\"404\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("gateway_upstream_responses_total{bucket=\"contact_get\","
+                              "status=\"404\",upstream=\"respondio\"} 1\n"));
+  // Errors by reason; an error without one is counted as UNSPECIFIED.
+  EXPECT_THAT(text, HasSubstr("gateway_call_errors_total{reason=\"UNSPECIFIED\"} 3\n"));
   // A call without an upstream response counts no upstream response.
   EXPECT_THAT(text, Not(HasSubstr("status=\"0\"")));
   // One HELP/TYPE per family.
@@ -58,6 +66,39 @@ TEST(MetricsTest, CallsHistogramAndUpstreamResponses) {
     ++types;
   }
   EXPECT_EQ(types, 1u);
+  // Every family has HELP text.
+  for (const auto& family : metrics.Collect()) EXPECT_FALSE(family.help.empty()) << family.name;
+}
+
+TEST(MetricsTest, DeclaredFamiliesShowWithoutSeriesAndMergeWithRealOnes) {
+  Metrics metrics;
+  metrics.AddCollector([](MetricsWriter& out) {
+    out.Declare("gateway_upstream_drift_total", prometheus::MetricType::Counter, "drift");
+  });
+  EXPECT_THAT(metrics.Render(), HasSubstr("# HELP gateway_upstream_drift_total drift\n"
+                                          "# TYPE gateway_upstream_drift_total counter\n"));
+  // A component that registers the same family on the hot path: one family, its series.
+  prometheus::BuildCounter()
+      .Name("gateway_upstream_drift_total")
+      .Help("drift")
+      .Register(metrics.registry())
+      .Add({{"kind", "unknown_field"}})
+      .Increment();
+  const std::string text = metrics.Render();
+  EXPECT_THAT(text, HasSubstr("gateway_upstream_drift_total{kind=\"unknown_field\"} 1\n"));
+  EXPECT_EQ(text.find("# TYPE gateway_upstream_drift_total"),
+            text.rfind("# TYPE gateway_upstream_drift_total"));
+}
+
+TEST(MetricsTest, HistogramFromACollector) {
+  MetricsWriter out;
+  out.Histogram("w_seconds", "wait", {{"bucket", "b"}}, {0.1, 1}, {2, 3}, 1.5, 4);
+  EXPECT_EQ(out.Text(),
+            "# HELP w_seconds wait\n# TYPE w_seconds histogram\n"
+            "w_seconds_count{bucket=\"b\"} 4\nw_seconds_sum{bucket=\"b\"} 1.5\n"
+            "w_seconds_bucket{bucket=\"b\",le=\"0.1\"} 2\n"
+            "w_seconds_bucket{bucket=\"b\",le=\"1\"} 3\n"
+            "w_seconds_bucket{bucket=\"b\",le=\"+Inf\"} 4\n");
 }
 
 TEST(MetricsTest, LabelValuesAreEscaped) {
@@ -93,6 +134,9 @@ TEST(ComponentMetricsTest, CacheLimiterAndIdempotencyCountersAppearWithZeros) {
   const std::string b = "{bucket=\"respondio:contact_get\"}";
   EXPECT_THAT(text, HasSubstr("gateway_limiter_admitted_after_wait_total" + b + " 2\n"));
   EXPECT_THAT(text, HasSubstr("gateway_limiter_rejected_total" + b + " 1\n"));
+  // The limiter's `total` counter is not gateway_limiter_total_total.
+  EXPECT_THAT(text, HasSubstr("gateway_limiter_requests_total" + b + " 4\n"));
+  EXPECT_THAT(text, Not(HasSubstr("gateway_limiter_total_total")));
   EXPECT_THAT(text, HasSubstr("# TYPE gateway_limiter_queued gauge\ngateway_limiter_queued" + b + " 0\n"));
   EXPECT_THAT(text, HasSubstr("gateway_idempotency_replays_total 0\n"));
 }
@@ -122,6 +166,109 @@ TEST(CallLogTest, HostileMethodNamesAreBoundedAndValidJson) {
   auto j = nlohmann::json::parse(line, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << line;
   EXPECT_LE(j["rpc"].get<std::string>().size(), 210u);
+}
+
+TEST(CallLogTest, TraceIdsAndEscapesAndTheSameSecondTwice) {
+  CallRecord r = Record("/respondio.v2.ContactService/GetContact", grpc::StatusCode::OK,
+                        absl::Microseconds(999), 200);
+  r.caller = "a\"b\\c\n\x01";
+  r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  r.span_id = "00f067aa0ba902b7";
+  const absl::Time t = absl::FromUnixMillis(1700000000123);
+  const std::string first = CallLogLine(r, t);
+  const std::string second = CallLogLine(r, t + absl::Milliseconds(500));
+  const std::string next = CallLogLine(r, t + absl::Seconds(1));
+  auto j = nlohmann::json::parse(first);
+  EXPECT_EQ(j["caller"], "a\"b\\c\n\x01");
+  EXPECT_EQ(j["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(j["span_id"], "00f067aa0ba902b7");
+  EXPECT_DOUBLE_EQ(j["latency_ms"].get<double>(), 0.999);
+  EXPECT_FALSE(j.contains("reason"));
+  EXPECT_EQ(nlohmann::json::parse(second)["ts"], "2023-11-14T22:13:20.623Z");
+  EXPECT_EQ(nlohmann::json::parse(next)["ts"], "2023-11-14T22:13:21.123Z");
+  EXPECT_EQ(nlohmann::json::parse(CallLogLine(r, absl::FromUnixMillis(-1)))["ts"],
+            "1969-12-31T23:59:59.999Z");
+}
+
+// A pipe: what the writer thread wrote, read back.
+class Pipe {
+ public:
+  Pipe() { EXPECT_EQ(pipe(fds_), 0); }
+  ~Pipe() {
+    close(fds_[0]);
+    if (fds_[1] >= 0) close(fds_[1]);
+  }
+  int write_fd() const { return fds_[1]; }
+  void CloseWrite() {
+    close(fds_[1]);
+    fds_[1] = -1;
+  }
+  std::string ReadAll() {
+    std::string out;
+    char buf[65536];
+    for (ssize_t n; (n = read(fds_[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
+    return out;
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+TEST(CallLogTest, BatchesFromManyThreadsAreWholeLinesAndFlushedOnDestruction) {
+  Pipe pipe;
+  std::string out;
+  std::thread reader([&] { out = pipe.ReadAll(); });
+  {
+    CallLog log(pipe.write_fd());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&log, t] {
+        for (int i = 0; i < 500; ++i) {
+          CallRecord r = Record("/respondio.v2.ContactService/GetContact", grpc::StatusCode::OK,
+                                absl::Microseconds(i), 200);
+          r.caller = "thread" + std::to_string(t);
+          log.Write(r);
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    EXPECT_EQ(log.dropped(), 0);
+  }  // the destructor writes what is left
+  pipe.CloseWrite();
+  reader.join();
+  int lines = 0;
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2000);
+}
+
+TEST(CallLogTest, AFullBufferDropsAndCountsInsteadOfBlocking) {
+  Pipe pipe;  // nobody reads: the writer blocks once the pipe is full
+  CallLog log(pipe.write_fd(), {.max_buffered_bytes = 64 << 10});
+  CallRecord r = Record("/respondio.v2.ContactService/GetContact", grpc::StatusCode::OK,
+                        absl::Microseconds(1), 200);
+  for (int i = 0; i < 20000; ++i) log.Write(r);  // ~5 MB: far more than pipe + buffer
+  EXPECT_GT(log.dropped(), 0);
+  EXPECT_LT(log.dropped(), 20000);
+  // Let the writer finish: drain the pipe, then the destructor flushes the rest.
+  std::thread reader([&] { pipe.ReadAll(); });
+  log.Flush();
+  EXPECT_EQ(log.written() + log.dropped(), 20000);
+  pipe.CloseWrite();
+  reader.join();
+}
+
+TEST(CallLogTest, FlushWritesEverythingAccepted) {
+  Pipe pipe;
+  CallLog log(pipe.write_fd(), {.flush_interval = absl::Hours(1)});
+  CallRecord r = Record("/a.B/C", grpc::StatusCode::OK, absl::Microseconds(1), 0);
+  log.Write(r);
+  log.Write(r);
+  log.Flush();  // does not wait for the (hour-long) interval
+  EXPECT_EQ(log.written(), 2);
 }
 
 }  // namespace

@@ -346,7 +346,12 @@ void Dispatcher::Attempt(std::shared_ptr<CallState> call) const {
   ticket.caller = call->options.caller;
   ticket.deadline = call->options.deadline;
   ticket.expected_latency = ExpectedLatency(call->bucket_key);
-  components_.limiter->Acquire(std::move(ticket), [this, call](absl::Status admitted) mutable {
+  const absl::Time asked = absl::Now();
+  components_.limiter->Acquire(std::move(ticket), [this, call, asked](absl::Status admitted) mutable {
+    if (CallStats* stats = call->options.stats; stats != nullptr) {
+      stats->limited = true;
+      stats->queue_wait += absl::Now() - asked;
+    }
     if (!admitted.ok()) {
       Finish(std::move(call), admitted);
       return;
@@ -369,14 +374,19 @@ void Dispatcher::Send(std::shared_ptr<CallState> call) const {
   } else {
     http_request.headers.emplace_back(upstream.auth_header, upstream.token);
   }
+  for (const auto& header : call->options.trace_headers) http_request.headers.push_back(header);
   if (call->parts.has_body) {
     http_request.headers.emplace_back("Content-Type", "application/json");
     http_request.body = call->parts.body;
   }
   upstream_requests_.fetch_add(1, std::memory_order_relaxed);
   call->reached_upstream = true;
+  const absl::Time sent = absl::Now();
   components_.http->Send(std::move(http_request),
-                         [this, call](absl::StatusOr<HttpResponse> response) mutable {
+                         [this, call, sent](absl::StatusOr<HttpResponse> response) mutable {
+                           if (CallStats* stats = call->options.stats; stats != nullptr) {
+                             stats->upstream_latency = absl::Now() - sent;
+                           }
                            OnResponse(std::move(call), std::move(response));
                          });
 }

@@ -67,6 +67,12 @@ struct UpstreamConfig {
 struct CallStats {
   int upstream_status = 0;  // HTTP status of the last upstream response; 0 when none arrived
   bool cache_hit = false;   // answered from the reply cache
+  // Time spent waiting for rate-limit admission (summed over attempts); `limited` says whether
+  // the call asked the limiter at all (a cache hit does not).
+  absl::Duration queue_wait;
+  bool limited = false;
+  // Time from handing the last HTTP request to the transport to its outcome; 0 when none was sent.
+  absl::Duration upstream_latency;
 };
 
 struct CallOptions {
@@ -79,6 +85,9 @@ struct CallOptions {
   bool bypass_cache = false;
   // Optional; see CallStats.
   CallStats* stats = nullptr;
+  // Headers copied into every upstream request of the call: the W3C trace context
+  // (`traceparent`, `tracestate`; service/trace_context.h).
+  std::vector<std::pair<std::string, std::string>> trace_headers;
 };
 
 struct RetryPolicy {
