@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -60,6 +61,12 @@ std::string SandboxServer::url() const {
 }
 
 bool SandboxServer::Start(std::string* error) {
+  if (!options_.webhook_url.empty() && webhooks_ == nullptr) {
+    webhooks_ = std::make_unique<WebhookEmitter>(
+        WebhookEmitter::Options{.url = options_.webhook_url,
+                                .respondio_secret = options_.respondio_webhook_secret,
+                                .chatwoot_secret = options_.chatwoot_webhook_secret});
+  }
   // A client that goes away mid-response must not kill the process.
   signal(SIGPIPE, SIG_IGN);
 
@@ -143,9 +150,40 @@ void SandboxServer::Stop() {
   }
 }
 
+std::optional<Json> SandboxServer::RespondioContact(
+    const std::string& identifier) const {
+  respondio::Identifier ident;
+  std::string error;
+  if (!respondio::ParseIdentifier(identifier, &ident, &error)) return std::nullopt;
+  ApiResult found = respondio_state_.GetContact(ident);
+  if (found.status != 200) return std::nullopt;
+  return found.body;
+}
+
+void SandboxServer::EmitForRespondioCall(const RequestContext& ctx,
+                                         const std::string& endpoint) {
+  // Which API calls change state that respond.io reports by webhook.
+  static const auto* const kEvents = new std::map<std::string, std::string>{
+      {"update_contact", "contact.updated"},
+      {"create_or_update_contact", "contact.updated"},
+      {"contact_tag", "contact.tag.updated"},
+      {"send_message", "message.sent"},
+  };
+  auto event = kEvents->find(endpoint);
+  if (event == kEvents->end() || ctx.segments.size() < 2) return;
+  std::optional<Json> contact = RespondioContact(ctx.segments[1]);
+  if (!contact.has_value()) return;
+  webhooks_->EmitRespondio(event->second, Json{{"contact", *contact}});
+}
+
 void SandboxServer::HandleRequest(const httplib::Request& req,
                                   httplib::Response& res) {
   RequestContext ctx = MakeRequestContext(req, host_port_);
+  if (HandleInboundMessage(
+          ctx, webhooks_.get(),
+          [this](const std::string& id) { return RespondioContact(id); }, res)) {
+    return;
+  }
   if (chatwoot::ChatwootApi::IsAdminPath(ctx)) {
     chatwoot_api_.HandleAdmin(ctx, res);
     return;
@@ -176,6 +214,9 @@ void SandboxServer::HandleRequest(const httplib::Request& req,
     chatwoot_api_.Handle(ctx, res);
   } else {
     respondio_api_.Handle(ctx, res);
+    if (webhooks_ != nullptr && res.status / 100 == 2 && ctx.method != "GET") {
+      EmitForRespondioCall(ctx, endpoint);
+    }
   }
   log_.Finish(seq, res.status, fault_kind);
 }

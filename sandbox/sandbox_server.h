@@ -17,6 +17,7 @@
 #include "sandbox/rate_limiter.h"
 #include "sandbox/respondio_routes.h"
 #include "sandbox/respondio_state.h"
+#include "sandbox/webhooks.h"
 
 namespace sandbox {
 
@@ -30,6 +31,10 @@ struct SandboxOptions {
   int chatwoot_rate_limit_per_minute = 3000;
   bool rate_limits = true;
   int threads = 64;
+  // Base URL webhooks are POSTed to ("" = none; see webhooks.h) and the upstreams' secrets.
+  std::string webhook_url;
+  std::string respondio_webhook_secret = "sandbox-webhook-secret";
+  std::string chatwoot_webhook_secret = "sandbox-webhook-secret";
 };
 
 class SandboxServer {
@@ -52,12 +57,16 @@ class SandboxServer {
 
  private:
   void HandleRequest(const httplib::Request& req, httplib::Response& res);
+  // Emits the respond.io webhook a successful API call implies (--webhook_url).
+  void EmitForRespondioCall(const RequestContext& ctx, const std::string& endpoint);
+  std::optional<Json> RespondioContact(const std::string& identifier) const;
 
   SandboxOptions options_;
   int port_ = 0;
   std::string host_port_;
 
   RequestLog log_;
+  std::unique_ptr<WebhookEmitter> webhooks_;  // null without --webhook_url
   FaultInjector faults_;
   RateLimiter limiter_;
   respondio::RespondioState respondio_state_;

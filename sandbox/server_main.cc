@@ -29,6 +29,14 @@ ABSL_FLAG(bool, rate_limits, true,
           "Enforce respond.io's per-endpoint requests-per-second limits and "
           "Chatwoot's per-IP requests-per-minute limit");
 ABSL_FLAG(int, threads, 64, "HTTP worker threads");
+ABSL_FLAG(std::string, webhook_url, "",
+          "base URL to POST signed webhooks to ({url}/webhooks/respondio, "
+          "{url}/webhooks/chatwoot) when state changes through the API and for "
+          "POST /__admin/{respondio,chatwoot}/inbound_message (default: none)");
+ABSL_FLAG(std::string, respondio_webhook_secret, "sandbox-webhook-secret",
+          "respond.io webhook signing key");
+ABSL_FLAG(std::string, chatwoot_webhook_secret, "sandbox-webhook-secret",
+          "Chatwoot webhook secret");
 
 namespace {
 
@@ -69,6 +77,9 @@ int main(int argc, char** argv) {
   }
   options.rate_limits = absl::GetFlag(FLAGS_rate_limits);
   options.threads = absl::GetFlag(FLAGS_threads);
+  options.webhook_url = absl::GetFlag(FLAGS_webhook_url);
+  options.respondio_webhook_secret = absl::GetFlag(FLAGS_respondio_webhook_secret);
+  options.chatwoot_webhook_secret = absl::GetFlag(FLAGS_chatwoot_webhook_secret);
 
   // Block the termination signals in every thread (worker threads inherit the
   // mask) and wait for them synchronously below.

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "respondio/v2/events.pb.h"
+#include "nlohmann/json.hpp"
 #include "tests/integration/harness.h"
 
 namespace gateway::testing {
@@ -28,12 +29,15 @@ class EventsTest : public ::testing::Test {
   void SetUp() override {
     redis_ = RedisServer::Start();
     ASSERT_NE(redis_, nullptr);
-    sandbox_ = Sandbox::Start();
+    webhook_ports_ = {FreePort(), FreePort()};
+    // The sandbox posts its webhooks to replica A, as respond.io and Chatwoot would.
+    sandbox_ = Sandbox::Start({absl::StrCat("--webhook_url=http://127.0.0.1:", webhook_ports_[0]),
+                               absl::StrCat("--respondio_webhook_secret=", kSecret),
+                               absl::StrCat("--chatwoot_webhook_secret=", kChatwootSecret)});
     ASSERT_NE(sandbox_, nullptr);
     const std::string secret_file = WriteTempFile("respondio_webhook_secret", kSecret);
     const std::string chatwoot_file = WriteTempFile("chatwoot_webhook_secret", kChatwootSecret);
     for (int i = 0; i < 2; ++i) {
-      webhook_ports_.push_back(FreePort());
       auto g = Gateway::Start({"--respondio_base_url=" + sandbox_->base_url(),
                                "--chatwoot_base_url=" + sandbox_->base_url(),
                                "--redis_url=" + redis_->url(),
@@ -79,13 +83,6 @@ TEST_F(EventsTest, WebhookOnAReachesSubscriberOnBTypedAndInvalidatesBothCaches) 
   EXPECT_EQ(Get(0, "id:12345").first_name(), "Ada");
   EXPECT_EQ(Get(1, "phone:+60123456789").first_name(), "Ada");
   EXPECT_EQ(Get(1, "id:12345").first_name(), "Ada");
-  // The contact changes upstream behind the gateway's back (as an edit in respond.io's UI).
-  HttpResult edited = HttpCall(sandbox_->port(), "PUT", "/contact/id:12345",
-                               R"({"firstName":"Augusta"})",
-                               {"Authorization: Bearer sandbox-token",
-                                "Content-Type: application/json"});
-  ASSERT_EQ(edited.status, 200) << edited.body;
-  EXPECT_EQ(Get(0, "id:12345").first_name(), "Ada");  // stale until the webhook arrives
 
   auto stub = gw::EventService::NewStub(gateways_[1]->channel());
   grpc::ClientContext context;
@@ -96,30 +93,56 @@ TEST_F(EventsTest, WebhookOnAReachesSubscriberOnBTypedAndInvalidatesBothCaches) 
   auto reader = stub->Subscribe(&context, request);
   reader->WaitForInitialMetadata();  // the subscription is live
 
-  const absl::Time posted = absl::Now();
-  HttpResult r = PostRespondio(webhook_ports_[0], ContactUpdated("evt-1", "Augusta"), kSecret);
-  ASSERT_EQ(r.status, 200) << r.body;
+  // The sandbox simulates a customer's inbound message: its signed message.received webhook goes
+  // to replica A and arrives on B's stream, typed.
+  absl::Time posted = absl::Now();
+  HttpResult inbound = HttpCall(sandbox_->port(), "POST", "/__admin/respondio/inbound_message",
+                                R"({"identifier":"id:12345","text":"is my order shipped?"})",
+                                {"Content-Type: application/json"});
+  ASSERT_EQ(inbound.status, 202) << inbound.body;
   gw::EventEnvelope envelope;
   ASSERT_TRUE(reader->Read(&envelope));
-  const absl::Duration latency = absl::Now() - posted;
-  std::printf("webhook on A to stream on B: %s\n", absl::FormatDuration(latency).c_str());
+  std::printf("inbound message via A to the stream on B: %s\n",
+              absl::FormatDuration(absl::Now() - posted).c_str());
   EXPECT_EQ(envelope.upstream(), "respondio");
   EXPECT_FALSE(envelope.id().empty());
   EXPECT_EQ(envelope.resume_token(), envelope.id());
   EXPECT_GT(envelope.received_time().seconds(), 0);
   rio::Event event;
   ASSERT_TRUE(envelope.event().UnpackTo(&event));
-  ASSERT_EQ(event.payload_case(), rio::Event::kContactUpdated);
-  EXPECT_EQ(event.event_id(), "evt-1");
-  EXPECT_EQ(event.contact_updated().contact().id(), 12345);
-  EXPECT_EQ(event.contact_updated().contact().first_name(), "Augusta");
+  ASSERT_EQ(event.payload_case(), rio::Event::kMessageReceived) << event.DebugString();
+  EXPECT_EQ(event.event_id(), nlohmann::json::parse(inbound.body)["event_id"]);
+  EXPECT_EQ(event.message_received().contact().id(), 12345);
+  EXPECT_EQ(event.message_received().message().message().text(), "is my order shipped?");
+  EXPECT_EQ(event.message_received().message().traffic(), rio::MESSAGE_TRAFFIC_INCOMING);
 
-  // The cached contact is gone on both replicas, under every alias.
+  // The contact changes upstream behind the gateway's back (as an edit in respond.io's UI): the
+  // sandbox's contact.updated webhook reaches B and the cached contact is dropped on both
+  // replicas, under every alias.
+  posted = absl::Now();
+  HttpResult edited = HttpCall(sandbox_->port(), "PUT", "/contact/id:12345",
+                               R"({"firstName":"Augusta"})",
+                               {"Authorization: Bearer sandbox-token",
+                                "Content-Type: application/json"});
+  ASSERT_EQ(edited.status, 200) << edited.body;
+  ASSERT_TRUE(reader->Read(&envelope));
+  std::printf("contact.updated via A to the stream on B: %s\n",
+              absl::FormatDuration(absl::Now() - posted).c_str());
+  ASSERT_TRUE(envelope.event().UnpackTo(&event));
+  ASSERT_EQ(event.payload_case(), rio::Event::kContactUpdated) << event.DebugString();
+  EXPECT_EQ(event.contact_updated().contact().first_name(), "Augusta");
   absl::SleepFor(absl::Milliseconds(300));  // > the cache's 100 ms Redis sync interval
   EXPECT_EQ(Get(0, "id:12345").first_name(), "Augusta");
   EXPECT_EQ(Get(1, "phone:+60123456789").first_name(), "Augusta");
+  EXPECT_EQ(Get(1, "id:12345").first_name(), "Augusta");
 
-  // A redelivery (same event_id) to B is stored once: no second envelope; a new event follows.
+  // A webhook POSTed to A, then redelivered (same event_id) to B, is stored once: no second
+  // envelope; a new event follows.
+  ASSERT_EQ(PostRespondio(webhook_ports_[0], ContactUpdated("evt-1", "Augusta"), kSecret).status,
+            200);
+  ASSERT_TRUE(reader->Read(&envelope));
+  ASSERT_TRUE(envelope.event().UnpackTo(&event));
+  EXPECT_EQ(event.event_id(), "evt-1");
   ASSERT_EQ(PostRespondio(webhook_ports_[1], ContactUpdated("evt-1", "Augusta"), kSecret).status,
             200);
   ASSERT_EQ(PostRespondio(webhook_ports_[1], ContactUpdated("evt-2", "Ada"), kSecret).status, 200);
