@@ -99,6 +99,8 @@ python_subscriber() {
 }
 check "clients/python subscriber: a signed webhook arrives on the stream as the typed event" python_subscriber
 check "clients/node example against the live gateway" env GATEWAY_TOKEN=$token node clients/node/example.js "$gateway"
+check "clients/node subscriber: a signed webhook arrives on the stream as the typed event" \
+  env GATEWAY_TOKEN=$token node clients/node/subscriber.js "$gateway" --selftest "127.0.0.1:$webhook_port" "$webhook_secret"
 
 unauthenticated_example() {
   ! PYTHONPATH="$tmp/pygen" /usr/bin/python3 clients/python/example.py "$gateway" >"$tmp/unauth.log" 2>&1 &&
