@@ -39,6 +39,13 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::strin
                                                       httplib::Response& response) {
     response.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");
   });
+  if (handlers.status_page) {
+    server.Get("/", [page = handlers.status_page](const httplib::Request&,
+                                                   httplib::Response& response) {
+      response.set_header("Cache-Control", "no-store");
+      response.set_content(page(), "text/html; charset=utf-8");
+    });
+  }
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
     response.set_content("ok\n", "text/plain");
   });

@@ -1,5 +1,6 @@
 // The admin HTTP listener (--admin_listen): plain HTTP/1.1 for operators and Kubernetes.
 //
+//   GET /          the status page, HTML (service/status_page.h), when a handler is given
 //   GET /metrics   Prometheus text (service/metrics.h)
 //   GET /healthz   200 "ok" while the process serves (liveness)
 //   GET /readyz    200 with the readiness report when ready, else 503 with it
@@ -32,6 +33,8 @@ class AdminServer {
     std::function<std::string()> metrics;
     // (ready, report)
     std::function<std::pair<bool, std::string>()> ready;
+    // The status page's HTML; no `/` route when empty.
+    std::function<std::string()> status_page;
   };
   // Binds `listen` ("HOST:PORT", port 0 = any free port) and serves on a thread of its own.
   // Errors: INVALID_ARGUMENT for a malformed address, UNAVAILABLE when it cannot bind.

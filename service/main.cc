@@ -53,6 +53,7 @@
 #include "service/metrics.h"
 #include "service/reflection.h"
 #include "service/route_table.h"
+#include "service/status_page.h"
 #include "upstream/pipeline/dispatcher.h"
 #include "upstream/transport/http_client.h"
 #include "upstream/budget/idempotency_store.h"
@@ -86,7 +87,7 @@ ABSL_FLAG(bool, print_routes, false,
           "print the effective route table, one JSON object per line, and exit");
 ABSL_FLAG(std::string, ca_file, "", "PEM CA bundle for https upstreams (default: system store)");
 ABSL_FLAG(std::string, admin_listen, "",
-          "admin HTTP listen address HOST:PORT serving /metrics, /healthz and /readyz (default: "
+          "admin HTTP listen address HOST:PORT serving the status page /, /metrics, /healthz and /readyz (default: "
           "no admin listener; port 0 picks a free port, printed at start-up). Unauthenticated: "
           "keep it off public interfaces");
 ABSL_FLAG(std::string, callers_file, "",
@@ -498,11 +499,16 @@ int main(int argc, char** argv) {
   }
   health.Start(server->GetHealthCheckService(), routes->ServiceNames());
 
+  // The status page samples the counters once a second while the admin listener runs; it is
+  // declared before `admin` so the listener stops first.
+  gateway::service::StatusPage status_page([&metrics] { return metrics.Collect(); });
   std::unique_ptr<gateway::service::AdminServer> admin;
   if (!admin_listen.empty()) {
+    status_page.Start();
     auto started = gateway::service::AdminServer::Start(
         admin_listen, {.metrics = [&metrics] { return metrics.Render(); },
-                       .ready = [&health] { return health.Evaluate(); }});
+                       .ready = [&health] { return health.Evaluate(); },
+                       .status_page = [&status_page] { return status_page.Render(); }});
     if (!started.ok()) {
       server->Shutdown();
       return StartupError(started.status().message());

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `make run`: the sandbox upstream on 127.0.0.1:8081 and the gateway on 127.0.0.1:8080.
+# `make run`: the sandbox upstream on 127.0.0.1:8081, the gateway on 127.0.0.1:8080 and its admin
+# listener (status page, /metrics) on 127.0.0.1:9090.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SANDBOX_PORT=${SANDBOX_PORT:-8081}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
+ADMIN_PORT=${ADMIN_PORT:-9090}
 
 bazel-bin/sandbox/sandbox --listen=127.0.0.1:${SANDBOX_PORT} &
 sandbox_pid=$!
-bazel-bin/service/gateway --listen=127.0.0.1:${GATEWAY_PORT} \
+bazel-bin/service/gateway --listen=127.0.0.1:${GATEWAY_PORT} --admin_listen=127.0.0.1:${ADMIN_PORT} \
   --respondio_base_url=http://127.0.0.1:${SANDBOX_PORT} \
   --chatwoot_base_url=http://127.0.0.1:${SANDBOX_PORT} "$@" &
 gateway_pid=$!
@@ -25,6 +27,9 @@ The gateway is serving on 127.0.0.1:${GATEWAY_PORT}, in front of the sandbox ups
 
 or with Python:  /usr/bin/python3 tools/call.py 127.0.0.1:${GATEWAY_PORT} \\
     respondio.v2.ContactService/GetContact '{"identifier":"id:12345"}'
+
+and watch the budget on the status page:  http://127.0.0.1:${ADMIN_PORT}/
+(Prometheus metrics: http://127.0.0.1:${ADMIN_PORT}/metrics)
 
 Press Ctrl-C to stop.
 MSG
