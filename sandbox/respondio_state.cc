@@ -615,8 +615,9 @@ ApiResult RespondioState::MergeContacts(int64_t primary_id,
   for (const auto& [name, value] : s.custom_fields) {
     bool present = std::any_of(
         p.custom_fields.begin(), p.custom_fields.end(),
-        [&](const std::pair<std::string, std::string>& f) {
-          return f.first == name;
+        // C++17 lambdas cannot capture structured bindings (clang rejects it): capture a copy.
+        [&key = name](const std::pair<std::string, std::string>& f) {
+          return f.first == key;
         });
     if (!present) p.custom_fields.emplace_back(name, value);
   }
