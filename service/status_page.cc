@@ -1,6 +1,7 @@
 #include "service/status_page.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -120,7 +121,8 @@ std::string StatusPage::Render(absl::Time now) {
       }
     }
   }
-  const double window_s = std::max(absl::ToDoubleSeconds(now - since), 1.0);
+  // Whole seconds, as shown; the use figure is computed with the shown window.
+  const double window_s = std::max(std::floor(absl::ToDoubleSeconds(now - since)), 1.0);
   // A series absent from the old sample started from zero inside the window.
   auto delta = [&](const prometheus::MetricFamily& f, const prometheus::ClientMetric& m) {
     auto it = before.find(Key(f.name, m));

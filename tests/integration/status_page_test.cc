@@ -140,7 +140,7 @@ TEST(StatusPageTest, ChromiumShowsTheNumbersOfMetrics) {
     const double rate = value("gateway_limiter_rate_per_second" + b);
     EXPECT_THAT(cell("use/" + bucket),
                 HasSubstr(absl::StrFormat("%.1f%%", 100 * admitted / (rate * std::max(window, 1)))))
-        << "the page rounds the window down to whole seconds";
+        << "use is computed with the window shown (whole seconds)";
   }
   const double hits = value("gateway_cache_hits_total"), misses = value("gateway_cache_misses_total");
   EXPECT_GT(hits, 0);
