@@ -31,13 +31,18 @@ size_t Utf8Length(const unsigned char* s, size_t n) {
   return 0;
 }
 
-// Appends `value` as a JSON string: quotes, escapes, and U+FFFD for invalid UTF-8.
-void AppendJsonString(absl::string_view value, std::string* out) {
+// Appends `value` as a JSON string at `p` (at most 6 * size + 2 bytes): quotes, escapes, and
+// U+FFFD for invalid UTF-8. Returns the end.
+char* PutJsonString(absl::string_view value, char* p) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
+  *p++ = '"';
   const auto* s = reinterpret_cast<const unsigned char*>(value.data());
   const size_t n = value.size();
   size_t run = 0;  // start of the pending run of bytes copied as they are
+  auto flush = [&](size_t end) {
+    std::memcpy(p, value.data() + run, end - run);
+    p += end - run;
+  };
   for (size_t i = 0; i < n;) {
     const unsigned char c = s[i];
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
@@ -51,31 +56,69 @@ void AppendJsonString(absl::string_view value, std::string* out) {
         continue;
       }
     }
-    out->append(value.data() + run, i - run);
-    if (c == '"') {
-      out->append("\\\"");
-    } else if (c == '\\') {
-      out->append("\\\\");
+    flush(i);
+    if (c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = static_cast<char>(c);
     } else if (c == '\n') {
-      out->append("\\n");
+      *p++ = '\\';
+      *p++ = 'n';
     } else if (c < 0x20) {
-      out->append("\\u00");
-      out->push_back(kHex[c >> 4]);
-      out->push_back(kHex[c & 0xf]);
+      std::memcpy(p, "\\u00", 4);
+      p[4] = kHex[c >> 4];
+      p[5] = kHex[c & 0xf];
+      p += 6;
     } else {
-      out->append("\xef\xbf\xbd");  // invalid UTF-8 byte
+      std::memcpy(p, "\xef\xbf\xbd", 3);  // an invalid UTF-8 byte
+      p += 3;
     }
     run = ++i;
   }
-  out->append(value.data() + run, n - run);
-  out->push_back('"');
+  flush(n);
+  *p++ = '"';
+  return p;
 }
 
-void AppendField(const char* key, absl::string_view value, std::string* out) {
-  out->append(",\"");
-  out->append(key);
-  out->append("\":");
-  AppendJsonString(value, out);
+template <size_t N>
+char* Put(const char (&literal)[N], char* p) {
+  std::memcpy(p, literal, N - 1);
+  return p + N - 1;
+}
+
+char* Put(absl::string_view text, char* p) {
+  std::memcpy(p, text.data(), text.size());
+  return p + text.size();
+}
+
+// ,"key":"value" (escaped).
+template <size_t N>
+char* PutField(const char (&key)[N], absl::string_view value, char* p) {
+  *p++ = ',';
+  *p++ = '"';
+  p = Put(key, p);
+  p = Put("\":", p);
+  return PutJsonString(value, p);
+}
+
+char* PutInt(int64_t value, char* p) {
+  char digits[24];
+  int n = 0;
+  const bool negative = value < 0;
+  uint64_t v = negative ? 0 - static_cast<uint64_t>(value) : static_cast<uint64_t>(value);
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  if (negative) *p++ = '-';
+  while (n > 0) *p++ = digits[--n];
+  return p;
+}
+
+char* PutThreeDigits(int64_t value, char* p) {
+  p[0] = static_cast<char>('0' + value / 100);
+  p[1] = static_cast<char>('0' + value / 10 % 10);
+  p[2] = static_cast<char>('0' + value % 10);
+  return p + 3;
 }
 
 // "YYYY-MM-DDTHH:MM:SS" of the second, formatted once per second per thread.
@@ -94,15 +137,20 @@ absl::string_view FormattedSecond(int64_t unix_seconds) {
   return absl::string_view(cached, cached_size);
 }
 
-void AppendThreeDigits(int64_t value, std::string* out) {
-  out->push_back(static_cast<char>('0' + value / 100));
-  out->push_back(static_cast<char>('0' + value / 10 % 10));
-  out->push_back(static_cast<char>('0' + value % 10));
-}
-
 }  // namespace
 
 void AppendCallLogLine(const CallRecord& record, absl::Time now, std::string* out) {
+  const absl::string_view rpc = absl::string_view(record.rpc).substr(0, kMaxRpcBytes);
+  // Room for the worst case (every text byte escaped as \u00XX) plus the fixed parts; the
+  // line is written straight into `out` and trimmed.
+  const size_t bound = 320 + 6 * (rpc.size() + record.caller.size() + record.reason.size() +
+                                  record.upstream.size() + record.bucket.size() +
+                                  record.trace_id.size() + record.span_id.size());
+  const size_t start = out->size();
+  out->resize(start + bound);
+  char* const base = &(*out)[start];
+  char* p = base;
+
   const int64_t micros = absl::ToUnixMicros(now);
   int64_t seconds = micros / 1000000;
   int64_t sub = micros % 1000000;
@@ -110,30 +158,31 @@ void AppendCallLogLine(const CallRecord& record, absl::Time now, std::string* ou
     sub += 1000000;
     --seconds;
   }
-  out->append("{\"ts\":\"");
-  out->append(FormattedSecond(seconds).data(), FormattedSecond(seconds).size());
-  out->push_back('.');
-  AppendThreeDigits(sub / 1000, out);
-  out->append("Z\"");
-  AppendField("rpc", absl::string_view(record.rpc).substr(0, kMaxRpcBytes), out);
-  AppendField("caller", record.caller, out);
-  out->append(",\"code\":\"");
-  out->append(StatusCodeName(record.code));
-  out->push_back('"');
-  if (!record.reason.empty()) AppendField("reason", record.reason, out);
+  p = Put("{\"ts\":\"", p);
+  p = Put(FormattedSecond(seconds), p);
+  *p++ = '.';
+  p = PutThreeDigits(sub / 1000, p);
+  p = Put("Z\"", p);
+  p = PutField("rpc", rpc, p);
+  p = PutField("caller", record.caller, p);
+  p = Put(",\"code\":\"", p);
+  p = Put(absl::string_view(StatusCodeName(record.code)), p);
+  *p++ = '"';
+  if (!record.reason.empty()) p = PutField("reason", record.reason, p);
   const int64_t latency_us = std::max<int64_t>(0, absl::ToInt64Microseconds(record.latency));
-  out->append(",\"latency_ms\":");
-  absl::StrAppend(out, latency_us / 1000);
-  out->push_back('.');
-  AppendThreeDigits(latency_us % 1000, out);
-  if (!record.upstream.empty()) AppendField("upstream", record.upstream, out);
-  if (!record.bucket.empty()) AppendField("bucket", record.bucket, out);
-  out->append(",\"upstream_status\":");
-  absl::StrAppend(out, record.upstream_status);
-  out->append(record.cache_hit ? ",\"cache_hit\":true" : ",\"cache_hit\":false");
-  if (!record.trace_id.empty()) AppendField("trace_id", record.trace_id, out);
-  if (!record.span_id.empty()) AppendField("span_id", record.span_id, out);
-  out->append("}\n");
+  p = Put(",\"latency_ms\":", p);
+  p = PutInt(latency_us / 1000, p);
+  *p++ = '.';
+  p = PutThreeDigits(latency_us % 1000, p);
+  if (!record.upstream.empty()) p = PutField("upstream", record.upstream, p);
+  if (!record.bucket.empty()) p = PutField("bucket", record.bucket, p);
+  p = Put(",\"upstream_status\":", p);
+  p = PutInt(record.upstream_status, p);
+  p = record.cache_hit ? Put(",\"cache_hit\":true", p) : Put(",\"cache_hit\":false", p);
+  if (!record.trace_id.empty()) p = PutField("trace_id", record.trace_id, p);
+  if (!record.span_id.empty()) p = PutField("span_id", record.span_id, p);
+  p = Put("}\n", p);
+  out->resize(start + (p - base));
 }
 
 std::string CallLogLine(const CallRecord& record, absl::Time now) {
