@@ -112,7 +112,8 @@ absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
     if (root.contains("rate_limits")) {
       const json& limits = root["rate_limits"];
       if (absl::Status s = CheckKeys(limits, "rate_limits", origin,
-                                     {"headroom", "redis_fallback_share", "buckets"});
+                                     {"headroom", "redis_fallback_share", "buckets",
+                                      "max_queue_wait_seconds", "max_pause_seconds"});
           !s.ok()) {
         return s;
       }
@@ -127,6 +128,18 @@ absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
         if (config->redis_fallback_share <= 0 || config->redis_fallback_share > 1) {
           return ConfigError(origin, "rate_limits.redis_fallback_share must be in (0, 1]");
         }
+      }
+      for (const auto& [name, target] :
+           {std::pair<const char*, absl::Duration*>{"max_queue_wait_seconds",
+                                                    &config->max_queue_wait},
+            {"max_pause_seconds", &config->max_pause}}) {
+        if (!limits.contains(name)) continue;
+        const double seconds = limits[name].get<double>();
+        if (!(seconds > 0) || seconds > 86400) {
+          return ConfigError(origin,
+                             absl::StrCat("rate_limits.", name, " must be in (0, 86400]"));
+        }
+        *target = absl::Seconds(seconds);
       }
       if (limits.contains("buckets")) {
         const json& buckets = limits["buckets"];

@@ -16,7 +16,8 @@
 //                     "default_account_id": 1}
 //     },
 //     "redis_url": "redis://redis:6379",
-//     "rate_limits": {"headroom": 0.92, "redis_fallback_share": 0.34,
+//     "rate_limits": {"headroom": 0.92, "redis_fallback_share": 0.3,
+//                     "max_queue_wait_seconds": 30, "max_pause_seconds": 300,
 //                     "buckets": {"respondio/contact_get": {"rate_per_second": 10, "burst": 0}}},
 //     "cache": {"max_bytes": 67108864},
 //     "routes": {
@@ -73,6 +74,12 @@ struct GatewayConfig {
   // 1/replicas, because each replica's own even schedule can fit one call more than its rate
   // into a sliding second (0.3 keeps three replicas at <= 9 calls per second of a 10/s limit).
   double redis_fallback_share = 0.3;
+  // Longest a call waits in the limiter's queue, whatever its deadline (bounds the queue of
+  // calls without a deadline).
+  absl::Duration max_queue_wait = absl::Seconds(30);
+  // Longest the upstream's feedback (Retry-After, X-RateLimit-*) may hold a bucket: a hostile or
+  // buggy header must not stop a bucket for years.
+  absl::Duration max_pause = absl::Seconds(300);
   // Bytes of reply cache per replica.
   int64_t cache_max_bytes = 64 << 20;
   absl::Duration default_deadline = absl::Seconds(30);

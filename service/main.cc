@@ -301,7 +301,9 @@ int main(int argc, char** argv) {
     redis = std::make_unique<gateway::upstream::RedisClient>(*redis_options);
   }
   gateway::upstream::RateLimiter limiter({.redis_fallback_share = config->redis_fallback_share,
-                                          .redis_probe_interval = absl::Milliseconds(100)},
+                                          .redis_probe_interval = absl::Milliseconds(100),
+                                          .max_queue_wait = config->max_queue_wait,
+                                          .max_pause = config->max_pause},
                                          &scheduler, redis.get());
   gateway::upstream::ResponseCache cache(
       {.max_bytes = static_cast<size_t>(config->cache_max_bytes)}, &scheduler, redis.get());

@@ -227,6 +227,20 @@ TEST(ConfigFile, InvalidNumbers) {
       {"cache_ttl_seconds must not be negative"});
 }
 
+TEST(ConfigFile, LimiterWaitAndPauseCaps) {
+  const GatewayConfig defaults = LoadOk({});
+  EXPECT_EQ(defaults.max_queue_wait, absl::Seconds(30));
+  EXPECT_EQ(defaults.max_pause, absl::Seconds(300));
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("caps.json", R"({"rate_limits":
+      {"max_queue_wait_seconds": 12.5, "max_pause_seconds": 60}})")});
+  EXPECT_EQ(config.max_queue_wait, absl::Milliseconds(12500));
+  EXPECT_EQ(config.max_pause, absl::Seconds(60));
+  ExpectConfigError(LoadFile("wait0.json", R"({"rate_limits":{"max_queue_wait_seconds":0}})"),
+                    {"rate_limits.max_queue_wait_seconds must be in (0, 86400]"});
+  ExpectConfigError(LoadFile("pause.json", R"({"rate_limits":{"max_pause_seconds":1e9}})"),
+                    {"rate_limits.max_pause_seconds must be in (0, 86400]"});
+}
+
 // ---- route overrides ----
 
 TEST(ApplyConfigJson, RouteOverridesAreKeyedByCanonicalRpc) {

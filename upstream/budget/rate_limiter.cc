@@ -19,68 +19,107 @@ namespace gateway::upstream {
 namespace {
 
 // One GCRA step on the shared state, atomic on the Redis server. All times are integers in µs
-// of the server's TIME, so every replica decides on the same clock.
-//   KEYS[1]  hash, field `tat`: the bucket's theoretical arrival time
-//   KEYS[2]  list of µs timestamps: tokens charged in the last second (admissions, and foreign
-//            use charged by an observation); trimmed on every call
+// of the server's TIME (or of ARGV[10] when given: tests pin the clock), so every replica decides
+// on the same clock. Every call costs O(1) commands whatever its arguments say.
+//   KEYS[1]  hash: `tat` the bucket's theoretical arrival time; `chg` the sum of the counts
+//            in KEYS[2]
+//   KEYS[2]  list of "stamp:count" entries: tokens charged in the last second (reservations,
+//            foreign use charged by an observation, carried fallback admissions, minus slots
+//            given back); entries older than a second are trimmed (amortised O(1): each entry
+//            is pushed once and popped once)
 //   ARGV[1]  T, the emission interval (µs)       ARGV[2]  tau = burst * T (µs)
 //   ARGV[3]  floor (µs): TAT becomes at least now + floor first (0 for a plain decision;
 //            retry_after + tau for a pause; tau after an outage: no burst)
-//   ARGV[4]  1: admit one call if it conforms now; 0: decide nothing
-//   ARGV[5]  used: calls the upstream counted in its window (limit - remaining); -1: none
-//   ARGV[6]  slack (calls) between the upstream's count and the log before charging
-//   ARGV[7]  carried: calls this replica admitted locally in the last second (while Redis was
+//   ARGV[4]  op: 1 reserve a slot; 0 decide nothing (pause, observe); 2 give a slot back
+//   ARGV[5]  reserve: the longest wait (µs) the caller accepts; no slot later than
+//            now + ARGV[5] is reserved
+//   ARGV[6]  observe: used, calls the upstream counted in its window (limit - remaining), -1:
+//            none; give back: the TAT the reservation left (ARGV[4] = 2)
+//   ARGV[7]  slack (calls) between the upstream's count and the log before charging
+//   ARGV[8]  carried: calls this replica admitted locally in the last second (while Redis was
 //            down), charged to the shared state on its first decision after the outage. They
 //            add up over replicas, so the shared schedule resumes after everyone's local sends.
-// Returns {admitted 0|1, µs until the next call conforms (0: now), TAT - now (µs), charged}.
+//   ARGV[9]  cap (µs): a pause or an observation never moves TAT beyond now + cap
+//   ARGV[10] now (µs) to use instead of TIME, or "" (production)
+// Returns {reserved|given back 0|1, slot - now (µs; reserve: when the reserved or refused
+// slot is, else when the next slot would be), TAT - now (µs), tokens charged by the
+// observation, TAT (µs, absolute; for giving the slot back)}.
 // Both keys expire 2 s after TAT passes: an idle key has no state worth keeping.
 constexpr absl::string_view kScript = R"lua(
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now
+if ARGV[10] ~= nil and ARGV[10] ~= '' then
+  now = tonumber(ARGV[10])
+else
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local interval = tonumber(ARGV[1])
 local tau = tonumber(ARGV[2])
 local floor = tonumber(ARGV[3])
-local take = tonumber(ARGV[4])
-local used = tonumber(ARGV[5])
-local slack = tonumber(ARGV[6])
-local tat = tonumber(redis.call('HGET', KEYS[1], 'tat')) or 0
-if tat < now + floor then tat = now + floor end
+local op = tonumber(ARGV[4])
+local arg = tonumber(ARGV[6])
+local slack = tonumber(ARGV[7])
+local carried = tonumber(ARGV[8]) or 0
+local cap = tonumber(ARGV[9])
+local state = redis.call('HMGET', KEYS[1], 'tat', 'chg')
+local tat = tonumber(state[1]) or 0
+local chg = tonumber(state[2]) or 0
 local horizon = now - 1000000
 while true do
   local oldest = redis.call('LINDEX', KEYS[2], 0)
-  if not oldest or tonumber(oldest) > horizon then break end
+  if not oldest then chg = 0 break end
+  local stamp, count = string.match(oldest, '^(%d+):(-?%d+)$')
+  if stamp and tonumber(stamp) > horizon then break end
   redis.call('LPOP', KEYS[2])
+  chg = chg - (tonumber(count) or 0)
 end
 local stamp = string.format('%.0f', now)
-local carried = tonumber(ARGV[7]) or 0
+local function charge(n)
+  chg = chg + n
+  redis.call('RPUSH', KEYS[2], stamp .. ':' .. string.format('%.0f', n))
+end
+if floor > cap then floor = cap end
+if tat < now + floor then tat = now + floor end
 if carried > 0 then
   if tat < now then tat = now end
   tat = tat + carried * interval
-  for i = 1, carried do redis.call('RPUSH', KEYS[2], stamp) end
+  charge(carried)
 end
 local charged = 0
-if used >= 0 then
-  local deficit = used - redis.call('LLEN', KEYS[2]) - slack
+if op == 0 and arg >= 0 then
+  local deficit = arg - chg - slack
   if deficit > 0 then
     charged = deficit
-    tat = tat + deficit * interval
-    for i = 1, deficit do redis.call('RPUSH', KEYS[2], stamp) end
+    if tat < now then tat = now end
+    local limit = now + cap
+    if tat < limit then tat = math.min(tat + deficit * interval, limit) end
+    charge(deficit)
   end
 end
-local admitted = 0
-if take == 1 and tat - tau <= now then
-  admitted = 1
+local done = 0
+local slot = tat - tau
+if slot < now then slot = now end
+if op == 1 and slot - now <= tonumber(ARGV[5]) then
+  done = 1
+  if tat < now then tat = now end
   tat = tat + interval
-  redis.call('RPUSH', KEYS[2], stamp)
+  charge(1)
+elseif op == 2 and tat == arg then
+  done = 1
+  tat = tat - interval
+  charge(-1)
 end
-redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat), 'chg', string.format('%.0f', chg))
 local ttl = math.ceil((tat - now) / 1000) + 2000
+if ttl < 2000 then ttl = 2000 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
-local wait = tat - tau - now
-if wait < 0 then wait = 0 end
-return {admitted, wait, tat - now, charged}
+if op ~= 1 then
+  slot = tat - tau
+  if slot < now then slot = now end
+end
+return {done, slot - now, tat - now, charged, tat}
 )lua";
 
 constexpr absl::Duration kObservedWindow = absl::Seconds(1);
@@ -133,6 +172,7 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     options_.redis_fallback_share = std::clamp(share, 0.01, 1.0);
     options_.redis_probe_interval = std::max(options_.redis_probe_interval, absl::Milliseconds(1));
     options_.max_queue_wait = std::max(options_.max_queue_wait, absl::ZeroDuration());
+    options_.max_pause = std::clamp(options_.max_pause, absl::Milliseconds(1), absl::Hours(24));
     options_.remaining_slack = std::max(options_.remaining_slack, 0);
   }
 
@@ -179,10 +219,22 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     absl::Time tat = absl::InfinitePast();
     // Tokens charged in the last second, in calls of the configured budget (ObserveRemaining).
     std::deque<std::pair<absl::Time, double>> charges;
-    // The pump: the latest timer armed for this bucket (with Redis, the bucket does not ask
-    // before it), and whether a Redis decision is in flight.
+    // The pump: the latest timer armed for this bucket, and whether a reservation is in flight
+    // (at most one per bucket per replica).
     absl::Time timer_at = absl::InfinitePast();
     bool redis_in_flight = false;
+    // Shared mode: the slot this replica reserved and has not used yet (at most one), on the
+    // local clock, and the TAT its reservation left in Redis (to give it back).
+    bool has_slot = false;
+    absl::Time slot_at;
+    int64_t slot_tat = 0;
+    // Nothing is sent before this (the latest Pause); a slot reserved before it is dropped.
+    absl::Time paused_until = absl::InfinitePast();
+    // Estimated time between this replica's consecutive slots while its queue stays busy
+    // (about T times the number of busy replicas), for estimating turns without asking Redis.
+    absl::Duration slot_gap;
+    absl::Time last_slot = absl::InfinitePast();
+    bool busy = false;  // waiters were left when the last slot was used
     // Shared mode: TAT as of Redis' last answer, translated to the local clock.
     absl::Time shared_tat = absl::InfinitePast();
     // Calls accepted on a possibly stale shared estimate, checked again on the next answer.
@@ -199,7 +251,7 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     absl::Duration tau;
     double weight;  // calls of the whole budget one local admission stands for
   };
-  enum class RedisOp { kTake, kPause, kObserve };
+  enum class RedisOp { kReserve, kPause, kObserve, kGiveBack };
   struct RedisCall {
     std::string bucket_key;
     RedisOp op;
@@ -213,10 +265,11 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     bool probe = false;
   };
   struct ScriptResult {
-    bool admitted;
-    absl::Duration wait;
+    bool done;  // reserved, or given back
+    absl::Duration slot;
     absl::Duration tat_ahead;
     int64_t charged;
+    int64_t tat;
   };
 
   // The bucket, created on first use with `config`, else updated to `config` when that is
@@ -252,8 +305,9 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
   void MarkUnhealthyLocked(absl::string_view why, absl::Time now, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkHealthyLocked(absl::Time now, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  RedisCall ScriptCallLocked(const Bucket& b, RedisOp op, absl::Duration floor, int64_t used,
-                             int64_t carried = 0) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RedisCall ScriptCallLocked(Bucket& b, RedisOp op, absl::Duration floor, int64_t arg,
+                             int64_t carried = 0, absl::Duration max_wait = absl::ZeroDuration())
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void OnTimer(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   void OnCutoff(const std::string& key, uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
@@ -337,7 +391,16 @@ int64_t RateLimiter::Impl::AheadLocked(const Bucket& b, const std::string& calle
 
 absl::Time RateLimiter::Impl::TokenTimeLocked(const Bucket& b, int64_t k, absl::Time now) const {
   const Mode mode = ModeLocked(b);
-  const absl::Time base = std::max(mode.shared ? b.shared_tat : b.tat, now);
+  if (mode.shared) {
+    // This replica's k-th next slot: the one it holds (or the shared schedule's next), then one
+    // per gap (other replicas take the slots between). Redis has the last word: a reservation
+    // is never later than the waiters' cutoffs.
+    const absl::Duration gap = std::max(mode.interval, b.slot_gap);
+    const absl::Time first =
+        b.has_slot ? b.slot_at : std::max({now, b.shared_tat - mode.tau, b.paused_until});
+    return std::max(now, first) + k * gap;
+  }
+  const absl::Time base = std::max(b.tat, now);
   return std::max(now, base + k * mode.interval - mode.tau);
 }
 
@@ -445,19 +508,47 @@ void RateLimiter::Impl::PumpLocked(Bucket& b, absl::Time now, Effects& fx) {
   TrimChargesLocked(b, now);
   // A decision in flight admits the next call when it returns (also after a switch to the
   // fallback: deciding locally too could admit one call twice).
-  if (b.waiters.empty() || b.redis_in_flight) return;
+  if (b.redis_in_flight) return;
   const Mode mode = ModeLocked(b);
   if (mode.shared) {
-    if (b.timer_at > now) return;  // Redis said when to ask again
+    if (b.has_slot) {
+      if (b.waiters.empty()) {
+        // Nobody left for the slot: give it back if it is still to come (the shared schedule
+        // then offers it to the next reservation, on any replica).
+        b.has_slot = false;
+        if (b.slot_at > now) {
+          b.redis_in_flight = true;
+          fx.redis_calls.push_back(
+              ScriptCallLocked(b, RedisOp::kGiveBack, absl::ZeroDuration(), b.slot_tat));
+        }
+        return;
+      }
+      if (b.slot_at > now) {
+        ArmTimerLocked(b, b.slot_at);
+        return;
+      }
+      b.has_slot = false;
+      AdmitNextLocked(b, now, fx);
+      b.busy = !b.waiters.empty();
+    }
+    if (b.waiters.empty()) return;
+    // One reservation for the next call, whoever it is when the slot comes (round-robin then):
+    // no slot later than the latest cutoff of the waiting calls.
+    absl::Time latest = absl::InfinitePast();
+    for (const auto& [id, w] : b.waiters) latest = std::max(latest, w.cutoff);
+    if (latest < now) return;  // their cutoff timers are due
     b.redis_in_flight = true;
     // After an outage: no burst, and the calls this replica admitted locally in the last
     // second are charged to the shared state (every replica adds its own, so the shared
     // schedule resumes only after all of them; a max of per-replica debts would undercount).
     const absl::Duration floor = b.carry_debt ? mode.tau : absl::ZeroDuration();
     const int64_t carried = b.carry_debt ? static_cast<int64_t>(b.charges.size()) : 0;
-    fx.redis_calls.push_back(ScriptCallLocked(b, RedisOp::kTake, floor, -1, carried));
+    fx.redis_calls.push_back(ScriptCallLocked(
+        b, RedisOp::kReserve, floor, -1, carried,
+        std::min(latest, now + options_.max_queue_wait + mode.interval) - now));
     return;
   }
+  if (b.waiters.empty()) return;
   while (!b.waiters.empty()) {
     const absl::Time base = std::max(b.tat, now);
     if (base - mode.tau > now) {
@@ -482,16 +573,23 @@ void RateLimiter::Impl::VerifyLocked(Bucket& b, absl::Time now, Effects& fx) {
   }
 }
 
-RateLimiter::Impl::RedisCall RateLimiter::Impl::ScriptCallLocked(const Bucket& b, RedisOp op,
+RateLimiter::Impl::RedisCall RateLimiter::Impl::ScriptCallLocked(Bucket& b, RedisOp op,
                                                                  absl::Duration floor,
-                                                                 int64_t used,
-                                                                 int64_t carried) const {
+                                                                 int64_t arg, int64_t carried,
+                                                                 absl::Duration max_wait) {
+  ++b.counters.redis_calls;
   const int64_t interval = IntervalMicros(b.config.rate_per_second);
+  const int64_t tau = interval * b.config.burst;
+  const int64_t op_code = op == RedisOp::kReserve ? 1 : op == RedisOp::kGiveBack ? 2 : 0;
   return {b.key,
           op,
-          {absl::StrCat(interval), absl::StrCat(interval * b.config.burst),
-           absl::StrCat(CeilMicros(floor)), op == RedisOp::kTake ? "1" : "0", absl::StrCat(used),
-           absl::StrCat(options_.remaining_slack), absl::StrCat(carried)}};
+          {absl::StrCat(interval), absl::StrCat(tau), absl::StrCat(CeilMicros(floor)),
+           absl::StrCat(op_code), absl::StrCat(CeilMicros(max_wait)), absl::StrCat(arg),
+           absl::StrCat(options_.remaining_slack), absl::StrCat(carried),
+           absl::StrCat(CeilMicros(options_.max_pause) + tau),
+           options_.pin_redis_clock
+               ? absl::StrCat(absl::ToUnixMicros(scheduler_->Now()))
+               : std::string()}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,7 +691,10 @@ void RateLimiter::Impl::Pause(const std::string& key, const BucketConfig& config
     Bucket& b = *bucket;
     ++b.counters.paused_by_upstream;
     const Mode mode = ModeLocked(b);
+    // A header may say anything (a date in year 9999): no pause is longer than max_pause.
     if (retry_after <= absl::ZeroDuration()) retry_after = mode.interval;
+    retry_after = std::min(retry_after, options_.max_pause);
+    b.paused_until = std::max(b.paused_until, now + retry_after);
     // Locally always (the fallback honours it too), and in Redis for every replica.
     if (redis_ == nullptr) {
       b.tat = std::max(b.tat, now + retry_after + mode.tau);
@@ -605,8 +706,11 @@ void RateLimiter::Impl::Pause(const std::string& key, const BucketConfig& config
     }
     if (mode.shared) {
       b.shared_tat = std::max(b.shared_tat, now + retry_after + mode.tau);
-      if (b.timer_at < now + retry_after) ArmTimerLocked(b, now + retry_after);
+      // A slot reserved before the pause would be sent into it: drop it (not given back; the
+      // pause moves the shared TAT past it anyway).
+      if (b.has_slot && b.slot_at < b.paused_until) b.has_slot = false;
       fx.redis_calls.push_back(ScriptCallLocked(b, RedisOp::kPause, retry_after + mode.tau, -1));
+      PumpLocked(b, now, fx);
     }
     // Local mode: the pump's timer fires at the old time and re-arms for the new one.
   }
@@ -633,9 +737,17 @@ void RateLimiter::Impl::ObserveRemaining(const std::string& key, const BucketCon
     if (deficit <= 0) return;
     if (ModeLocked(b).shared) {
       fx.redis_calls.push_back(ScriptCallLocked(b, RedisOp::kObserve, absl::ZeroDuration(), used));
+      // Until the answer, this replica counts the charge as done: another response in the
+      // meantime sends no second observation for the same foreign use.
+      b.charges.emplace_back(now, deficit);
     } else {
       ++b.counters.tightened_by_upstream;
-      b.tat = std::max(b.tat, now) + deficit * IntervalFor(b.config.rate_per_second);
+      // However many calls the header claims, the bucket waits at most max_pause for them.
+      const absl::Time limit = now + options_.max_pause;
+      if (b.tat < limit) {
+        b.tat = std::min(limit, std::max(b.tat, now) +
+                                    std::min(deficit, 1e9) * IntervalFor(b.config.rate_per_second));
+      }
       b.charges.emplace_back(now, deficit);
     }
   }
@@ -667,10 +779,11 @@ void RateLimiter::Impl::OnCutoff(const std::string& key, uint64_t id) {
     if (shutdown_ || !buckets_.at(key)->waiters.contains(id)) return;
     ++active_callbacks_;
     Bucket& b = *buckets_.at(key);
-    // A token due at this very instant still counts as in time (local decisions only).
-    if (!ModeLocked(b).shared) PumpLocked(b, now, fx);
+    // A token or slot due at this very instant still counts as in time.
+    PumpLocked(b, now, fx);
     if (b.waiters.contains(id)) {
       ExpireLocked(b, id, now, "waited until its deadline without its turn coming", fx);
+      PumpLocked(b, now, fx);  // the last waiter gone: its slot goes back
     }
   }
   Leave(std::move(fx));
@@ -686,7 +799,7 @@ std::optional<RateLimiter::Impl::ScriptResult> RateLimiter::Impl::ParseScriptRep
     *error = absl::StrCat("redis error: ", reply->str);
     return std::nullopt;
   }
-  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 4) {
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 5) {
     *error = "unexpected reply from the rate limit script";
     return std::nullopt;
   }
@@ -698,7 +811,8 @@ std::optional<RateLimiter::Impl::ScriptResult> RateLimiter::Impl::ParseScriptRep
   }
   return ScriptResult{reply->elements[0].integer == 1,
                       absl::Microseconds(reply->elements[1].integer),
-                      absl::Microseconds(reply->elements[2].integer), reply->elements[3].integer};
+                      absl::Microseconds(reply->elements[2].integer), reply->elements[3].integer,
+                      reply->elements[4].integer};
 }
 
 void RateLimiter::Impl::OnRedisReply(const std::string& key, RedisOp op,
@@ -712,24 +826,44 @@ void RateLimiter::Impl::OnRedisReply(const std::string& key, RedisOp op,
     if (shutdown_) return;
     ++active_callbacks_;
     Bucket& b = *buckets_.at(key);
-    if (op == RedisOp::kTake) b.redis_in_flight = false;
+    ++b.counters.redis_answers;
+    if (op == RedisOp::kReserve || op == RedisOp::kGiveBack) b.redis_in_flight = false;
     if (!result.has_value()) {
       MarkUnhealthyLocked(error, now, fx);  // pumps every bucket, this one included
     } else {
+      // Redis' times are offsets from its now; on this clock they count from the answer's
+      // arrival, so a slot is never placed earlier than Redis placed it.
       b.shared_tat = std::max(b.shared_tat, now + result->tat_ahead);
-      if (op == RedisOp::kTake) {
+      if (op == RedisOp::kReserve) {
         b.carry_debt = false;
-        if (!result->admitted) ++b.wait_epoch;
-        // Admitted with nobody left (all expired meanwhile): the token is simply not used.
-        if (result->admitted && !b.waiters.empty()) AdmitNextLocked(b, now, fx);
+        const absl::Time slot = now + result->slot;
+        if (!result->done) {
+          // No slot before the latest cutoff: every waiting call would miss its turn.
+          ++b.wait_epoch;
+          std::vector<uint64_t> late;
+          for (const auto& [id, w] : b.waiters) {
+            if (w.cutoff < slot) late.push_back(id);
+          }
+          for (uint64_t id : late) {
+            ExpireLocked(b, id, now, "its turn comes after its deadline", fx);
+          }
+        } else if (!ModeLocked(b).shared || slot < b.paused_until) {
+          // Redis went away meanwhile, or a pause arrived: the slot is not used.
+        } else {
+          if (slot > now) ++b.wait_epoch;
+          if (b.busy && b.last_slot > absl::InfinitePast() && slot > b.last_slot) {
+            const absl::Duration sample = slot - b.last_slot;
+            b.slot_gap = b.slot_gap == absl::ZeroDuration() ? sample
+                                                            : b.slot_gap * 0.75 + sample * 0.25;
+          }
+          b.last_slot = slot;
+          b.has_slot = true;
+          b.slot_at = slot;
+          b.slot_tat = result->tat;
+        }
       }
-      if (op == RedisOp::kObserve && result->charged > 0) {
-        ++b.counters.tightened_by_upstream;
-        b.charges.emplace_back(now, static_cast<double>(result->charged));
-      }
-      if (result->wait > absl::ZeroDuration() && b.timer_at < now + result->wait) {
-        ArmTimerLocked(b, now + result->wait);
-      }
+      if (op == RedisOp::kGiveBack && result->done) ++b.counters.slots_given_back;
+      if (op == RedisOp::kObserve && result->charged > 0) ++b.counters.tightened_by_upstream;
       VerifyLocked(b, now, fx);
       PumpLocked(b, now, fx);
     }
@@ -754,6 +888,7 @@ void RateLimiter::Impl::MarkUnhealthyLocked(absl::string_view why, absl::Time no
     const Mode mode = ModeLocked(b);
     b.tat = std::max({b.tat, b.shared_tat + mode.interval, now + mode.tau + mode.interval});
     b.timer_at = absl::InfinitePast();
+    b.has_slot = false;  // its TAT is in shared_tat: the fallback starts after it
     VerifyLocked(b, now, fx);
     PumpLocked(b, now, fx);
   }
@@ -768,6 +903,9 @@ void RateLimiter::Impl::MarkHealthyLocked(absl::Time now, Effects& fx) {
   for (auto& [key, bucket] : buckets_) {
     Bucket& b = *bucket;
     b.shared_tat = absl::InfinitePast();
+    b.slot_gap = absl::ZeroDuration();
+    b.last_slot = absl::InfinitePast();
+    b.busy = false;
     for (const auto& [id, w] : b.waiters) b.unverified.push_back(id);
     PumpLocked(b, now, fx);
   }

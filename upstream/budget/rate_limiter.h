@@ -26,13 +26,26 @@
 // in ANY sliding one-second window [t, t + 1s) at most rate + burst calls are admitted (there
 // are no window boundaries to burst across). `burst = 0` means evenly spaced calls.
 //
-// SHARED STATE. With `redis`, every decision is one EVALSHA of `RedisScript()` (atomic on the
-// server): it reads TAT, decides with the Redis server's TIME (so replicas' clocks don't matter)
-// and returns "admitted" or "wait this long"; keys expire once idle. The windows bound above then
-// holds for the sum of all replicas' admissions. Keys, with a Redis Cluster hash tag:
-//   <redis_key_prefix>{<bucket_key>}       hash, field `tat` = TAT in µs of Redis TIME
-//   <redis_key_prefix>{<bucket_key>}:log   list of µs timestamps: tokens charged in the last
-//                                          second (admissions and ObserveRemaining charges)
+// SHARED STATE: RESERVATIONS. With `redis`, each admission costs one EVALSHA of
+// `RedisScript()` (atomic on the server, on the Redis server's TIME so replicas' clocks don't
+// matter) that RESERVES a slot: slot = max(now, TAT - tau), TAT = max(TAT, now) + T, and the
+// reply says when the slot is. The replica holds the slot and admits its next call (round-robin,
+// below) when the slot's time comes, on a local timer; only then does it reserve the next one.
+// So each replica holds at most one slot per bucket, a replica never re-asks for a token, and
+// the Redis work per admitted call is one script call (O(1) commands) whatever the number of
+// replicas or waiting calls. A reservation carries the latest cutoff of the replica's waiting
+// calls: the script refuses (reserves nothing) when the slot would come later, and those calls
+// fail at once. A slot whose calls all left before its time (Cancel, cutoff) is given back: one
+// more script call, which returns the slot if no reservation followed it (otherwise it stays
+// unused: moving TAT back under a later slot could let a sliding second hold one call too many).
+// Slots are placed on the local clock at the reply's arrival (never earlier than Redis placed
+// them). The windows bound above then holds for the sum of all replicas' admissions. Keys, with
+// a Redis Cluster hash tag, expiring 2 s after TAT passes:
+//   <redis_key_prefix>{<bucket_key>}       hash: `tat` = TAT in µs of Redis TIME, `chg` = the sum
+//                                          of the log's counts
+//   <redis_key_prefix>{<bucket_key>}:log   list of "µs:count" entries: tokens charged in the last
+//                                          second (reservations, ObserveRemaining charges,
+//                                          carried fallback admissions, -1 per slot given back)
 // Without `redis` the same algorithm runs in-process (enough for one replica; N replicas without
 // Redis would send N times the rate).
 //
@@ -47,10 +60,12 @@
 //   cutoff = min(deadline - expected_latency, arrival + Options::max_queue_wait).
 // At arrival the limiter estimates the call's turn: the time the k-th next token frees up,
 // k = calls served before it in the round-robin order. If turn > cutoff the call fails at once
-// with RESOURCE_EXHAUSTED. With Redis the estimate uses the last answer from Redis, and a call
-// is checked again by the next answer (so a fresh bucket costs one round trip before an early
-// rejection). A queued call that is still waiting at its cutoff (e.g. an upstream pause arrived,
-// or new callers joined the rotation ahead of it) fails at its cutoff, never later.
+// with RESOURCE_EXHAUSTED, without asking Redis. With Redis the estimate starts at the held slot
+// (or the shared TAT of the last answer) and counts one slot per observed gap between this
+// replica's consecutive slots (about T times the number of busy replicas); a call is checked
+// again by the next answer, and a refused reservation fails the calls it could not serve.
+// A queued call that is still waiting at its cutoff (e.g. an upstream pause arrived, or new
+// callers joined the rotation ahead of it) fails at its cutoff, never later.
 // A call whose cutoff is already past fails, even if a token is free: it could not finish in time.
 //
 // ERRORS. Rejections are GatewayError(RESOURCE_EXHAUSTED) (upstream/errors.h) with
@@ -63,13 +78,17 @@
 // UPSTREAM FEEDBACK. Pause(): nothing is admitted from the bucket before now + retry_after, and
 // the bucket then restarts with no burst (TAT = max(TAT, now + retry_after + tau)). With Redis
 // the pause is written to the shared key, so every replica honours it.
-// ObserveRemaining(): see the rule on the method.
+// ObserveRemaining(): see the rule on the method. Whatever a header says, feedback is bounded:
+// no pause or observation moves a bucket more than Options::max_pause (default 300 s) ahead,
+// the script clamps it again on the server, and an observation costs O(1) Redis commands and
+// one log entry however many calls it charges (the keys then expire with the capped TAT).
 //
 // REDIS DOWN. A failed or erroring Redis decision marks Redis unhealthy (one JSON line on
 // stderr per transition), and every bucket falls back to a local GCRA at
 // rate * redis_fallback_share and burst floor(burst * redis_fallback_share), starting with no
-// burst, so N replicas together send at most about N * share * rate (choose share <= 1/N for a
-// hard bound). Redis is probed (PING) every redis_probe_interval; when it answers, decisions go
+// burst, so N replicas together send at most about N * share * rate (choose share a little under
+// 1/N for a hard bound: an even local schedule can fit one call more than its rate into a
+// sliding second). Redis is probed (PING) every redis_probe_interval; when it answers, decisions go
 // back to Redis, and each bucket's first shared decision carries the debt the replica ran up
 // locally into the shared TAT (the fallback and the shared bucket don't add up to a burst).
 //
@@ -115,21 +134,35 @@ struct BucketConfig {
   X(cancelled, "waiting calls their caller cancelled (Cancel): no token spent")              \
   X(paused_by_upstream, "Pause() calls (upstream 429s)")                                     \
   X(tightened_by_upstream, "ObserveRemaining() calls that charged tokens used by others")    \
-  X(fallback_decisions, "admissions and rejections decided locally while Redis was down")
+  X(fallback_decisions, "admissions and rejections decided locally while Redis was down")   \
+  X(redis_calls, "script calls sent to Redis (reservations, give-backs, pauses, observations)") \
+  X(redis_answers, "script answers received, errors included")                               \
+  X(slots_given_back, "reserved slots returned to the shared schedule unused (Cancel, cutoff)")
 
 class RateLimiter {
  public:
   struct Options {
     // Share of each bucket's rate (and burst, rounded down) one replica uses while Redis is
-    // down. Clamped to [0.01, 1]. The default suits three replicas (3 * 0.34 = 1.02 x rate).
-    double redis_fallback_share = 0.34;
+    // down. Clamped to [0.01, 1]. The default suits three replicas: 3 * 0.3 = 0.9 x rate, which
+    // leaves room for the extra call each replica's even schedule can fit into a sliding second.
+    double redis_fallback_share = 0.3;
     // Prefix of every Redis key this limiter touches.
     std::string redis_key_prefix = "gw:rl:";
     // While Redis is down, how often to PING it to go back to shared limits. Minimum 1 ms.
     absl::Duration redis_probe_interval = absl::Seconds(1);
     // Longest a call may wait for its turn, whatever its deadline (bounds the queue of calls
-    // that have no deadline: at most rate * max_queue_wait + burst + 1 per bucket).
+    // that have no deadline: at most rate * max_queue_wait + burst + 1 per bucket). Config key
+    // rate_limits.max_queue_wait_seconds.
     absl::Duration max_queue_wait = absl::Seconds(30);
+    // Longest an upstream's feedback can hold a bucket: a Retry-After (seconds or HTTP-date) or
+    // the calls an X-RateLimit-* header claims. Longer claims are clamped to it (an upstream
+    // bug or a hostile header must not stop a bucket for years). Clamped to [1 ms, 24 h].
+    // Config key rate_limits.max_pause_seconds.
+    absl::Duration max_pause = absl::Seconds(300);
+    // Tests only: the script decides on the scheduler's clock (passed as ARGV[10]) instead of
+    // Redis TIME, so decisions on a ManualScheduler are exact. Never in production: replicas'
+    // clocks would then disagree.
+    bool pin_redis_clock = false;
     // Calls of difference ObserveRemaining() tolerates between the upstream's count and the
     // limiter's before charging (absorbs the lag between admitting a call and the upstream
     // counting it).
@@ -170,7 +203,8 @@ class RateLimiter {
 
   // Upstream feedback: a 429 with Retry-After. Nothing more is admitted from the bucket before
   // now + retry_after (for every replica when on Redis); it then resumes at one call per T,
-  // without burst. retry_after <= 0 (a 429 without Retry-After) pauses for one interval T.
+  // without burst. retry_after <= 0 (a 429 without Retry-After) pauses for one interval T;
+  // retry_after > Options::max_pause (a Retry-After date in year 9999) pauses for max_pause.
   void Pause(const std::string& bucket_key, const BucketConfig& config, absl::Duration retry_after);
 
   // Upstream feedback: X-RateLimit-Limit / X-RateLimit-Remaining of a response, assumed to
@@ -182,9 +216,10 @@ class RateLimiter {
   //             others use their shares alike)
   //   deficit = used - charged - remaining_slack
   // If deficit > 0, someone outside this gateway spent `deficit` calls of the budget: the bucket
-  // is charged for them, TAT = max(TAT, now) + deficit * T, and the charge is logged so the same
-  // foreign use is not charged twice by later responses. Our own calls still in flight only make
-  // `charged` larger, so the rule errs towards not tightening. Invalid values are ignored.
+  // is charged for them, TAT = min(max(TAT, now) + deficit * T, now + Options::max_pause), and
+  // the charge is logged (one entry, whatever the deficit) so the same foreign use is not
+  // charged twice by later responses. Our own calls still in flight only make `charged` larger,
+  // so the rule errs towards not tightening. Invalid values are ignored.
   void ObserveRemaining(const std::string& bucket_key, const BucketConfig& config, int limit,
                         int remaining);
 
@@ -208,9 +243,10 @@ class RateLimiter {
   Counters counters(const std::string& bucket_key) const;
 
   // The Lua script behind every Redis decision (documented in rate_limiter.cc), for operators
-  // and tests. KEYS: the two keys above. ARGV: T µs, tau µs, floor µs, take (0|1),
-  // used (-1: no observation), slack. Returns {admitted 0|1, wait µs until the next token,
-  // TAT - now µs, tokens charged by the observation}.
+  // and tests. KEYS: the two keys above. ARGV: T µs, tau µs, floor µs, op (1 reserve, 2 give
+  // back, 0 neither), longest wait µs, used (-1: no observation) or the TAT to give back,
+  // slack, carried calls, cap µs, now µs ("" = Redis TIME). Returns {reserved/given back 0|1,
+  // slot - now µs, TAT - now µs, tokens charged by the observation, TAT µs}.
   static absl::string_view RedisScript();
 
  private:

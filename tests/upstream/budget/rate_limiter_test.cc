@@ -22,8 +22,8 @@
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 #include "upstream/errors.h"
-#include "upstream/transport/redis_client.h"
 #include "upstream/scheduler.h"
+#include "upstream/transport/redis_client.h"
 
 namespace gateway::upstream {
 namespace {
@@ -170,7 +170,8 @@ TEST_F(LocalRateLimiterTest, FreshBucketCountsZero) {
   EXPECT_EQ(Describe(Counters()), Describe(RateLimiter::Counters{}));
   EXPECT_EQ(Describe(Counters()),
             "total=0 admitted=0 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   EXPECT_TRUE(limiter_->redis_healthy());  // nothing to be unhealthy about without Redis
 }
 
@@ -179,7 +180,8 @@ TEST_F(LocalRateLimiterTest, NeverCallsBackOnTheCallersStack) {
   EXPECT_EQ(recorder_.Get(a).outcomes, 0);
   EXPECT_EQ(Describe(Counters()),
             "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   clock_.RunDue();
   EXPECT_EQ(AdmittedAt(a), kT0);
 }
@@ -196,7 +198,8 @@ TEST_F(LocalRateLimiterTest, BurstIsAdmittedAtOnceThenOneEveryInterval) {
   EXPECT_EQ(recorder_.Get(calls[3]).outcomes, 0);
   EXPECT_EQ(Describe(Counters()),
             "total=5 admitted=3 admitted_after_wait=0 rejected=0 queued=2 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   AdvanceTo(kT0 + absl::Milliseconds(99));
   EXPECT_EQ(recorder_.Get(calls[3]).outcomes, 0);
   AdvanceTo(kT0 + absl::Milliseconds(100));
@@ -206,7 +209,8 @@ TEST_F(LocalRateLimiterTest, BurstIsAdmittedAtOnceThenOneEveryInterval) {
   EXPECT_EQ(AdmittedAt(calls[4]), kT0 + absl::Milliseconds(200));
   EXPECT_EQ(Describe(Counters()),
             "total=5 admitted=5 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   // Idle for a second: the whole burst is back, and no more.
   AdvanceTo(kT0 + absl::Seconds(2));
   for (int i = 0; i < 4; ++i) calls.push_back(Ask("", absl::Seconds(10), {}, config));
@@ -222,14 +226,16 @@ TEST_F(LocalRateLimiterTest, QueuedCallsAreAdmittedExactlyOneIntervalApart) {
   for (int i = 0; i < 10; ++i) calls.push_back(Ask("", absl::Seconds(10)));
   EXPECT_EQ(Describe(Counters()),
             "total=10 admitted=1 admitted_after_wait=0 rejected=0 queued=9 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   RunUntil(kT0 + absl::Seconds(11));
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(AdmittedAt(calls[i]), kT0 + i * absl::Milliseconds(100)) << "call " << i;
   }
   EXPECT_EQ(Describe(Counters()),
             "total=10 admitted=10 admitted_after_wait=9 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   EXPECT_EQ(clock_.pending(), 0u);  // every cutoff timer fired and found nothing to do
 }
 
@@ -319,7 +325,8 @@ TEST_F(LocalRateLimiterTest, CallWhoseTurnIsPastItsDeadlineFailsAtOnceSayingWhen
   EXPECT_EQ(quota->violations(0).subject(), kBucket);
   EXPECT_EQ(Describe(Counters()),
             "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   RunUntil(kT0 + absl::Seconds(1));
   EXPECT_EQ(AdmittedAt(b), kT0 + absl::Milliseconds(100));
   EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(200));
@@ -339,7 +346,8 @@ TEST_F(LocalRateLimiterTest, WaitingCallIsAdmittedBeforeItsDeadline) {
   EXPECT_EQ(recorder_.Get(c).outcomes, 1);
   EXPECT_EQ(Describe(Counters()),
             "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
 }
 
 TEST_F(LocalRateLimiterTest, CallWithoutDeadlineWaitsAtMostMaxQueueWait) {
@@ -353,7 +361,8 @@ TEST_F(LocalRateLimiterTest, CallWithoutDeadlineWaitsAtMostMaxQueueWait) {
   EXPECT_EQ(RetryDelayOf(recorder_.Get(calls[11]).status), absl::Milliseconds(1100));
   EXPECT_EQ(Describe(Counters()),
             "total=12 admitted=1 admitted_after_wait=0 rejected=1 queued=10 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   RunUntil(kT0 + absl::Seconds(2));
   EXPECT_EQ(AdmittedAt(calls[10]), kT0 + absl::Seconds(1));
 }
@@ -364,7 +373,8 @@ TEST_F(LocalRateLimiterTest, FloodingCallerCannotStarveAnother) {
   const int other = Ask("other", absl::Seconds(60));
   EXPECT_EQ(Describe(Counters()),
             "total=101 admitted=1 admitted_after_wait=0 rejected=0 queued=100 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   RunUntil(kT0 + absl::Seconds(11));
   // The flooder's first call went at once and its second was ahead in the rotation: the other
   // caller's single call is admitted two intervals later, not after 100 calls.
@@ -377,7 +387,8 @@ TEST_F(LocalRateLimiterTest, FloodingCallerCannotStarveAnother) {
   }
   EXPECT_EQ(Describe(Counters()),
             "total=101 admitted=101 admitted_after_wait=100 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
 }
 
 TEST_F(LocalRateLimiterTest, RoundRobinServesCallersAlternately) {
@@ -409,7 +420,8 @@ TEST_F(LocalRateLimiterTest, PauseHoldsEveryCallUntilRetryAfterAndFailsWaitersAt
   limiter_->Pause(kBucket, config, absl::Seconds(3));
   EXPECT_EQ(Describe(Counters()),
             "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=1 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=1 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   // A call that cannot wait 3 s fails at once and is told to come back in 3 s.
   const int hasty = Ask("", absl::Seconds(2), {}, config);
   // A call that can wait is admitted at +3 s exactly; after the pause no burst, one per T.
@@ -420,7 +432,8 @@ TEST_F(LocalRateLimiterTest, PauseHoldsEveryCallUntilRetryAfterAndFailsWaitersAt
   EXPECT_EQ(recorder_.Get(hasty).at, kT0);
   EXPECT_EQ(Describe(Counters()),
             "total=4 admitted=1 admitted_after_wait=0 rejected=1 queued=2 cancelled=0 "
-            "paused_by_upstream=1 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=1 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   RunUntil(kT0 + absl::Seconds(5));
   EXPECT_EQ(AdmittedAt(patient1), kT0 + absl::Seconds(3));
   EXPECT_EQ(AdmittedAt(patient2), kT0 + absl::Milliseconds(3100));
@@ -443,7 +456,8 @@ TEST_F(LocalRateLimiterTest, PauseHoldsEveryCallUntilRetryAfterAndFailsWaitersAt
   EXPECT_EQ(RetryDelayOf(call.status), absl::Milliseconds(1200));  // pause ends at +12 s
   EXPECT_EQ(Describe(Counters()),
             "total=8 admitted=6 admitted_after_wait=2 rejected=2 queued=0 cancelled=0 "
-            "paused_by_upstream=2 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=2 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
 }
 
 TEST_F(LocalRateLimiterTest, PauseWithoutRetryAfterHoldsOneInterval) {
@@ -475,7 +489,8 @@ TEST_F(LocalRateLimiterTest, RemainingLowerThanExpectedChargesTheForeignUseOnce)
   EXPECT_EQ(AdmittedAt(c), kT0 + absl::Milliseconds(500));
   EXPECT_EQ(Describe(Counters()),
             "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=1 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=1 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   // A second later the charges have left the window: a new deficit is charged again.
   AdvanceTo(kT0 + absl::Milliseconds(1600));
   limiter_->ObserveRemaining(kBucket, kTenPerSecond, 10, 7);  // used 3, charged 0: deficit 2
@@ -506,7 +521,8 @@ TEST_F(LocalRateLimiterTest, CancelledWaiterLeavesWithoutATokenAndTheNextCallerG
   EXPECT_EQ(recorder_.Get(b).outcomes, 0);
   EXPECT_EQ(Describe(Counters()),
             "total=3 admitted=1 admitted_after_wait=0 rejected=0 queued=1 cancelled=1 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   clock_.RunDue();
   EXPECT_EQ(recorder_.Get(b).outcomes, 1);
   EXPECT_EQ(recorder_.Get(b).status.code(), absl::StatusCode::kCancelled);
@@ -527,8 +543,38 @@ TEST_F(LocalRateLimiterTest, CancelledWaiterLeavesWithoutATokenAndTheNextCallerG
   for (int i : {a, b, c, d}) EXPECT_EQ(recorder_.Get(i).outcomes, 1) << i;
   EXPECT_EQ(Describe(Counters()),
             "total=4 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=1 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
   EXPECT_EQ(clock_.pending(), 0u);
+}
+
+TEST_F(LocalRateLimiterTest, HostileFeedbackHoldsABucketAtMostMaxPause) {
+  RateLimiter::Options options;
+  options.max_queue_wait = absl::Hours(1);
+  limiter_ = std::make_unique<RateLimiter>(options, &clock_, nullptr);
+  // Retry-After: Fri, 31 Dec 9999 23:59:59 GMT, about 8,000 years from now.
+  limiter_->Pause(
+      kBucket, kTenPerSecond,
+      absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::UTCTimeZone()) - kT0);
+  const int a = Ask("", absl::Hours(2));
+  RunUntil(kT0 + absl::Hours(2));
+  EXPECT_EQ(AdmittedAt(a), kT0 + absl::Seconds(300));  // the documented default cap
+  // X-RateLimit-Limit: 2147483647, Remaining: 0 claims 2^31 foreign calls (14.8 years at 5/s).
+  limiter_->ObserveRemaining(kBucket, kTenPerSecond, 2147483647, 0);
+  const int b = Ask("", absl::Hours(2));
+  RunUntil(kT0 + absl::Hours(4));
+  EXPECT_EQ(AdmittedAt(b), kT0 + absl::Hours(2) + absl::Seconds(300));
+  EXPECT_EQ(Describe(Counters()),
+            "total=2 admitted=2 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=1 tightened_by_upstream=1 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
+  // The cap is configurable; an infinite Retry-After is clamped too.
+  options.max_pause = absl::Seconds(10);
+  limiter_ = std::make_unique<RateLimiter>(options, &clock_, nullptr);
+  limiter_->Pause(kBucket, kTenPerSecond, absl::InfiniteDuration());
+  const int c = Ask("", absl::Hours(2));
+  RunUntil(clock_.Now() + absl::Hours(1));
+  EXPECT_EQ(AdmittedAt(c), kT0 + absl::Hours(4) + absl::Seconds(10));
 }
 
 TEST_F(LocalRateLimiterTest, BucketsAreIndependent) {
@@ -552,7 +598,8 @@ TEST_F(LocalRateLimiterTest, InvalidRateFailsWithFailedPrecondition) {
   }
   EXPECT_EQ(Describe(Counters()),
             "total=2 admitted=0 admitted_after_wait=0 rejected=2 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
 }
 
 TEST_F(LocalRateLimiterTest, DestructionCancelsWaitingCallsOnce) {
@@ -607,57 +654,68 @@ class RedisRateLimiterTest : public ::testing::Test {
   std::unique_ptr<RedisServer> server_;
 };
 
-// The script alone, driven by hand: GCRA on the server's clock, pause, observation, expiry.
-TEST_F(RedisRateLimiterTest, ScriptDecidesOnTheServersClock) {
+// The script alone, driven by hand on a pinned clock (ARGV[10]): reservations, refusal,
+// give-back, pause, observation, carried debt, caps, expiry.
+TEST_F(RedisRateLimiterTest, ScriptReservesSlotsOnAPinnedClock) {
   auto redis = NewClient();
   const std::string script(RateLimiter::RedisScript());
-  auto step = [&](const std::string& floor, const std::string& take, const std::string& used) {
-    auto reply = redis->CommandSync(
-        {"EVAL", script, "2", "t:{b}", "t:{b}:log", "100000", "200000", floor, take, used, "1"});
+  constexpr int64_t kNow = 1'700'000'000'000'000;
+  // ARGV: T tau floor op max_wait arg slack carried cap now
+  auto step = [&](int64_t now, const std::string& floor, const std::string& op,
+                  const std::string& max_wait, const std::string& arg,
+                  const std::string& carried = "0", const std::string& key = "t:{b}") {
+    auto reply =
+        redis->CommandSync({"EVAL", script, "2", key, key + ":log", "100000", "200000", floor, op,
+                            max_wait, arg, "1", carried, "300200000", absl::StrCat(now)});
     EXPECT_TRUE(reply.ok()) << reply.status();
     EXPECT_EQ(reply->type, RedisReply::Type::kArray) << reply->str;
     std::vector<int64_t> out;
     for (const auto& e : reply->elements) out.push_back(e.integer);
     return out;
   };
-  // 10/s, burst 2: three at once, then "wait <= 100 ms".
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(step("0", "1", "-1")[0], 1) << i;
-  std::vector<int64_t> denied = step("0", "1", "-1");
-  EXPECT_EQ(denied[0], 0);
-  EXPECT_GT(denied[1], 0);
-  EXPECT_LE(denied[1], 100'000);
-  EXPECT_GT(denied[2], 200'000);  // TAT - now: three intervals, minus the time that passed
-  EXPECT_LE(denied[2], 300'000);
-  auto pttl = redis->CommandSync({"PTTL", "t:{b}"});
-  EXPECT_GT(pttl->integer, 2000);
-  EXPECT_LE(pttl->integer, 2300);
-  EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 3);
-  // Pause for 3 s (floor = retry_after + tau): nothing for 3 s.
-  std::vector<int64_t> paused = step("3200000", "0", "-1");
-  EXPECT_GE(paused[1], 3'000'000);
-  EXPECT_LE(paused[1], 3'000'000 + 100'000);
-  EXPECT_EQ(step("0", "1", "-1")[0], 0);
+  using V = std::vector<int64_t>;
+  // 10/s, burst 2: three slots now, then one every 100 ms.
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 100'000, 0, kNow + 100'000}));
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 200'000, 0, kNow + 200'000}));
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 300'000, 0, kNow + 300'000}));
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 100'000, 400'000, 0, kNow + 400'000}));
+  // A caller that waits at most 150 ms is refused the slot at +200 ms: nothing reserved.
+  EXPECT_EQ(step(kNow, "0", "1", "150000", "-1"), (V{0, 200'000, 400'000, 0, kNow + 400'000}));
+  EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 4);
+  EXPECT_EQ(redis->CommandSync({"HGET", "t:{b}", "chg"})->str, "4");
+  // The last slot (+100 ms) goes back; giving back an older TAT does nothing.
+  EXPECT_EQ(step(kNow, "0", "2", "0", absl::StrCat(kNow + 400'000)),
+            (V{1, 100'000, 300'000, 0, kNow + 300'000}));
+  EXPECT_EQ(step(kNow, "0", "2", "0", absl::StrCat(kNow + 400'000)),
+            (V{0, 100'000, 300'000, 0, kNow + 300'000}));
+  EXPECT_EQ(redis->CommandSync({"HGET", "t:{b}", "chg"})->str, "3");
+  EXPECT_EQ(redis->CommandSync({"PTTL", "t:{b}"})->integer, 2300);
+  // Pause for 3 s (floor = retry_after + tau): the next slot is at +3 s.
+  EXPECT_EQ(step(kNow, "3200000", "0", "0", "-1"),
+            (V{0, 3'000'000, 3'200'000, 0, kNow + 3'200'000}));
   // Observation: the upstream counted 10; 3 logged + slack 1: 6 charged, and only once.
-  std::vector<int64_t> observed = step("0", "0", "10");
-  EXPECT_EQ(observed[3], 6);
-  EXPECT_GE(observed[2], paused[2] + 600'000 - 100'000);
-  EXPECT_EQ(step("0", "0", "10")[3], 0);
-  EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 9);
+  EXPECT_EQ(step(kNow, "0", "0", "0", "10"), (V{0, 3'600'000, 3'800'000, 6, kNow + 3'800'000}));
+  EXPECT_EQ(step(kNow, "0", "0", "0", "10")[3], 0);
+  EXPECT_EQ(redis->CommandSync({"HGET", "t:{b}", "chg"})->str, "9");
+  // One second later the log is trimmed: every entry left it.
+  EXPECT_EQ(step(kNow + 1'000'000, "0", "0", "0", "-1")[0], 0);
+  EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 0);
+  EXPECT_EQ(redis->CommandSync({"HGET", "t:{b}", "chg"})->str, "0");
+  // Hostile numbers cost O(1): 2,000,000 "used" calls are one log entry and move TAT by at most
+  // the cap (300.2 s); a floor of 8,000 years is clamped to the cap as well.
+  const V huge = step(kNow, "0", "0", "0", "2000000", "0", "h:{b}");
+  EXPECT_EQ(huge, (V{0, 300'000'000, 300'200'000, 1'999'999, kNow + 300'200'000}));
+  EXPECT_EQ(redis->CommandSync({"LLEN", "h:{b}:log"})->integer, 1);
+  EXPECT_LE(redis->CommandSync({"PTTL", "h:{b}"})->integer, 302'200);
+  const V forever = step(kNow, "252455616000000000", "0", "0", "-1", "0", "p:{b}");
+  EXPECT_EQ(forever, (V{0, 300'000'000, 300'200'000, 0, kNow + 300'200'000}));
+  EXPECT_LE(redis->CommandSync({"PTTL", "p:{b}"})->integer, 302'200);
   // Calls a replica admitted locally during an outage are charged on its first shared decision;
   // two replicas' charges add up (a max of their debts would undercount).
-  auto carry = [&](const std::string& key, const std::string& carried) {
-    auto reply = redis->CommandSync({"EVAL", script, "2", key, key + ":log", "100000", "0", "0",
-                                     "0", "-1", "1", carried});
-    EXPECT_TRUE(reply.ok()) << reply.status();
-    return reply->elements.at(2).integer;  // TAT - now, µs
-  };
-  const int64_t after_first = carry("c:{b}", "3");
-  EXPECT_GT(after_first, 290000);
-  EXPECT_LE(after_first, 300000);
-  const int64_t after_second = carry("c:{b}", "3");
-  EXPECT_GT(after_second, 590000);
-  EXPECT_LE(after_second, 600000);
-  EXPECT_EQ(redis->CommandSync({"LLEN", "c:{b}:log"})->integer, 6);
+  EXPECT_EQ(step(kNow, "0", "0", "0", "-1", "3", "c:{b}")[2], 300'000);
+  EXPECT_EQ(step(kNow, "0", "0", "0", "-1", "3", "c:{b}")[2], 600'000);
+  EXPECT_EQ(redis->CommandSync({"LLEN", "c:{b}:log"})->integer, 2);
+  EXPECT_EQ(redis->CommandSync({"HGET", "c:{b}", "chg"})->str, "6");
 }
 
 // The exact command a decision sends, seen by `redis-cli monitor`.
@@ -671,22 +729,21 @@ TEST_F(RedisRateLimiterTest, OneEvalshaPerDecisionWithTheDocumentedKeysAndArgume
   {
     RateLimiter limiter({}, &scheduler, redis.get());
     const int a = recorder.Add("", absl::InfiniteFuture());
-    limiter.Acquire({.bucket_key = "b1",
-                     .config = {.rate_per_second = 10, .burst = 2},
-                     .deadline = absl::Now() + absl::Seconds(5)},
+    limiter.Acquire({.bucket_key = "b1", .config = {.rate_per_second = 10, .burst = 2}},
                     recorder.Track(a));
     ASSERT_TRUE(recorder.AwaitOutcomes(1));
     EXPECT_TRUE(recorder.Get(a).status.ok()) << recorder.Get(a).status;
     EXPECT_EQ(Describe(limiter.counters("b1")),
               "total=1 admitted=1 admitted_after_wait=0 rejected=0 queued=0 cancelled=0 "
-              "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+              "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+              "redis_calls=1 redis_answers=1 slots_given_back=0");
   }
   const std::string sha =
       redis->CommandSync({"SCRIPT", "LOAD", std::string(RateLimiter::RedisScript())})->str;
   const std::string expected =
       absl::StrCat("\"EVALSHA\" \"", sha,
                    "\" \"2\" \"gw:rl:{b1}\" \"gw:rl:{b1}:log\" \"100000\" \"200000\" \"0\" \"1\" "
-                   "\"-1\" \"1\" \"0\"");
+                   "\"30000000\" \"-1\" \"1\" \"0\" \"300200000\" \"\"");
   const absl::Time give_up = absl::Now() + absl::Seconds(5);
   while (!absl::StrContains((*monitor)->output(), expected) && absl::Now() < give_up) {
     absl::SleepFor(absl::Milliseconds(20));
@@ -694,6 +751,182 @@ TEST_F(RedisRateLimiterTest, OneEvalshaPerDecisionWithTheDocumentedKeysAndArgume
   EXPECT_TRUE(absl::StrContains((*monitor)->output(), expected)) << (*monitor)->output();
   EXPECT_EQ(redis->CommandSync({"EXISTS", "gw:rl:{b1}"})->integer, 1);
   EXPECT_GT(redis->CommandSync({"PTTL", "gw:rl:{b1}"})->integer, 0);
+}
+
+// Replicas on one simulated clock sharing a real redis-server whose script decides on that
+// clock (Options::pin_redis_clock): every slot, counter and script call is exact.
+class PinnedRedisRateLimiterTest : public RedisRateLimiterTest {
+ protected:
+  static constexpr BucketConfig kTenPerSecond{.rate_per_second = 10, .burst = 0};
+
+  void SetUp() override {
+    RedisRateLimiterTest::SetUp();
+    redis_ = NewClient();
+  }
+  void TearDown() override {
+    replicas_.clear();
+    RedisRateLimiterTest::TearDown();
+  }
+  RateLimiter& AddReplica(RateLimiter::Options options = {}) {
+    options.pin_redis_clock = true;
+    replicas_.push_back(std::make_unique<RateLimiter>(options, &clock_, redis_.get()));
+    return *replicas_.back();
+  }
+  // Waits (real time) until every script call was answered and due timers ran, until quiet.
+  void Settle() {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < give_up) {
+      bool quiet = true;
+      for (const auto& r : replicas_) {
+        const RateLimiter::Counters c = r->counters(kBucket);
+        quiet = quiet && c.redis_calls == c.redis_answers;
+      }
+      if (quiet && clock_.NextTaskTime() > clock_.Now()) return;
+      if (quiet) clock_.RunDue();
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    ADD_FAILURE() << "Redis did not answer";
+  }
+  void RunUntil(absl::Time until) {
+    Settle();
+    while (clock_.NextTaskTime() <= until) {
+      clock_.AdvanceTo(clock_.NextTaskTime());
+      Settle();
+    }
+    clock_.AdvanceTo(until);
+    Settle();
+  }
+  int Ask(RateLimiter& replica, const std::string& caller, absl::Duration deadline_in,
+          RateLimiter::AcquireId* id = nullptr) {
+    const absl::Time deadline = clock_.Now() + deadline_in;
+    const int index = recorder_.Add(caller, deadline);
+    const RateLimiter::AcquireId got = replica.Acquire(
+        {.bucket_key = kBucket, .config = kTenPerSecond, .caller = caller, .deadline = deadline},
+        recorder_.Track(index));
+    if (id != nullptr) *id = got;
+    return index;
+  }
+  std::optional<absl::Time> AdmittedAt(int index) const {
+    const Recorder::Call call = recorder_.Get(index);
+    if (call.outcomes != 1 || !call.status.ok()) return std::nullopt;
+    return call.at;
+  }
+
+  ManualScheduler clock_{kT0};
+  Recorder recorder_{&clock_};
+  std::unique_ptr<RedisClient> redis_;
+  std::vector<std::unique_ptr<RateLimiter>> replicas_;
+};
+
+TEST_F(PinnedRedisRateLimiterTest, ReplicasReserveExactSlotsWithOneScriptCallPerAdmission) {
+  RateLimiter& a = AddReplica();
+  RateLimiter& b = AddReplica();
+  std::vector<int> on_a, on_b;
+  for (int i = 0; i < 3; ++i) on_a.push_back(Ask(a, "x", absl::Seconds(10)));
+  Settle();
+  for (int i = 0; i < 3; ++i) on_b.push_back(Ask(b, "y", absl::Seconds(10)));
+  RunUntil(kT0 + absl::Seconds(11));
+  // One shared schedule, 100 ms apart; each replica holds one slot at a time.
+  EXPECT_EQ(AdmittedAt(on_a[0]), kT0);
+  EXPECT_EQ(AdmittedAt(on_a[1]), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(on_b[0]), kT0 + absl::Milliseconds(200));
+  EXPECT_EQ(AdmittedAt(on_a[2]), kT0 + absl::Milliseconds(300));
+  EXPECT_EQ(AdmittedAt(on_b[1]), kT0 + absl::Milliseconds(400));
+  EXPECT_EQ(AdmittedAt(on_b[2]), kT0 + absl::Milliseconds(500));
+  // Exactly one script call per admitted call, on each replica.
+  EXPECT_EQ(Describe(a.counters(kBucket)),
+            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=3 redis_answers=3 slots_given_back=0");
+  EXPECT_EQ(Describe(b.counters(kBucket)),
+            "total=3 admitted=3 admitted_after_wait=3 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=3 redis_answers=3 slots_given_back=0");
+  // The shared state: TAT one interval after the last slot, one log entry per reservation.
+  EXPECT_EQ(redis_->CommandSync({"HGET", "gw:rl:{respondio:acct:contact}", "tat"})->str,
+            absl::StrCat(absl::ToUnixMicros(kT0 + absl::Milliseconds(600))));
+}
+
+TEST_F(PinnedRedisRateLimiterTest, CancelledWaiterGivesItsSlotBackToTheNextCaller) {
+  RateLimiter& a = AddReplica();
+  RateLimiter& b = AddReplica();
+  RateLimiter::AcquireId waiting = 0;
+  const int first = Ask(a, "x", absl::Seconds(10));
+  const int second = Ask(a, "x", absl::Seconds(10), &waiting);
+  Settle();
+  EXPECT_EQ(AdmittedAt(first), kT0);
+  // `second` holds the slot at +100 ms; it leaves before its time.
+  a.Cancel(waiting);
+  Settle();
+  EXPECT_EQ(recorder_.Get(second).status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(Describe(a.counters(kBucket)),
+            "total=2 admitted=1 admitted_after_wait=0 rejected=0 queued=0 cancelled=1 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=3 redis_answers=3 slots_given_back=1");
+  // The slot is back in the shared schedule: the next caller, on another replica, gets it.
+  const int next = Ask(b, "y", absl::Seconds(10));
+  RunUntil(kT0 + absl::Seconds(11));
+  EXPECT_EQ(AdmittedAt(next), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(recorder_.Get(second).outcomes, 1);
+  EXPECT_EQ(b.counters(kBucket).redis_calls, 1);
+}
+
+TEST_F(PinnedRedisRateLimiterTest, SlotPastTheCutoffIsRefusedAndTheCallFailsAtOnceWithRetryInfo) {
+  RateLimiter& a = AddReplica();
+  RateLimiter& b = AddReplica();
+  for (int i = 0; i < 3; ++i) Ask(a, "x", absl::Seconds(10));
+  Settle();  // a: one admitted, one slot held at +100 ms; the shared TAT is at +200 ms
+  const int hasty = Ask(b, "y", absl::Milliseconds(150));
+  Settle();
+  const Recorder::Call call = recorder_.Get(hasty);
+  ASSERT_EQ(call.outcomes, 1);
+  EXPECT_EQ(call.at, kT0);
+  EXPECT_EQ(call.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrorReasonOf(call.status), "RATE_LIMITED");
+  EXPECT_EQ(RetryDelayOf(call.status), absl::Milliseconds(200));
+  EXPECT_EQ(Describe(b.counters(kBucket)),
+            "total=1 admitted=0 admitted_after_wait=0 rejected=1 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=1 redis_answers=1 slots_given_back=0");
+  // Now b knows the shared schedule: a second hasty call fails at once without asking Redis.
+  const int again = Ask(b, "y", absl::Milliseconds(150));
+  Settle();
+  EXPECT_EQ(recorder_.Get(again).status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(b.counters(kBucket).redis_calls, 1);
+  RunUntil(kT0 + absl::Seconds(11));
+}
+
+TEST_F(PinnedRedisRateLimiterTest, HostileFeedbackCostsRedisOneEntryAndHoldsAtMostMaxPause) {
+  RateLimiter::Options options;
+  options.max_queue_wait = absl::Hours(1);
+  RateLimiter& a = AddReplica(options);
+  const std::string key = "gw:rl:{respondio:acct:contact}";
+  const int first = Ask(a, "", absl::Hours(1));
+  Settle();
+  EXPECT_EQ(AdmittedAt(first), kT0);
+  // X-RateLimit-Limit: 2,000,000, Remaining: 0 (one list entry per "used" call blocked Redis for
+  // seconds before): one entry, a few hundred bytes, TAT at most max_pause ahead.
+  a.ObserveRemaining(kBucket, kTenPerSecond, 2'000'000, 0);
+  Settle();
+  EXPECT_EQ(redis_->CommandSync({"LLEN", key + ":log"})->integer, 2);
+  EXPECT_LT(redis_->CommandSync({"MEMORY", "USAGE", key + ":log"})->integer, 1000);
+  EXPECT_LE(redis_->CommandSync({"PTTL", key})->integer, 302'000);
+  const int second = Ask(a, "", absl::Hours(1));
+  RunUntil(kT0 + absl::Seconds(400));
+  EXPECT_EQ(AdmittedAt(second), kT0 + absl::Seconds(300));
+  // Retry-After in year 9999: the shared pause, and the key's life, are capped alike.
+  a.Pause(kBucket, kTenPerSecond,
+          absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::UTCTimeZone()) -
+              clock_.Now());
+  Settle();
+  EXPECT_LE(redis_->CommandSync({"PTTL", key})->integer, 302'000);
+  const int third = Ask(a, "", absl::Hours(1));
+  RunUntil(kT0 + absl::Seconds(800));
+  EXPECT_EQ(AdmittedAt(third), kT0 + absl::Seconds(700));
+  EXPECT_EQ(Describe(a.counters(kBucket)),
+            "total=3 admitted=3 admitted_after_wait=2 rejected=0 queued=0 cancelled=0 "
+            "paused_by_upstream=1 tightened_by_upstream=1 fallback_decisions=0 "
+            "redis_calls=5 redis_answers=5 slots_given_back=0");
 }
 
 // Two replicas share one bucket through Redis, lose Redis, fall back, and recover.
@@ -866,7 +1099,8 @@ TEST(RedisDownRateLimiterTest, FallsBackToTheShareOfTheRateWithoutABurst) {
   clock.RunDue();
   EXPECT_EQ(Describe(limiter.counters(kBucket)),
             "total=4 admitted=0 admitted_after_wait=0 rejected=0 queued=4 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=1 redis_answers=1 slots_given_back=0");
   while (clock.NextTaskTime() <= kT0 + absl::Seconds(1)) clock.AdvanceTo(clock.NextTaskTime());
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(recorder.Get(calls[i]).at, kT0 + (i + 1) * absl::Milliseconds(200)) << i;
@@ -875,7 +1109,8 @@ TEST(RedisDownRateLimiterTest, FallsBackToTheShareOfTheRateWithoutABurst) {
   const RateLimiter::Counters c = limiter.counters(kBucket);
   EXPECT_EQ(Describe(c),
             "total=4 admitted=4 admitted_after_wait=4 rejected=0 queued=0 cancelled=0 "
-            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=4");
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=4 "
+            "redis_calls=1 redis_answers=1 slots_given_back=0");
 }
 
 }  // namespace
