@@ -13,7 +13,8 @@
 # Knobs (environment): BENCH_CONCURRENCY (calls in flight in the closed loop, "64"; a list
 # like "32,64" runs each), BENCH_CHANNELS (client connections, 2), BENCH_REPS (closed-loop runs
 # of each server, alternating, 4), BENCH_DURATION (seconds per closed-loop run, 3),
-# BENCH_OPEN_DURATION (seconds per open-loop run, 5), BENCH_MISS_CALLS (2000), BAZEL.
+# BENCH_OPEN_DURATION (seconds per open-loop run, 5), BENCH_MISS_CALLS (2000), BAZEL,
+# BENCH_ONLY (e.g. "budget": run only that phase; the others print "no result").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,6 +80,7 @@ LOADGEN=$WORK/loadgen
 BARE=$WORK/bare_server
 
 # ---- 1 and 2: one gateway in front of a sandbox without rate limits ----
+if [[ -z ${BENCH_ONLY:-} || ${BENCH_ONLY:-} == hit ]]; then
 echo "== 1. cache-hit path, 2. miss path" >&2
 start sandbox "sandbox listening on" "$SANDBOX" --listen=127.0.0.1:0 --rate_limits=false
 sandbox_pid=$STARTED_PID
@@ -107,6 +109,7 @@ bare_addr=127.0.0.1:$STARTED_PORT
 "$LOADGEN" miss --gateway="$gateway_addr" --bare="$bare_addr" --sandbox="$sandbox_url" \
   --calls="${BENCH_MISS_CALLS:-2000}" --out="$WORK/miss.json"
 stop "$bare_pid" "$gateway_pid" "$sandbox_pid"
+fi
 
 # ---- 3: three replicas sharing one budget through redis, sandbox with respond.io's limits ----
 echo "== 3. budget: 3 replicas + redis-server + sandbox, 10x overload" >&2
@@ -128,9 +131,25 @@ for i in 1 2 3; do
     --redis_url="redis://127.0.0.1:$redis_port" --log_calls=false --shutdown_grace=2s
   replicas+=("127.0.0.1:$STARTED_PORT")
 done
+# Every command Redis runs, to count the limiter's script calls (keys gw:rl:...) per admitted
+# call: counted on the wire, so the figure does not depend on the gateway's own counters.
+: >"$WORK/monitor.log"
+redis-cli -p "$redis_port" monitor >"$WORK/monitor.log" 2>&1 &
+monitor_pid=$!
+PIDS+=("$monitor_pid")
+sleep 0.2
 # GetContact's bucket is 10/s in respond.io's guide (and in the sandbox): offer 100/s for 5 s.
+# The limiter's script calls of the run are added to its result for the report.
 "$LOADGEN" budget --gateways="$(IFS=,; echo "${replicas[*]}")" --sandbox="$sandbox_url" \
-  --limit=10 --overload=10 --duration=5s --deadline=1500ms --out="$WORK/budget.json"
+  --limit=10 --overload=10 --duration=5s --deadline=1500ms --out="$WORK/budget.raw.json"
+sleep 0.5
+limiter_commands=$(grep -E '"(EVAL|EVALSHA)" ' "$WORK/monitor.log" | grep -c '"gw:rl:' || true)
+python3 - "$WORK/budget.raw.json" "$WORK/budget.json" "$limiter_commands" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["limiter_commands"] = int(sys.argv[3])
+json.dump(j, open(sys.argv[2], "w"))
+PY
 stop "${PIDS[@]}"
 PIDS=()
 

@@ -43,7 +43,8 @@ namespace {
 //   ARGV[10] now (µs) to use instead of TIME, or "" (production)
 // Returns {reserved|given back 0|1, slot - now (µs; reserve: when the reserved or refused
 // slot is, else when the next slot would be), TAT - now (µs), tokens charged by the
-// observation, TAT (µs, absolute; for giving the slot back)}.
+// observation, TAT (µs, absolute; for giving the slot back), tokens charged in the last second
+// (all replicas')}.
 // Both keys expire 2 s after TAT passes: an idle key has no state worth keeping.
 constexpr absl::string_view kScript = R"lua(
 local now
@@ -119,7 +120,7 @@ if op ~= 1 then
   slot = tat - tau
   if slot < now then slot = now end
 end
-return {done, slot - now, tat - now, charged, tat}
+return {done, slot - now, tat - now, charged, tat, chg}
 )lua";
 
 constexpr absl::Duration kObservedWindow = absl::Seconds(1);
@@ -235,6 +236,10 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     absl::Duration slot_gap;
     absl::Time last_slot = absl::InfinitePast();
     bool busy = false;  // waiters were left when the last slot was used
+    // Shared mode: tokens all replicas charged in the second before Redis' last answer (so an
+    // observation that the shared log already explains costs no Redis call).
+    double shared_charged = 0;
+    absl::Time shared_charged_at = absl::InfinitePast();
     // Shared mode: TAT as of Redis' last answer, translated to the local clock.
     absl::Time shared_tat = absl::InfinitePast();
     // Calls accepted on a possibly stale shared estimate, checked again on the next answer.
@@ -270,6 +275,7 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     absl::Duration tat_ahead;
     int64_t charged;
     int64_t tat;
+    int64_t charged_last_second;
   };
 
   // The bucket, created on first use with `config`, else updated to `config` when that is
@@ -732,6 +738,13 @@ void RateLimiter::Impl::ObserveRemaining(const std::string& key, const BucketCon
     TrimChargesLocked(b, now);
     double charged = 0;
     for (const auto& [when, weight] : b.charges) charged += weight;
+    // With Redis, the shared log holds every replica's charges: the last answer's count (plus
+    // this replica's admissions since) stands for it while that answer is under a second old.
+    if (ModeLocked(b).shared && now - b.shared_charged_at < kObservedWindow) {
+      double since = 0;
+      for (const auto& [when, weight] : b.charges) since += when > b.shared_charged_at ? weight : 0;
+      charged = std::max(charged, b.shared_charged + since);
+    }
     const double deficit = used - charged - options_.remaining_slack;
     // Redis' log holds at least this replica's charges: no local deficit, no shared one.
     if (deficit <= 0) return;
@@ -799,7 +812,7 @@ std::optional<RateLimiter::Impl::ScriptResult> RateLimiter::Impl::ParseScriptRep
     *error = absl::StrCat("redis error: ", reply->str);
     return std::nullopt;
   }
-  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 5) {
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 6) {
     *error = "unexpected reply from the rate limit script";
     return std::nullopt;
   }
@@ -812,7 +825,7 @@ std::optional<RateLimiter::Impl::ScriptResult> RateLimiter::Impl::ParseScriptRep
   return ScriptResult{reply->elements[0].integer == 1,
                       absl::Microseconds(reply->elements[1].integer),
                       absl::Microseconds(reply->elements[2].integer), reply->elements[3].integer,
-                      reply->elements[4].integer};
+                      reply->elements[4].integer, reply->elements[5].integer};
 }
 
 void RateLimiter::Impl::OnRedisReply(const std::string& key, RedisOp op,
@@ -834,6 +847,8 @@ void RateLimiter::Impl::OnRedisReply(const std::string& key, RedisOp op,
       // Redis' times are offsets from its now; on this clock they count from the answer's
       // arrival, so a slot is never placed earlier than Redis placed it.
       b.shared_tat = std::max(b.shared_tat, now + result->tat_ahead);
+      b.shared_charged = static_cast<double>(result->charged_last_second);
+      b.shared_charged_at = now;
       if (op == RedisOp::kReserve) {
         b.carry_debt = false;
         const absl::Time slot = now + result->slot;

@@ -675,26 +675,26 @@ TEST_F(RedisRateLimiterTest, ScriptReservesSlotsOnAPinnedClock) {
   };
   using V = std::vector<int64_t>;
   // 10/s, burst 2: three slots now, then one every 100 ms.
-  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 100'000, 0, kNow + 100'000}));
-  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 200'000, 0, kNow + 200'000}));
-  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 300'000, 0, kNow + 300'000}));
-  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 100'000, 400'000, 0, kNow + 400'000}));
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 100'000, 0, kNow + 100'000, 1}));
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 200'000, 0, kNow + 200'000, 2}));
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 0, 300'000, 0, kNow + 300'000, 3}));
+  EXPECT_EQ(step(kNow, "0", "1", "1000000", "-1"), (V{1, 100'000, 400'000, 0, kNow + 400'000, 4}));
   // A caller that waits at most 150 ms is refused the slot at +200 ms: nothing reserved.
-  EXPECT_EQ(step(kNow, "0", "1", "150000", "-1"), (V{0, 200'000, 400'000, 0, kNow + 400'000}));
+  EXPECT_EQ(step(kNow, "0", "1", "150000", "-1"), (V{0, 200'000, 400'000, 0, kNow + 400'000, 4}));
   EXPECT_EQ(redis->CommandSync({"LLEN", "t:{b}:log"})->integer, 4);
   EXPECT_EQ(redis->CommandSync({"HGET", "t:{b}", "chg"})->str, "4");
   // The last slot (+100 ms) goes back; giving back an older TAT does nothing.
   EXPECT_EQ(step(kNow, "0", "2", "0", absl::StrCat(kNow + 400'000)),
-            (V{1, 100'000, 300'000, 0, kNow + 300'000}));
+            (V{1, 100'000, 300'000, 0, kNow + 300'000, 3}));
   EXPECT_EQ(step(kNow, "0", "2", "0", absl::StrCat(kNow + 400'000)),
-            (V{0, 100'000, 300'000, 0, kNow + 300'000}));
+            (V{0, 100'000, 300'000, 0, kNow + 300'000, 3}));
   EXPECT_EQ(redis->CommandSync({"HGET", "t:{b}", "chg"})->str, "3");
   EXPECT_EQ(redis->CommandSync({"PTTL", "t:{b}"})->integer, 2300);
   // Pause for 3 s (floor = retry_after + tau): the next slot is at +3 s.
   EXPECT_EQ(step(kNow, "3200000", "0", "0", "-1"),
-            (V{0, 3'000'000, 3'200'000, 0, kNow + 3'200'000}));
+            (V{0, 3'000'000, 3'200'000, 0, kNow + 3'200'000, 3}));
   // Observation: the upstream counted 10; 3 logged + slack 1: 6 charged, and only once.
-  EXPECT_EQ(step(kNow, "0", "0", "0", "10"), (V{0, 3'600'000, 3'800'000, 6, kNow + 3'800'000}));
+  EXPECT_EQ(step(kNow, "0", "0", "0", "10"), (V{0, 3'600'000, 3'800'000, 6, kNow + 3'800'000, 9}));
   EXPECT_EQ(step(kNow, "0", "0", "0", "10")[3], 0);
   EXPECT_EQ(redis->CommandSync({"HGET", "t:{b}", "chg"})->str, "9");
   // One second later the log is trimmed: every entry left it.
@@ -704,11 +704,11 @@ TEST_F(RedisRateLimiterTest, ScriptReservesSlotsOnAPinnedClock) {
   // Hostile numbers cost O(1): 2,000,000 "used" calls are one log entry and move TAT by at most
   // the cap (300.2 s); a floor of 8,000 years is clamped to the cap as well.
   const V huge = step(kNow, "0", "0", "0", "2000000", "0", "h:{b}");
-  EXPECT_EQ(huge, (V{0, 300'000'000, 300'200'000, 1'999'999, kNow + 300'200'000}));
+  EXPECT_EQ(huge, (V{0, 300'000'000, 300'200'000, 1'999'999, kNow + 300'200'000, 1'999'999}));
   EXPECT_EQ(redis->CommandSync({"LLEN", "h:{b}:log"})->integer, 1);
   EXPECT_LE(redis->CommandSync({"PTTL", "h:{b}"})->integer, 302'200);
   const V forever = step(kNow, "252455616000000000", "0", "0", "-1", "0", "p:{b}");
-  EXPECT_EQ(forever, (V{0, 300'000'000, 300'200'000, 0, kNow + 300'200'000}));
+  EXPECT_EQ(forever, (V{0, 300'000'000, 300'200'000, 0, kNow + 300'200'000, 0}));
   EXPECT_LE(redis->CommandSync({"PTTL", "p:{b}"})->integer, 302'200);
   // Calls a replica admitted locally during an outage are charged on its first shared decision;
   // two replicas' charges add up (a max of their debts would undercount).
