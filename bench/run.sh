@@ -14,7 +14,7 @@
 # like "32,64" runs each), BENCH_CHANNELS (client connections, 2), BENCH_REPS (closed-loop runs
 # of each server, alternating, 4), BENCH_DURATION (seconds per closed-loop run, 3),
 # BENCH_OPEN_DURATION (seconds per open-loop run, 5), BENCH_MISS_CALLS (2000), BAZEL,
-# BENCH_ONLY (e.g. "budget": run only that phase; the others print "no result").
+# BENCH_ONLY ("budget": phase 3 alone; "hit": phases 1 and 2; the others print "no result").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,6 +112,7 @@ stop "$bare_pid" "$gateway_pid" "$sandbox_pid"
 fi
 
 # ---- 3: three replicas sharing one budget through redis, sandbox with respond.io's limits ----
+if [[ -z ${BENCH_ONLY:-} || ${BENCH_ONLY:-} == budget ]]; then
 echo "== 3. budget: 3 replicas + redis-server + sandbox, 10x overload" >&2
 redis_port=
 for _ in 1 2 3 4 5; do
@@ -152,6 +153,7 @@ json.dump(j, open(sys.argv[2], "w"))
 PY
 stop "${PIDS[@]}"
 PIDS=()
+fi
 
 # ---- summary ----
 echo >&2
