@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -35,11 +36,145 @@ void WriteResult(httplib::Response& res, const ApiResult& result) {
   WriteJson(res, result.status, result.body);
 }
 
+// Members the spec marks nullable (collected from specs/chatwoot-openapi.json): the openapi
+// dialect keeps these when null and omits any other null.
+const std::set<std::string>& SpecNullable() {
+  static const std::set<std::string> kNullable = {
+      "agent_last_seen_at", "archived_articles_count", "assignee_id", "assignee_last_seen_at",
+      "auto_resolve_after", "auto_resolve_ignore_waiting", "auto_resolve_message",
+      "avg_first_response_time", "avg_reply_time", "avg_resolution_time", "comment",
+      "conversation_id", "custom_role", "custom_role_id", "display_name",
+      "draft_articles_count", "email", "identifier", "in_reply_to", "inbox_id",
+      "last_activity_at", "message_signature", "phone_number", "processed_message_content",
+      "provider", "published_count", "remote_address", "sender_id", "sender_type",
+      "source_id", "type", "user_id"};
+  return kNullable;
+}
+
+void ShapeForSpec(Json& j) {
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end();) {
+      if (it->is_null() && !SpecNullable().count(it.key())) {
+        it = j.erase(it);
+        continue;
+      }
+      // The spec's availability enum is available|busy|offline; Chatwoot says online.
+      if ((it.key() == "availability_status" || it.key() == "availability") &&
+          it->is_string() && it->get<std::string>() == "online") {
+        *it = "available";
+      }
+      ShapeForSpec(*it);
+      ++it;
+    }
+  } else if (j.is_array()) {
+    for (Json& v : j) ShapeForSpec(v);
+  }
+}
+
+// Rails casts form strings per attribute; these are the typed members of the bodies the
+// emulator reads.
+Json FormValue(const std::string& key, const std::string& value) {
+  if (key == "private" || key == "is_private") {
+    if (value == "true" || value == "1") return true;
+    if (value == "false" || value == "0") return false;
+  }
+  if (key.size() > 3 && key.compare(key.size() - 3, 3, "_id") == 0) {
+    int64_t v = 0;
+    if (ParseInt64(value, &v)) return v;
+  }
+  return value;
+}
+
+// Sets `key` (Rails-style: "a[b]" nests, "a[]" appends) in obj.
+void SetFormParam(Json& obj, const std::string& key, const std::string& value) {
+  size_t open = key.find('[');
+  if (open == std::string::npos || open == 0 || key.back() != ']') {
+    obj[key] = FormValue(key, value);
+    return;
+  }
+  std::string base = key.substr(0, open);
+  std::string inner = key.substr(open + 1, key.size() - open - 2);
+  if (inner.empty()) {
+    if (!obj[base].is_array()) obj[base] = Json::array();
+    obj[base].push_back(value);
+  } else {
+    if (!obj[base].is_object()) obj[base] = Json::object();
+    obj[base][inner] = FormValue(inner, value);
+  }
+}
+
+std::string FileType(const std::string& content_type) {
+  if (content_type.rfind("image/", 0) == 0) return "image";
+  if (content_type.rfind("audio/", 0) == 0) return "audio";
+  if (content_type.rfind("video/", 0) == 0) return "video";
+  return "file";
+}
+
 }  // namespace
+
+bool ChatwootApi::ParseFormBody(const RequestContext& ctx, CwRequest* request,
+                                std::string* error) {
+  const std::string type = AsciiLower(ctx.req->get_header_value("Content-Type"));
+  if (type.rfind("application/x-www-form-urlencoded", 0) == 0) {
+    Json obj = Json::object();
+    for (const auto& [k, v] : ParseQuery(ctx.body())) SetFormParam(obj, k, v);
+    request->body = std::move(obj);
+    return true;
+  }
+  if (type.rfind("multipart/form-data", 0) == 0) {
+    Json obj = Json::object();
+    for (const auto& [name, file] : ctx.req->files) {
+      if (!file.filename.empty()) {
+        if (name != "attachments[]" && name != "attachments") {
+          *error = absl::StrCat("unknown file field '", name, "' (expected attachments[])");
+          return false;
+        }
+        std::string ext;
+        if (size_t dot = file.filename.rfind('.'); dot != std::string::npos) {
+          ext = file.filename.substr(dot + 1);
+        }
+        request->attachments.push_back(
+            Json{{"file_type", FileType(file.content_type)},
+                 {"extension", ext},
+                 {"file_name", file.filename},
+                 {"file_size", file.content.size()},
+                 {"data_url", absl::StrCat("https://sandbox.invalid/rails/active_storage/",
+                                           file.filename)}});
+      } else {
+        SetFormParam(obj, name, file.content);
+      }
+    }
+    request->body = std::move(obj);
+    return true;
+  }
+  return false;
+}
+
+ApiResult ChatwootApi::Shape(ApiResult result) const {
+  if (dialect_ == Dialect::kOpenapi) {
+    ShapeForSpec(result.body);
+    return result;
+  }
+  // Live: Rails answers a validation error with 422 {message, attributes}.
+  if ((result.status == 400 || result.status == 422) && result.body.is_object() &&
+      result.body.contains("errors")) {
+    Json attributes = Json::array();
+    for (const Json& e : result.body["errors"]) {
+      if (e.contains("field")) attributes.push_back(e["field"]);
+    }
+    result = ApiResult{422, Json{{"message", result.body.value("error", "")},
+                                 {"attributes", attributes}}};
+  }
+  return result;
+}
 
 ChatwootApi::ChatwootApi(ChatwootState* state, RateLimiter* limiter, std::string token,
                          int per_minute)
-    : state_(state), limiter_(limiter), token_(std::move(token)), per_minute_(per_minute) {
+    : state_(state),
+      dialect_(state->dialect()),
+      limiter_(limiter),
+      token_(std::move(token)),
+      per_minute_(per_minute) {
   using S = ChatwootState;
   // Endpoint names are the spec's operationIds. Literal segments come before {placeholders}.
   AddRoute("GET", "contacts", "contactList", &S::ListContacts);
@@ -109,10 +244,17 @@ ChatwootApi::ChatwootApi(ChatwootState* state, RateLimiter* limiter, std::string
            "create-a-new-message-in-a-conversation", &S::CreateMessage);
   AddRoute("DELETE", "conversations/{conversation_id}/messages/{message_id}", "delete-a-message",
            &S::DeleteMessage);
+  // Live only: the spec has no account-level message update.
+  AddRoute("PATCH", "conversations/{conversation_id}/messages/{message_id}", "update-a-message",
+           &S::UpdateMessage, kLiveRoute);
+  AddRoute("GET", "inboxes", "listAllInboxes", &S::ListInboxes);
+  AddRoute("GET", "agents", "get-account-agents", &S::ListAgents);
 }
 
 void ChatwootApi::AddRoute(const std::string& method, const std::string& path,
-                           const std::string& endpoint, HandlerFn handler) {
+                           const std::string& endpoint, HandlerFn handler, int dialects) {
+  const int mask = dialect_ == Dialect::kLive ? kLiveRoute : kOpenapiRoute;
+  if ((dialects & mask) == 0) return;
   routes_.push_back(Route{method, PatternSegments(path), endpoint, handler});
 }
 
@@ -231,10 +373,17 @@ void ChatwootApi::Handle(const RequestContext& ctx, httplib::Response& res) {
     request.ids.push_back(id);
   }
   request.query = ctx.query;
+  request.rails_arrays = dialect_ == Dialect::kLive;
 
-  // 5. The JSON body (empty means none).
+  // 5. The body: JSON (empty means none); live also form and multipart, as Rails reads them.
   const std::string& body = ctx.body();
-  if (!std::all_of(body.begin(), body.end(),
+  std::string form_error;
+  if (dialect_ == Dialect::kLive && ParseFormBody(ctx, &request, &form_error)) {
+    // parsed
+  } else if (!form_error.empty()) {
+    WriteResult(res, Shape(CwError(422, form_error, "attachments", "invalid")));
+    return;
+  } else if (!std::all_of(body.begin(), body.end(),
                    [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; })) {
     request.body = Json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (request.body.is_discarded()) {
@@ -254,7 +403,7 @@ void ChatwootApi::Handle(const RequestContext& ctx, httplib::Response& res) {
   } catch (...) {
     result = CwError(500, "internal error");
   }
-  WriteResult(res, result);
+  WriteResult(res, Shape(std::move(result)));
 }
 
 void ChatwootApi::HandleAdmin(const RequestContext& ctx, httplib::Response& res) {

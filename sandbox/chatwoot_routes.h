@@ -2,6 +2,11 @@
 // /api/v1/accounts/{account_id}/, `api_access_token` auth, Chatwoot's per-client-IP rate limit
 // (Rack::Attack: 3000 requests per minute by default) and JSON body parsing. The operations
 // themselves live in ChatwootState.
+//
+// Dialects (the state's): `live` adds Chatwoot's own behaviour (form and multipart bodies,
+// Rails `labels[]=` arrays, 422 {message, attributes} validation errors, message PATCH);
+// `openapi` shapes every reply to the spec (a null the spec does not allow is omitted,
+// availability "online" is the spec's "available").
 #ifndef SANDBOX_CHATWOOT_ROUTES_H_
 #define SANDBOX_CHATWOOT_ROUTES_H_
 
@@ -49,6 +54,8 @@ class ChatwootApi {
 
  private:
   using HandlerFn = ApiResult (ChatwootState::*)(const CwRequest&);
+  static constexpr int kLiveRoute = 1;
+  static constexpr int kOpenapiRoute = 2;
   struct Route {
     std::string method;
     std::vector<std::string> pattern;  // segments after /api/v1/accounts/{account_id}/
@@ -56,12 +63,18 @@ class ChatwootApi {
     HandlerFn handler;
   };
 
+  // `dialects`: the route exists only in these (bit mask).
   void AddRoute(const std::string& method, const std::string& path, const std::string& endpoint,
-                HandlerFn handler);
+                HandlerFn handler, int dialects = kLiveRoute | kOpenapiRoute);
+  // Live: a form or multipart body as the JSON object Rails' params would be.
+  static bool ParseFormBody(const RequestContext& ctx, CwRequest* request, std::string* error);
+  // The dialect's error and reply shapes.
+  ApiResult Shape(ApiResult result) const;
   const Route* Match(const RequestContext& ctx, std::vector<std::string>* params,
                      bool* other_method) const;
 
   ChatwootState* state_;
+  Dialect dialect_;
   RateLimiter* limiter_;
   std::string token_;
   int per_minute_;

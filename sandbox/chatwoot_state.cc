@@ -38,9 +38,13 @@ std::optional<std::string> CwRequest::Query(std::string_view name) const {
 std::vector<std::string> CwRequest::QueryAll(std::string_view name) const {
   std::vector<std::string> out;
   const std::string bracketed = std::string(name) + "[]";
+  std::optional<std::string> last_plain;
   for (const auto& [key, value] : query) {
-    if (key == name || key == bracketed) out.push_back(value);
+    if (key == bracketed || (!rails_arrays && key == name)) out.push_back(value);
+    if (key == name) last_plain = value;
   }
+  // Rails: `labels=a&labels=b` is the scalar "b"; `labels[]=` wins over it.
+  if (rails_arrays && out.empty() && last_plain.has_value()) out.push_back(*last_plain);
   return out;
 }
 
@@ -451,7 +455,7 @@ Json RenderMessage(const Account& a, const Conversation& c, const Message& m) {
       sender["type"] = "contact";
     }
   }
-  return Json{{"id", m.id},
+  Json out{{"id", m.id},
               {"content", m.content},
               {"account_id", a.id},
               {"inbox_id", c.inbox_id},
@@ -476,6 +480,19 @@ Json RenderMessage(const Account& a, const Conversation& c, const Message& m) {
                     {"unread_count", 0},
                     {"last_activity_at", c.last_activity_at}}},
               {"sender", sender}};
+  // Chatwoot's jbuilder adds attachments only when the message has some.
+  if (!m.attachments.empty()) {
+    Json attachments = Json::array();
+    int64_t n = 0;
+    for (Json att : m.attachments) {
+      att["id"] = m.id * 100 + (++n);
+      att["message_id"] = m.id;
+      att["account_id"] = a.id;
+      attachments.push_back(std::move(att));
+    }
+    out["attachments"] = std::move(attachments);
+  }
+  return out;
 }
 
 const Message* LastNonActivity(const Conversation& c) {
@@ -589,7 +606,7 @@ std::vector<const GroupMembership*> ActiveMembers(const Group& g) {
 // ---------------------------------------------------------------------------------------------
 // Seed, reset, dump.
 
-ChatwootState::ChatwootState() { Reset(); }
+ChatwootState::ChatwootState(Dialect dialect) : dialect_(dialect) { Reset(); }
 
 void ChatwootState::Reset() {
   absl::MutexLock lock(&mu_);
@@ -940,18 +957,26 @@ std::string DigitsOf(const std::string& phone) {
 ApiResult ChatwootState::CreateContact(const CwRequest& r) {
   CW_ACCOUNT(r);
   CW_TRY(RequireObject(r, 400));
+  const bool live = dialect_ == Dialect::kLive;
   std::optional<int64_t> inbox_id;
   CW_TRY(GetInt(r.body, "inbox_id", &inbox_id, 400));
-  if (!inbox_id.has_value()) return CwError(400, "inbox_id is required", "inbox_id", "missing");
-  auto inbox = a.inboxes.find(*inbox_id);
-  if (inbox == a.inboxes.end()) return CwError(400, "Inbox not found", "inbox_id", "invalid");
+  // Chatwoot creates a contact without an inbox; the spec requires one.
+  if (!inbox_id.has_value() && !live) {
+    return CwError(400, "inbox_id is required", "inbox_id", "missing");
+  }
+  auto inbox = inbox_id.has_value() ? a.inboxes.find(*inbox_id) : a.inboxes.end();
+  if (inbox_id.has_value() && inbox == a.inboxes.end()) {
+    return CwError(400, "Inbox not found", "inbox_id", "invalid");
+  }
   ContactFields f;
   CW_TRY(ParseContactFields(r.body, 400, &f));
   CW_TRY(CheckUnique(a, 0, f, 400));
   Contact c;
   ApplyContactFields(f, &c);
   std::string source_id;
-  if (inbox->second.channel_type == "Channel::Whatsapp") {
+  if (!inbox_id.has_value()) {
+    // No contact inbox.
+  } else if (inbox->second.channel_type == "Channel::Whatsapp") {
     if (c.phone_number.empty()) {
       return CwError(400, "phone_number is required for a WhatsApp inbox", "phone_number",
                      "missing");
@@ -969,8 +994,17 @@ ApiResult ChatwootState::CreateContact(const CwRequest& r) {
              : !c.phone_number.empty() ? c.phone_number
                                        : absl::StrCat("Contact ", c.id);
   }
-  c.inboxes.push_back({*inbox_id, source_id});
+  if (inbox_id.has_value()) c.inboxes.push_back({*inbox_id, source_id});
   Contact& stored = a.contacts[c.id] = std::move(c);
+  if (live) {
+    // contacts/create.json.jbuilder: {payload: {contact, contact_inbox}}.
+    Json contact_inbox = nullptr;
+    if (!stored.inboxes.empty()) {
+      contact_inbox = RenderContactInbox(a, stored.inboxes.front());
+    }
+    return Ok(Json{{"payload",
+                    {{"contact", RenderContact(a, stored)}, {"contact_inbox", contact_inbox}}}});
+  }
   // The spec's extended_contact: the `contact` schema ({payload: [...]}) plus id and
   // availability_status.
   return Ok(Json{{"id", stored.id},
@@ -994,6 +1028,7 @@ ApiResult ChatwootState::UpdateContact(const CwRequest& r) {
   CW_TRY(ParseContactFields(r.body, 422, &f));
   CW_TRY(CheckUnique(a, it->first, f, 422));
   ApplyContactFields(f, &it->second);
+  if (dialect_ == Dialect::kLive) return Ok(Json{{"payload", RenderContact(a, it->second)}});
   // The spec's contact_base: id plus the `contact` schema ({payload: [...]}). The spec says 204,
   // which cannot carry that body; Chatwoot answers 200.
   return Ok(Json{{"id", it->first}, {"payload", Json::array({RenderContact(a, it->second)})}});
@@ -1887,10 +1922,27 @@ ApiResult ChatwootState::CreateConversation(const CwRequest& r) {
   CW_TRY(GetObject(r.body, "additional_attributes", &additional));
   CW_TRY(GetObject(r.body, "custom_attributes", &custom));
   CW_TRY(GetObject(r.body, "message", &message));
-  if (!source_id.has_value() || source_id->empty()) {
+  // Chatwoot builds the contact inbox for contact_id + inbox_id; the spec needs source_id.
+  const bool build_source = dialect_ == Dialect::kLive && contact_id.has_value() &&
+                            (!source_id.has_value() || source_id->empty());
+  if (!build_source && (!source_id.has_value() || source_id->empty())) {
     return CwError(422, "source_id is required", "source_id", "missing");
   }
   if (!inbox_id.has_value()) return CwError(422, "inbox_id is required", "inbox_id", "missing");
+  if (build_source) {
+    // The contact's existing source id in that inbox, else a new one.
+    source_id.reset();
+    if (auto it = a.contacts.find(*contact_id); it != a.contacts.end()) {
+      for (const auto& link : it->second.inboxes) {
+        if (link.inbox_id == *inbox_id) source_id = link.source_id;
+      }
+    }
+    if (!source_id.has_value()) {
+      source_id = absl::StrFormat("%08x-%04x-4%03x-8%03x-%012x", rng_() & 0xffffffff,
+                                  rng_() & 0xffff, rng_() & 0xfff, rng_() & 0xfff,
+                                  rng_() & 0xffffffffffff);
+    }
+  }
   if (!a.inboxes.count(*inbox_id)) return NotFound("Inbox");
   if (status.has_value() && *status != "open" && *status != "resolved" && *status != "pending") {
     return CwError(422, absl::StrCat("Invalid status '", *status, "'"), "status", "invalid");
@@ -2033,11 +2085,18 @@ ApiResult ChatwootState::UpdateConversation(const CwRequest& r) {
 ApiResult ChatwootState::ToggleStatus(const CwRequest& r) {
   CW_ACCOUNT(r);
   CW_CONVERSATION(a, r);
-  CW_TRY(RequireObject(r));
   std::optional<std::string> status;
   std::optional<int64_t> snoozed_until;
-  CW_TRY(GetString(r.body, "status", &status));
-  CW_TRY(GetInt(r.body, "snoozed_until", &snoozed_until));
+  if (dialect_ == Dialect::kLive && !r.body.is_object()) {
+    // Chatwoot: without a status, toggle_status toggles between open and resolved.
+  } else {
+    CW_TRY(RequireObject(r));
+    CW_TRY(GetString(r.body, "status", &status));
+    CW_TRY(GetInt(r.body, "snoozed_until", &snoozed_until));
+  }
+  if (!status.has_value() && dialect_ == Dialect::kLive) {
+    status = c.status == "open" ? "resolved" : "open";
+  }
   if (!status.has_value()) return CwError(422, "status is required", "status", "missing");
   if (*status != "open" && *status != "resolved" && *status != "pending" &&
       *status != "snoozed") {
@@ -2106,6 +2165,15 @@ ApiResult ChatwootState::AssignConversation(const CwRequest& r) {
     if (team == a.teams.end()) return CwError(422, "Team not found", "team_id", "invalid");
     c.team_id = *team_id;
     AddActivityLocked(a, c, absl::StrCat("Assigned to ", team->second.name, " team by ", actor));
+    if (dialect_ == Dialect::kLive) {
+      // assignments_controller renders the team (teams/_team.json.jbuilder).
+      return Ok(Json{{"id", team->second.id},
+                     {"name", team->second.name},
+                     {"description", nullptr},
+                     {"allow_auto_assign", true},
+                     {"account_id", a.id},
+                     {"is_member", false}});
+    }
     return NoContent();
   }
   return CwError(422, "assignee_id or team_id is required", "assignee_id", "missing");
@@ -2182,7 +2250,8 @@ ApiResult ChatwootState::CreateMessage(const CwRequest& r) {
   CW_TRY(GetObject(r.body, "content_attributes", &content_attributes));
   CW_TRY(GetInt(r.body, "campaign_id", &campaign_id));
   CW_TRY(ParseTemplateParams(r.body, &template_params));
-  if (!content.has_value() || content->empty()) {
+  // A message may be attachments only (multipart create).
+  if ((!content.has_value() || content->empty()) && r.attachments.empty()) {
     return CwError(422, "content is required", "content", "missing");
   }
   if (message_type.has_value() && *message_type != "outgoing" && *message_type != "incoming") {
@@ -2207,7 +2276,8 @@ ApiResult ChatwootState::CreateMessage(const CwRequest& r) {
   const int64_t now = Now();
   Message m;
   m.id = a.next_message_id++;
-  m.content = *content;
+  m.content = content.value_or("");
+  m.attachments = r.attachments;
   m.message_type = incoming ? 0 : (template_params.has_value() ? 3 : 1);
   m.is_private = is_private.value_or(false);
   m.content_type = content_type.value_or("text");
@@ -2255,6 +2325,45 @@ ApiResult ChatwootState::DeleteMessage(const CwRequest& r) {
     return NoContent();
   }
   return NotFound("Message");
+}
+
+ApiResult ChatwootState::UpdateMessage(const CwRequest& r) {
+  CW_ACCOUNT(r);
+  CW_CONVERSATION(a, r);
+  CW_TRY(RequireObject(r));
+  std::optional<std::string> content;
+  std::optional<Json> content_attributes;
+  CW_TRY(GetString(r.body, "content", &content));
+  CW_TRY(GetObject(r.body, "content_attributes", &content_attributes));
+  if (!content.has_value() && !content_attributes.has_value()) {
+    return CwError(422, "content or content_attributes is required", "content", "missing");
+  }
+  for (Message& m : c.messages) {
+    if (m.id != r.ids[1]) continue;
+    if (content.has_value()) m.content = *content;
+    if (content_attributes.has_value()) {
+      for (auto it = content_attributes->begin(); it != content_attributes->end(); ++it) {
+        m.content_attributes[it.key()] = it.value();
+      }
+    }
+    m.updated_at = Now();
+    return Ok(RenderMessage(a, c, m));
+  }
+  return NotFound("Message");
+}
+
+ApiResult ChatwootState::ListInboxes(const CwRequest& r) {
+  CW_ACCOUNT(r);
+  Json payload = Json::array();
+  for (const auto& [id, inbox] : a.inboxes) payload.push_back(RenderInbox(inbox));
+  return Ok(Json{{"payload", payload}});
+}
+
+ApiResult ChatwootState::ListAgents(const CwRequest& r) {
+  CW_ACCOUNT(r);
+  Json out = Json::array();
+  for (const auto& [id, agent] : a.agents) out.push_back(RenderAgent(a, agent));
+  return Ok(out);
 }
 
 #undef CW_ACCOUNT

@@ -51,10 +51,16 @@ struct CwRequest {
   int64_t account_id = 0;
   std::vector<int64_t> ids;  // numeric path parameters, in path order
   std::vector<std::pair<std::string, std::string>> query;
-  Json body;  // parsed JSON body; null when none
+  Json body;  // parsed JSON body (or a form / multipart body as an object); null when none
+  // Files of a multipart body: [{file_type, extension, file_name, file_size}].
+  Json attachments = Json::array();
+  // Rails' array parameters (live dialect): only `name[]` collects values; a repeated plain
+  // `name` keeps its last value.
+  bool rails_arrays = false;
 
   std::optional<std::string> Query(std::string_view name) const;
-  // All values of a repeated query parameter (`name` and `name[]`).
+  // All values of an array query parameter: `name` and `name[]` (openapi), or Rails' reading
+  // (rails_arrays).
   std::vector<std::string> QueryAll(std::string_view name) const;
 };
 
@@ -142,6 +148,8 @@ struct Message {
   int64_t sender_id = 0;
   int64_t created_at = 0;
   int64_t updated_at = 0;
+  // From a multipart create (last: the seed builds messages positionally).
+  Json attachments = Json::array();
 };
 
 struct ReportingEvent {
@@ -195,7 +203,11 @@ struct Account {
 
 class ChatwootState {
  public:
-  ChatwootState();
+  // `dialect` selects the live (Chatwoot's Rails code) or openapi (the spec) behaviour where
+  // they differ: contact create/update replies, optional inbox_id/source_id, toggle_status
+  // without a body, the team assignment reply.
+  explicit ChatwootState(Dialect dialect = Dialect::kLive);
+  Dialect dialect() const { return dialect_; }
 
   // Restores the seed data and resets all counters (and the invite-code generator).
   void Reset();
@@ -253,6 +265,11 @@ class ChatwootState {
   ApiResult ListMessages(const CwRequest& r);
   ApiResult CreateMessage(const CwRequest& r);
   ApiResult DeleteMessage(const CwRequest& r);
+  // Live only: PATCH of a message (content, content_attributes).
+  ApiResult UpdateMessage(const CwRequest& r);
+  // Inboxes {payload: [inbox]} and agents (a bare array).
+  ApiResult ListInboxes(const CwRequest& r);
+  ApiResult ListAgents(const CwRequest& r);
 
   // Test support (POST /__admin/chatwoot/join): someone opens an invite link. With join
   // approval on, a pending join request appears; otherwise the person joins at once. A revoked
@@ -284,6 +301,7 @@ class ChatwootState {
                               const CwRequest& r, const std::string& assignee_type,
                               ApiResult* error) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  const Dialect dialect_;
   mutable absl::Mutex mu_;
   std::map<int64_t, Account> accounts_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);

@@ -242,8 +242,25 @@ bool ParsePageRequest(const RequestContext& ctx, PageRequest* page,
   return true;
 }
 
+bool ParseDialect(std::string_view s, Dialect* out) {
+  if (s == "live") {
+    *out = Dialect::kLive;
+    return true;
+  }
+  if (s == "openapi") {
+    *out = Dialect::kOpenapi;
+    return true;
+  }
+  return false;
+}
+
+const char* DialectName(Dialect d) {
+  return d == Dialect::kLive ? "live" : "openapi";
+}
+
 Json Paginate(const std::vector<std::pair<int64_t, Json>>& items,
-              const PageRequest& page, const std::string& url_base) {
+              const PageRequest& page, const std::string& url_base,
+              PaginationStyle style) {
   size_t start = 0;
   if (page.cursor_id.has_value()) {
     start = static_cast<size_t>(
@@ -258,6 +275,12 @@ Json Paginate(const std::vector<std::pair<int64_t, Json>>& items,
   Json list = Json::array();
   for (size_t i = start; i < end; ++i) list.push_back(items[i].second);
 
+  if (style == PaginationStyle::kCursor) {
+    const bool more = end < items.size() && end > start;
+    Json cursor = more ? Json(items[end - 1].first) : Json(nullptr);
+    return Json{{"items", std::move(list)},
+                {"pagination", {{"cursorId", cursor}, {"hasMore", more}}}};
+  }
   Json next = nullptr;
   if (end < items.size() && end > start) {
     next = absl::StrCat(url_base, "?cursorId=", items[end - 1].first,

@@ -17,6 +17,13 @@ namespace sandbox {
 
 using Json = nlohmann::json;
 
+// Which behaviour an emulator follows: `live` is what the real service does
+// (specs/live-api.md), `openapi` what its OpenAPI document describes.
+enum class Dialect { kLive, kOpenapi };
+// "live" | "openapi"; false for anything else.
+bool ParseDialect(std::string_view s, Dialect* out);
+const char* DialectName(Dialect d);
+
 // The outcome of an emulated API call: HTTP status plus JSON body.
 struct ApiResult {
   int status = 200;
@@ -74,6 +81,9 @@ struct RequestContext {
   std::vector<std::string> segments;  // decoded path segments
   std::vector<std::pair<std::string, std::string>> query;  // decoded
   std::string base_url;   // "http://host:port" as seen by the client
+  // An API prefix the request carried and the router removed from raw_path,
+  // path and segments (respond.io's "/v2"); "" when none.
+  std::string api_prefix;
 
   std::optional<std::string> QueryParam(std::string_view name) const;
   const std::string& body() const { return req->body; }
@@ -96,11 +106,21 @@ struct PageRequest {
 bool ParsePageRequest(const RequestContext& ctx, PageRequest* page,
                       std::string* error);
 
-// Builds {"items":[...],"pagination":{"next":URL|null,"previous":URL|null}}.
-// `items` must be sorted by ascending id. `url_base` is the full URL of the
-// list without query string, e.g. "http://127.0.0.1:8081/contact/list".
+// How a page says where the next one starts.
+enum class PaginationStyle {
+  // {"next": URL|null, "previous": URL|null} (the live API).
+  kUrls,
+  // {"cursorId": <last id on this page>|null, "hasMore": bool} (the OpenAPI
+  // document's Pagination schema; cursorId is null on the last page).
+  kCursor,
+};
+
+// Builds {"items":[...],"pagination":{...}} in the given style. `items` must
+// be sorted by ascending id. `url_base` is the full URL of the list without
+// query string, e.g. "http://127.0.0.1:8081/v2/contact/list".
 Json Paginate(const std::vector<std::pair<int64_t, Json>>& items,
-              const PageRequest& page, const std::string& url_base);
+              const PageRequest& page, const std::string& url_base,
+              PaginationStyle style = PaginationStyle::kUrls);
 
 }  // namespace sandbox
 

@@ -128,8 +128,10 @@ MaybeError ParseIdent(const std::string& value, Identifier* out) {
   return std::nullopt;
 }
 
-// ContactCreate → ContactPatch.
-MaybeError ParseContactPatch(const Json& body, ContactPatch* patch) {
+// ContactCreate → ContactPatch. `cf_key` names the custom-field list:
+// customFields (openapi) or custom_fields (live).
+MaybeError ParseContactPatch(const Json& body, const std::string& cf_key,
+                             ContactPatch* patch) {
   struct Field {
     const char* name;
     FieldUpdate* out;
@@ -168,15 +170,15 @@ MaybeError ParseContactPatch(const Json& body, ContactPatch* patch) {
         "phone must be in E.164 format ('+' followed by digits), got '",
         *patch->phone.value, "'"));
   }
-  auto cf = body.find("customFields");
+  auto cf = body.find(cf_key);
   if (cf != body.end() && !cf->is_null()) {
     if (!cf->is_array()) {
-      return BadRequest(absl::StrCat("customFields must be an array, got ",
+      return BadRequest(absl::StrCat(cf_key, " must be an array, got ",
                                      JsonTypeName(*cf)));
     }
     for (size_t i = 0; i < cf->size(); ++i) {
       const Json& item = (*cf)[i];
-      std::string path = absl::StrCat("customFields[", i, "]");
+      std::string path = absl::StrCat(cf_key, "[", i, "]");
       if (!item.is_object()) {
         return BadRequest(absl::StrCat(path, " must be an object {name, value}"));
       }
@@ -251,112 +253,244 @@ bool IsHttpUrl(const std::string& s) {
          (s.rfind("https://", 0) == 0 && s.size() > 8);
 }
 
-// MessageContent validation.
-MaybeError ValidateMessageContent(const Json& message) {
-  static const std::set<std::string> kTypes = {"text", "attachment",
-                                               "quick_reply",
-                                               "whatsapp_template"};
-  std::string type;
-  if (auto err = GetRequiredString(message, "type", &type, "message.type")) {
-    return err;
+// Names in a comma-separated list.
+std::vector<std::string> FieldList(const char* csv) {
+  std::vector<std::string> out;
+  if (csv == nullptr) return out;
+  for (absl::string_view f : absl::StrSplit(csv, ',', absl::SkipEmpty())) {
+    out.emplace_back(f);
   }
-  if (kTypes.count(type) == 0) {
-    return BadRequest(absl::StrCat(
-        "message.type must be one of text, attachment, quick_reply, "
-        "whatsapp_template; got '",
-        type, "'"));
-  }
-  if (type == "text" || type == "quick_reply") {
-    std::string text;
-    if (auto err = GetRequiredString(message, "text", &text, "message.text")) {
-      return err;
-    }
-  }
-  if (type == "attachment") {
-    auto a = message.find("attachment");
-    if (a == message.end() || !a->is_object()) {
-      return BadRequest(
-          "message.attachment is required (object {type, url}) for type "
-          "attachment");
-    }
-    static const std::set<std::string> kAttachmentTypes = {"image", "video",
-                                                           "audio", "file"};
-    std::string atype;
-    if (auto err = GetRequiredString(*a, "type", &atype,
-                                     "message.attachment.type")) {
-      return err;
-    }
-    if (kAttachmentTypes.count(atype) == 0) {
+  return out;
+}
+
+bool Contains(const std::vector<std::string>& list, const std::string& s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+// The first member of `obj` not in `allowed`, as a 400 naming it.
+MaybeError RejectUnknownFields(const Json& obj,
+                               const std::vector<std::string>& allowed,
+                               const std::string& path_prefix) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    if (!Contains(allowed, it.key())) {
       return BadRequest(absl::StrCat(
-          "message.attachment.type must be one of image, video, audio, "
-          "file; got '",
-          atype, "'"));
-    }
-    std::string url;
-    if (auto err =
-            GetRequiredString(*a, "url", &url, "message.attachment.url")) {
-      return err;
-    }
-    if (!IsHttpUrl(url)) {
-      return BadRequest("message.attachment.url must be an http(s) URL");
-    }
-  }
-  if (type == "quick_reply") {
-    auto q = message.find("quickReplies");
-    if (q == message.end() || !q->is_array() || q->empty()) {
-      return BadRequest(
-          "message.quickReplies is required (non-empty array) for type "
-          "quick_reply");
-    }
-    for (size_t i = 0; i < q->size(); ++i) {
-      const Json& r = (*q)[i];
-      std::string path = absl::StrCat("message.quickReplies[", i, "]");
-      if (!r.is_object()) {
-        return BadRequest(absl::StrCat(path, " must be an object"));
-      }
-      std::string title;
-      if (auto err = GetRequiredString(r, "title", &title,
-                                       absl::StrCat(path, ".title"))) {
-        return err;
-      }
-      std::optional<std::string> payload;
-      if (auto err = GetOptString(r, "payload", &payload,
-                                  absl::StrCat(path, ".payload"))) {
-        return err;
-      }
-    }
-  }
-  if (type == "whatsapp_template") {
-    auto t = message.find("template");
-    if (t == message.end() || !t->is_object()) {
-      return BadRequest(
-          "message.template is required (object {name, languageCode, "
-          "components}) for type whatsapp_template");
-    }
-    std::string name;
-    if (auto err =
-            GetRequiredString(*t, "name", &name, "message.template.name")) {
-      return err;
-    }
-    std::string language;
-    if (auto err = GetRequiredString(*t, "languageCode", &language,
-                                     "message.template.languageCode")) {
-      return err;
-    }
-    auto c = t->find("components");
-    if (c != t->end() && !c->is_null() && !c->is_array()) {
-      return BadRequest("message.template.components must be an array");
+          "unknown field '", path_prefix, it.key(), "' (accepted: ",
+          absl::StrJoin(allowed, ", "), ")"));
     }
   }
   return std::nullopt;
 }
 
-ApiResult Paged(const std::vector<std::pair<int64_t, Json>>& items,
-                const RequestContext& ctx) {
-  PageRequest page;
-  std::string error;
-  if (!ParsePageRequest(ctx, &page, &error)) return Error(400, error);
-  return Ok(Paginate(items, page, ctx.base_url + ctx.raw_path));
+// The message kinds of each dialect: which members a kind requires and, in
+// the live dialect, which it accepts (anything else is a 400 naming it).
+struct MessageKind {
+  const char* type;
+  const char* required;
+  const char* allowed;  // nullptr: not checked (openapi)
+};
+
+const std::vector<MessageKind>& MessageKinds(Dialect d) {
+  static const std::vector<MessageKind> kLive = {
+      {"text", "text", "type,text,messageTag"},
+      {"attachment", "attachment", "type,attachment"},
+      {"quick_reply", "title,replies", "type,title,replies"},
+      {"custom_payload", "payload", "type,payload"},
+      {"email", "message",
+       "type,message,subject,cc,bcc,attachments,replyToMessageId"},
+      {"whatsapp_template", "template", "type,template"},
+  };
+  static const std::vector<MessageKind> kOpenapi = {
+      {"text", "text", nullptr},
+      {"attachment", "attachment", nullptr},
+      {"quick_reply", "text,quickReplies", nullptr},
+      {"whatsapp_template", "template", nullptr},
+  };
+  return d == Dialect::kLive ? kLive : kOpenapi;
+}
+
+MaybeError ValidateAttachment(const Json& a, const std::string& path) {
+  if (!a.is_object()) {
+    return BadRequest(absl::StrCat(path, " must be an object {type, url}"));
+  }
+  static const std::set<std::string> kAttachmentTypes = {"image", "video",
+                                                         "audio", "file"};
+  std::string atype;
+  if (auto err = GetRequiredString(a, "type", &atype, path + ".type")) {
+    return err;
+  }
+  if (kAttachmentTypes.count(atype) == 0) {
+    return BadRequest(absl::StrCat(
+        path, ".type must be one of image, video, audio, file; got '", atype,
+        "'"));
+  }
+  std::string url;
+  if (auto err = GetRequiredString(a, "url", &url, path + ".url")) return err;
+  if (!IsHttpUrl(url)) {
+    return BadRequest(absl::StrCat(path, ".url must be an http(s) URL"));
+  }
+  return std::nullopt;
+}
+
+MaybeError ValidateEmailList(const Json& v, const std::string& path) {
+  if (!v.is_array()) return BadRequest(path + " must be an array of emails");
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string() || !IsValidEmail(v[i].get<std::string>())) {
+      return BadRequest(absl::StrCat(path, "[", i, "] must be an email"));
+    }
+  }
+  return std::nullopt;
+}
+
+// The shape of one MessageContent member (shared by both dialects).
+MaybeError ValidateMessageMember(const Json& message, const std::string& key) {
+  const std::string path = "message." + key;
+  auto it = message.find(key);
+  if (it == message.end() || it->is_null()) return std::nullopt;
+  const Json& v = *it;
+  if (key == "text" || key == "title" || key == "message") {
+    std::string unused;
+    return GetRequiredString(message, key, &unused, path);
+  }
+  if (key == "messageTag" || key == "subject") {
+    if (!v.is_string()) return BadRequest(path + " must be a string");
+    return std::nullopt;
+  }
+  if (key == "attachment") return ValidateAttachment(v, path);
+  if (key == "attachments") {
+    if (!v.is_array()) return BadRequest(path + " must be an array");
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (auto err = ValidateAttachment(v[i], absl::StrCat(path, "[", i, "]"))) {
+        return err;
+      }
+    }
+    return std::nullopt;
+  }
+  if (key == "cc" || key == "bcc") return ValidateEmailList(v, path);
+  if (key == "replyToMessageId") {
+    if (!v.is_string() && !v.is_number_integer()) {
+      return BadRequest(path + " must be a message id");
+    }
+    return std::nullopt;
+  }
+  if (key == "payload") {
+    if (!v.is_object()) return BadRequest(path + " must be a JSON object");
+    return std::nullopt;
+  }
+  if (key == "replies") {
+    if (!v.is_array() || v.empty()) {
+      return BadRequest(path + " must be a non-empty array of strings");
+    }
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!v[i].is_string() || v[i].get<std::string>().empty()) {
+        return BadRequest(
+            absl::StrCat(path, "[", i, "] must be a non-empty string"));
+      }
+    }
+    return std::nullopt;
+  }
+  if (key == "quickReplies") {
+    if (!v.is_array() || v.empty()) {
+      return BadRequest(path + " must be a non-empty array");
+    }
+    for (size_t i = 0; i < v.size(); ++i) {
+      const Json& r = v[i];
+      std::string rpath = absl::StrCat(path, "[", i, "]");
+      if (!r.is_object()) return BadRequest(rpath + " must be an object");
+      std::string title;
+      if (auto err = GetRequiredString(r, "title", &title, rpath + ".title")) {
+        return err;
+      }
+      std::optional<std::string> payload;
+      if (auto err = GetOptString(r, "payload", &payload, rpath + ".payload")) {
+        return err;
+      }
+    }
+    return std::nullopt;
+  }
+  if (key == "template") {
+    if (!v.is_object()) {
+      return BadRequest(path +
+                        " must be an object {name, languageCode, components}");
+    }
+    std::string name;
+    if (auto err = GetRequiredString(v, "name", &name, path + ".name")) {
+      return err;
+    }
+    std::string language;
+    if (auto err = GetRequiredString(v, "languageCode", &language,
+                                     path + ".languageCode")) {
+      return err;
+    }
+    auto c = v.find("components");
+    if (c != v.end() && !c->is_null() && !c->is_array()) {
+      return BadRequest(path + ".components must be an array");
+    }
+  }
+  return std::nullopt;
+}
+
+// MessageContent validation against the dialect's kinds.
+MaybeError ValidateMessageContent(const Json& message, Dialect dialect) {
+  std::string type;
+  if (auto err = GetRequiredString(message, "type", &type, "message.type")) {
+    return err;
+  }
+  const auto& kinds = MessageKinds(dialect);
+  const MessageKind* kind = nullptr;
+  std::vector<std::string> names;
+  for (const MessageKind& k : kinds) {
+    names.push_back(k.type);
+    if (type == k.type) kind = &k;
+  }
+  if (kind == nullptr) {
+    return BadRequest(absl::StrCat("message.type must be one of ",
+                                   absl::StrJoin(names, ", "), "; got '", type,
+                                   "'"));
+  }
+  if (kind->allowed != nullptr) {
+    if (auto err =
+            RejectUnknownFields(message, FieldList(kind->allowed), "message.")) {
+      return err;
+    }
+  }
+  for (const std::string& key : FieldList(kind->required)) {
+    auto it = message.find(key);
+    if (it == message.end() || it->is_null()) {
+      return BadRequest(absl::StrCat("message.", key, " is required for type ",
+                                     type));
+    }
+  }
+  for (auto it = message.begin(); it != message.end(); ++it) {
+    if (auto err = ValidateMessageMember(message, it.key())) return err;
+  }
+  return std::nullopt;
+}
+
+// Removes null members, recursively, except those the OpenAPI document marks
+// nullable (Contact.assignee, Conversation.assignee/closed,
+// Pagination.cursorId): the openapi dialect omits a field rather than send a
+// null the document does not allow.
+void StripNulls(Json& j) {
+  static const std::set<std::string> kNullable = {"assignee", "closed",
+                                                  "cursorId"};
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end();) {
+      if (it->is_null() && kNullable.count(it.key()) == 0) {
+        it = j.erase(it);
+      } else {
+        StripNulls(*it);
+        ++it;
+      }
+    }
+  } else if (j.is_array()) {
+    for (Json& v : j) StripNulls(v);
+  }
+}
+
+Json ToArray(const std::vector<std::pair<int64_t, Json>>& items) {
+  Json out = Json::array();
+  for (const auto& [id, j] : items) out.push_back(j);
+  return out;
 }
 
 std::vector<std::string> PatternSegments(const std::string& path) {
@@ -369,86 +503,184 @@ std::vector<std::string> PatternSegments(const std::string& path) {
 
 }  // namespace
 
-RespondioApi::RespondioApi(RespondioState* state, RateLimiter* limiter,
-                           std::string token)
-    : state_(state), limiter_(limiter), token_(std::move(token)) {
+const std::vector<RespondioApi::RouteSpec>& RespondioApi::RouteTable() {
   using A = RespondioApi;
+  constexpr int L = kLiveRoute;
+  constexpr int O = kOpenapiRoute;
+  constexpr int B = kBothDialects;
+  constexpr List kPaged = List::kPaged;
+  constexpr List kArray = List::kArray;
+  constexpr List kNone = List::kNone;
+  constexpr Reply kRes = Reply::kResource;
+  constexpr const char* kContactFields =
+      "firstName,lastName,email,phone,language,profilePic,countryCode,"
+      "custom_fields";
   // Limits are requests per second from the API guide's table; 5 where the
-  // guide is silent. Literal routes come before parameterised ones.
-  AddRoute("POST", "/contact", "create_contact", 5, &A::CreateContact);
-  AddRoute("GET", "/contact/list", "list_contacts", 5, &A::ListContacts);
-  AddRoute("POST", "/contact/list", "list_contacts", 5, &A::ListContacts);
-  AddRoute("POST", "/contact/merge", "merge_contacts", 5, &A::MergeContacts);
-  AddRoute("POST", "/contact/create_or_update/{identifier}",
-           "create_or_update_contact", 5, &A::CreateOrUpdateContact);
-  AddRoute("GET", "/contact/{identifier}", "get_contact", 10, &A::GetContact);
-  AddRoute("PUT", "/contact/{identifier}", "update_contact", 5,
-           &A::UpdateContact);
-  AddRoute("DELETE", "/contact/{identifier}", "delete_contact", 5,
-           &A::DeleteContact);
-  AddRoute("POST", "/contact/{identifier}/tag", "contact_tag", 5,
-           &A::ContactTags);
-  AddRoute("DELETE", "/contact/{identifier}/tag", "contact_tag", 5,
-           &A::ContactTags);
-  AddRoute("GET", "/contact/{identifier}/channel", "list_contact_channels", 5,
-           &A::ListContactChannels);
-  AddRoute("GET", "/contact/{identifier}/channels", "list_contact_channels",
-           5, &A::ListContactChannels);
-  AddRoute("GET", "/contact/{identifier}/channel/{channelId}",
-           "get_contact_channel", 10, &A::GetContactChannel);
-  AddRoute("POST", "/contact/{identifier}/message", "send_message", 10,
-           &A::SendMessage);
-  AddRoute("GET", "/contact/{identifier}/message/list", "list_messages", 5,
-           &A::ListMessages);
-  AddRoute("GET", "/contact/{identifier}/message/{messageId}", "get_message",
-           15, &A::GetMessage);
-  AddRoute("POST", "/contact/{identifier}/conversation",
-           "conversation_status", 5, &A::ConversationStatus);
-  AddRoute("POST", "/contact/{identifier}/conversation/status",
-           "conversation_status", 5, &A::ConversationStatus);
-  AddRoute("POST", "/contact/{identifier}/conversation/assignee",
-           "assign_conversation", 5, &A::AssignConversation);
-  AddRoute("POST", "/contact/{identifier}/comment", "create_comment", 10,
-           &A::CreateComment);
-  AddRoute("POST", "/contact/{identifier}/lifecycle/update",
-           "update_lifecycle", 5, &A::UpdateLifecycle);
-  for (const char* base : {"/tag", "/space/tag"}) {
-    AddRoute("GET", base, "list_tags", 5, &A::ListTags);
-    AddRoute("POST", base, "create_tag", 5, &A::CreateTag);
-    AddRoute("PUT", absl::StrCat(base, "/{tagId}"), "update_tag", 5,
-             &A::UpdateTag);
-    AddRoute("DELETE", absl::StrCat(base, "/{tagId}"), "delete_tag", 5,
-             &A::DeleteTag);
-  }
-  for (const char* base :
-       {"/custom_field", "/space/custom_field", "/space/contact_field"}) {
-    AddRoute("GET", base, "list_custom_fields", 5, &A::ListCustomFields);
-    AddRoute("POST", base, "create_custom_field", 5, &A::CreateCustomField);
-    AddRoute("GET", absl::StrCat(base, "/{id}"), "get_custom_field", 10,
-             &A::GetCustomField);
-  }
-  AddRoute("GET", "/space/channel", "list_space_channels", 5,
-           &A::ListSpaceChannels);
-  AddRoute("GET", "/space/closing_notes", "list_closing_notes", 5,
-           &A::ListClosingNotes);
-  AddRoute("GET", "/space/user", "list_space_users", 5, &A::ListSpaceUsers);
-  AddRoute("GET", "/space/user/{id}", "get_space_user", 10,
-           &A::GetSpaceUser);
+  // guide is silent. Literal routes come before parameterised ones. The
+  // openapi rows are the OpenAPI document's paths plus the guide's (the
+  // sandbox's original table); the live rows are specs/live-api.md.
+  static const std::vector<RouteSpec> kTable = {
+      {O, "POST", "/contact", "create_contact", 5, &A::CreateContact},
+      {O, "GET", "/contact/list", "list_contacts", 5, &A::ListContacts, kPaged},
+      {O, "POST", "/contact/list", "list_contacts", 5, &A::ListContacts,
+       kPaged},
+      {L, "POST", "/contact/list", "list_contacts", 5, &A::ListContacts, kPaged,
+       "id", kRes, "", "search,timezone,filter"},
+      {B, "POST", "/contact/merge", "merge_contacts", 5, &A::MergeContacts,
+       kNone, "id", kRes, "", "primaryContactId,secondaryContactId"},
+      {O, "POST", "/contact/create_or_update/{identifier}",
+       "create_or_update_contact", 5, &A::CreateOrUpdateContact},
+      {L, "POST", "/contact/create_or_update/{identifier}",
+       "create_or_update_contact", 5, &A::CreateOrUpdateContact, kNone, "id",
+       Reply::kContactId, "", kContactFields},
+      {B, "GET", "/contact/{identifier}", "get_contact", 10, &A::GetContact},
+      {L, "POST", "/contact/{identifier}", "create_contact", 5,
+       &A::CreateContactLive, kNone, "id", Reply::kCodeMessage,
+       "Contact created successfully", kContactFields},
+      {O, "PUT", "/contact/{identifier}", "update_contact", 5,
+       &A::UpdateContact},
+      {L, "PUT", "/contact/{identifier}", "update_contact", 5,
+       &A::UpdateContact, kNone, "id", Reply::kContactId, "", kContactFields},
+      {B, "DELETE", "/contact/{identifier}", "delete_contact", 5,
+       &A::DeleteContact},
+      {B, "POST", "/contact/{identifier}/tag", "contact_tag", 5,
+       &A::ContactTags},
+      {B, "DELETE", "/contact/{identifier}/tag", "contact_tag", 5,
+       &A::ContactTags},
+      {O, "GET", "/contact/{identifier}/channel", "list_contact_channels", 5,
+       &A::ListContactChannels, kArray},
+      {O, "GET", "/contact/{identifier}/channels", "list_contact_channels", 5,
+       &A::ListContactChannels, kArray},
+      {L, "GET", "/contact/{identifier}/channels", "list_contact_channels", 5,
+       &A::ListContactChannels, kPaged},
+      {B, "GET", "/contact/{identifier}/channel/{channelId}",
+       "get_contact_channel", 10, &A::GetContactChannel},
+      {O, "POST", "/contact/{identifier}/message", "send_message", 10,
+       &A::SendMessage},
+      {L, "POST", "/contact/{identifier}/message", "send_message", 10,
+       &A::SendMessage, kNone, "id", Reply::kMessageId, "",
+       "channelId,message"},
+      {B, "GET", "/contact/{identifier}/message/list", "list_messages", 5,
+       &A::ListMessages, kPaged, "messageId"},
+      {B, "GET", "/contact/{identifier}/message/{messageId}", "get_message",
+       15, &A::GetMessage},
+      {O, "POST", "/contact/{identifier}/conversation", "conversation_status",
+       5, &A::ConversationStatus},
+      {O, "POST", "/contact/{identifier}/conversation/status",
+       "conversation_status", 5, &A::ConversationStatus},
+      {L, "POST", "/contact/{identifier}/conversation/status",
+       "conversation_status", 5, &A::ConversationStatus, kNone, "id", kRes, "",
+       "status,category,summary"},
+      {O, "POST", "/contact/{identifier}/conversation/assignee",
+       "assign_conversation", 5, &A::AssignConversation},
+      {L, "POST", "/contact/{identifier}/conversation/assignee",
+       "assign_conversation", 5, &A::AssignConversation, kNone, "id", kRes, "",
+       "assignee"},
+      {O, "POST", "/contact/{identifier}/comment", "create_comment", 10,
+       &A::CreateComment},
+      {L, "POST", "/contact/{identifier}/comment", "create_comment", 10,
+       &A::CreateComment, kNone, "id", kRes, "", "text"},
+      {O, "POST", "/contact/{identifier}/lifecycle/update", "update_lifecycle",
+       5, &A::UpdateLifecycle},
+      {L, "POST", "/contact/{identifier}/lifecycle/update", "update_lifecycle",
+       5, &A::UpdateLifecycle, kNone, "id", Reply::kCodeMessage,
+       "Lifecycle updated successfully", "name"},
+      // Workspace tags: by id (openapi), keyed by name (live).
+      {O, "GET", "/tag", "list_tags", 5, &A::ListTags, kArray},
+      {O, "POST", "/tag", "create_tag", 5, &A::CreateTag},
+      {O, "PUT", "/tag/{tagId}", "update_tag", 5, &A::UpdateTag},
+      {O, "DELETE", "/tag/{tagId}", "delete_tag", 5, &A::DeleteTag},
+      {O, "GET", "/space/tag", "list_tags", 5, &A::ListTags, kArray},
+      {O, "POST", "/space/tag", "create_tag", 5, &A::CreateTag},
+      {O, "PUT", "/space/tag/{tagId}", "update_tag", 5, &A::UpdateTag},
+      {O, "DELETE", "/space/tag/{tagId}", "delete_tag", 5, &A::DeleteTag},
+      {L, "GET", "/space/tag", "list_tags", 5, &A::ListTags, kPaged},
+      {L, "POST", "/space/tag", "create_tag", 5, &A::CreateTag, kNone, "id",
+       kRes, "", "name,description,colorCode,emoji"},
+      {L, "PUT", "/space/tag", "update_tag", 5, &A::UpdateTagByName, kNone,
+       "id", kRes, "", "currentName,name,description,colorCode,emoji"},
+      {L, "DELETE", "/space/tag", "delete_tag", 5, &A::DeleteTagByName, kNone,
+       "id", Reply::kCodeMessage, "Tag deleted successfully", "name"},
+      // Custom fields.
+      {O, "GET", "/custom_field", "list_custom_fields", 5,
+       &A::ListCustomFields, kArray},
+      {O, "POST", "/custom_field", "create_custom_field", 5,
+       &A::CreateCustomField},
+      {O, "GET", "/custom_field/{id}", "get_custom_field", 10,
+       &A::GetCustomField},
+      {O, "GET", "/space/custom_field", "list_custom_fields", 5,
+       &A::ListCustomFields, kArray},
+      {O, "POST", "/space/custom_field", "create_custom_field", 5,
+       &A::CreateCustomField},
+      {O, "GET", "/space/custom_field/{id}", "get_custom_field", 10,
+       &A::GetCustomField},
+      {O, "GET", "/space/contact_field", "list_custom_fields", 5,
+       &A::ListCustomFields, kArray},
+      {O, "POST", "/space/contact_field", "create_custom_field", 5,
+       &A::CreateCustomField},
+      {O, "GET", "/space/contact_field/{id}", "get_custom_field", 10,
+       &A::GetCustomField},
+      {L, "GET", "/space/custom_field", "list_custom_fields", 5,
+       &A::ListCustomFields, kPaged},
+      {L, "POST", "/space/custom_field", "create_custom_field", 5,
+       &A::CreateCustomField, kNone, "id", kRes, "",
+       "name,description,slug,dataType,allowedValues"},
+      {L, "GET", "/space/custom_field/{id}", "get_custom_field", 10,
+       &A::GetCustomField},
+      {L, "GET", "/space/contact_field", "list_custom_fields", 5,
+       &A::ListCustomFields, kPaged},
+      {L, "POST", "/space/contact_field", "create_custom_field", 5,
+       &A::CreateCustomField, kNone, "id", kRes, "",
+       "name,description,slug,dataType,allowedValues"},
+      {L, "GET", "/space/contact_field/{id}", "get_custom_field", 10,
+       &A::GetCustomField},
+      // Space.
+      {B, "GET", "/space/channel", "list_space_channels", 5,
+       &A::ListSpaceChannels, kPaged},
+      {L, "GET", "/space/channel/{channelId}/mtm", "list_whatsapp_templates", 5,
+       &A::ListTemplates, kPaged},
+      {L, "GET", "/space/mtm/{templateId}", "get_whatsapp_template", 10,
+       &A::GetTemplate},
+      {B, "GET", "/space/closing_notes", "list_closing_notes", 5,
+       &A::ListClosingNotes, kPaged},
+      {B, "GET", "/space/user", "list_space_users", 5, &A::ListSpaceUsers,
+       kPaged},
+      {B, "GET", "/space/user/{id}", "get_space_user", 10, &A::GetSpaceUser},
+  };
+  return kTable;
 }
 
-void RespondioApi::AddRoute(const std::string& method, const std::string& path,
-                            const std::string& endpoint, int limit,
-                            HandlerFn handler) {
-  routes_.push_back(
-      Route{method, PatternSegments(path), endpoint, limit, handler});
+RespondioApi::RespondioApi(RespondioState* state, RateLimiter* limiter,
+                           std::string token)
+    : state_(state),
+      dialect_(state->dialect()),
+      limiter_(limiter),
+      token_(std::move(token)) {
+  const int mask = dialect_ == Dialect::kLive ? kLiveRoute : kOpenapiRoute;
+  for (const RouteSpec& spec : RouteTable()) {
+    if ((spec.dialects & mask) == 0) continue;
+    routes_.push_back(Route{&spec, PatternSegments(spec.path)});
+  }
 }
 
 std::vector<RespondioApi::EndpointInfo> RespondioApi::Endpoints() const {
   std::vector<EndpointInfo> out;
   for (const Route& r : routes_) {
-    out.push_back(EndpointInfo{
-        r.method, absl::StrCat("/", absl::StrJoin(r.pattern, "/")),
-        r.endpoint, r.limit});
+    out.push_back(EndpointInfo{r.spec->method, r.spec->path, r.spec->endpoint,
+                               r.spec->limit});
+  }
+  return out;
+}
+
+RequestContext RespondioApi::StripPrefix(const RequestContext& ctx) {
+  RequestContext out = ctx;
+  if (!ctx.segments.empty() && ctx.segments[0] == "v2" &&
+      ctx.raw_path.rfind("/v2", 0) == 0) {
+    out.api_prefix = "/v2";
+    out.segments.erase(out.segments.begin());
+    out.raw_path = ctx.raw_path.substr(3);
+    if (out.raw_path.empty()) out.raw_path = "/";
+    if (out.path.rfind("/v2", 0) == 0) out.path = out.path.substr(3);
   }
   return out;
 }
@@ -475,7 +707,7 @@ const RespondioApi::Route* RespondioApi::Match(
       }
     }
     if (!ok) continue;
-    if (r.method != ctx.method) {
+    if (r.spec->method != ctx.method) {
       *other_method = true;
       continue;
     }
@@ -485,26 +717,80 @@ const RespondioApi::Route* RespondioApi::Match(
   return nullptr;
 }
 
-std::string RespondioApi::EndpointFor(const RequestContext& ctx) const {
+std::string RespondioApi::EndpointFor(const RequestContext& request) const {
   std::vector<std::string> params;
   bool other_method = false;
-  const Route* r = Match(ctx, &params, &other_method);
-  return r == nullptr ? "unknown" : r->endpoint;
+  const Route* r = Match(StripPrefix(request), &params, &other_method);
+  return r == nullptr ? "unknown" : r->spec->endpoint;
 }
 
-void RespondioApi::Handle(const RequestContext& ctx, httplib::Response& res) {
+ApiResult RespondioApi::Shape(const Route& route, const RequestContext& ctx,
+                              ApiResult result) const {
+  const RouteSpec& spec = *route.spec;
+  if (result.status >= 200 && result.status < 300) {
+    if (spec.list != List::kNone && result.body.is_array()) {
+      if (spec.list == List::kPaged) {
+        PageRequest page;
+        std::string error;
+        if (!ParsePageRequest(ctx, &page, &error)) {
+          result = Error(400, error);
+        } else {
+          std::vector<std::pair<int64_t, Json>> items;
+          for (const Json& item : result.body) {
+            items.emplace_back(item.value(spec.list_key, int64_t{0}), item);
+          }
+          result.body = Paginate(items, page,
+                                 ctx.base_url + ctx.api_prefix + ctx.raw_path,
+                                 dialect_ == Dialect::kLive
+                                     ? PaginationStyle::kUrls
+                                     : PaginationStyle::kCursor);
+        }
+      }
+    }
+    switch (spec.reply) {
+      case Reply::kResource:
+        break;
+      case Reply::kContactId:
+        if (result.body.contains("id")) {
+          result.body = Json{{"contactId", result.body["id"]}};
+        }
+        break;
+      case Reply::kCodeMessage:
+        result.body = Json{{"code", 200}, {"message", spec.reply_message}};
+        break;
+      case Reply::kMessageId:
+        result.body = Json{{"messageId", result.body.value("messageId", 0)}};
+        break;
+    }
+  }
+  if (result.status >= 400 && dialect_ == Dialect::kLive &&
+      result.body.is_object()) {
+    // The live API's errors are {code, message}.
+    result.body.erase("status");
+  }
+  if (dialect_ == Dialect::kOpenapi) StripNulls(result.body);
+  return result;
+}
+
+void RespondioApi::Handle(const RequestContext& request,
+                          httplib::Response& res) {
+  const RequestContext ctx = StripPrefix(request);
+  auto write_error = [&](int code, const std::string& message) {
+    Json body = ErrorBody(code, message);
+    if (dialect_ == Dialect::kLive) body.erase("status");
+    WriteJson(res, code, body);
+  };
   // 1. Bearer auth.
   const std::string auth = ctx.req->get_header_value("Authorization");
   if (auth.empty()) {
-    WriteJson(res, 401,
-              ErrorBody(401, "Unauthorized: missing Authorization header "
-                             "(expected 'Bearer <token>')"));
+    write_error(401,
+                "Unauthorized: missing Authorization header (expected "
+                "'Bearer <token>')");
     return;
   }
   std::string scheme = AsciiLower(auth.substr(0, std::min<size_t>(7, auth.size())));
   if (scheme != "bearer " || auth.substr(7) != token_) {
-    WriteJson(res, 401,
-              ErrorBody(401, "Unauthorized: invalid access token"));
+    write_error(401, "Unauthorized: invalid access token");
     return;
   }
 
@@ -514,29 +800,26 @@ void RespondioApi::Handle(const RequestContext& ctx, httplib::Response& res) {
   const Route* route = Match(ctx, &params, &other_method);
   if (route == nullptr) {
     if (other_method) {
-      WriteJson(res, 405,
-                ErrorBody(405, absl::StrCat("Method ", ctx.method,
-                                            " not allowed on ", ctx.path)));
+      write_error(405, absl::StrCat("Method ", ctx.method, " not allowed on ",
+                                    request.path));
     } else {
-      WriteJson(res, 404,
-                ErrorBody(404, absl::StrCat("Cannot ", ctx.method, " ",
-                                            ctx.path)));
+      write_error(404, absl::StrCat("Cannot ", ctx.method, " ", request.path));
     }
     return;
   }
 
   // 3. Rate limit (organisation-wide, per endpoint).
   if (limiter_->enabled()) {
-    RateLimiter::Decision d = limiter_->Acquire(route->endpoint, route->limit);
+    RateLimiter::Decision d =
+        limiter_->Acquire(route->spec->endpoint, route->spec->limit);
     res.set_header("X-RateLimit-Limit", std::to_string(d.limit));
     res.set_header("X-RateLimit-Remaining", std::to_string(d.remaining));
     if (!d.allowed) {
       res.set_header("Retry-After", std::to_string(d.retry_after_s));
-      WriteJson(res, 429,
-                ErrorBody(429, absl::StrCat("Too many requests: ",
-                                            route->endpoint, " allows ",
-                                            route->limit,
-                                            " requests per second")));
+      write_error(429, absl::StrCat("Too many requests: ",
+                                    route->spec->endpoint, " allows ",
+                                    route->spec->limit,
+                                    " requests per second"));
       return;
     }
   }
@@ -545,8 +828,22 @@ void RespondioApi::Handle(const RequestContext& ctx, httplib::Response& res) {
   // exception escape into httplib.
   ApiResult result;
   try {
-    Call call{ctx, std::move(params)};
-    result = (this->*(route->handler))(call);
+    // Live: a body member the live API does not take is a 400 naming it,
+    // never silently dropped.
+    std::optional<ApiResult> rejected;
+    if (dialect_ == Dialect::kLive && route->spec->live_fields != nullptr) {
+      Json body = Json::parse(ctx.body(), nullptr, /*allow_exceptions=*/false);
+      if (!body.is_discarded() && body.is_object()) {
+        rejected = RejectUnknownFields(
+            body, FieldList(route->spec->live_fields), "");
+      }
+    }
+    if (rejected.has_value()) {
+      result = *rejected;
+    } else {
+      Call call{ctx, std::move(params)};
+      result = (this->*(route->spec->handler))(call);
+    }
   } catch (const nlohmann::json::exception& e) {
     result = Error(400, absl::StrCat("invalid request: ", e.what()));
   } catch (const std::exception& e) {
@@ -554,6 +851,7 @@ void RespondioApi::Handle(const RequestContext& ctx, httplib::Response& res) {
   } catch (...) {
     result = Error(500, "internal error");
   }
+  result = Shape(*route, ctx, std::move(result));
   WriteJson(res, result.status, result.body);
 }
 
@@ -564,7 +862,37 @@ ApiResult RespondioApi::CreateContact(const Call& call) {
   Json body;
   if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
   ContactPatch patch;
-  if (auto err = ParseContactPatch(body, &patch)) return *err;
+  if (auto err = ParseContactPatch(body, CustomFieldsKey(), &patch)) {
+    return *err;
+  }
+  return state_->CreateContact(patch);
+}
+
+// POST /contact/{identifier} (live): the identifier (email: or phone:) is
+// the new contact's email or phone.
+ApiResult RespondioApi::CreateContactLive(const Call& call) {
+  Identifier ident;
+  if (auto err = ParseIdent(call.params[0], &ident)) return *err;
+  if (ident.kind == Identifier::Kind::kId) {
+    return Error(400, "identifier: a contact is created by email: or phone:, "
+                      "not id:");
+  }
+  Json body;
+  if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
+  ContactPatch patch;
+  if (auto err = ParseContactPatch(body, CustomFieldsKey(), &patch)) {
+    return *err;
+  }
+  FieldUpdate& f =
+      ident.kind == Identifier::Kind::kEmail ? patch.email : patch.phone;
+  if (f.value.has_value() && AsciiLower(*f.value) != AsciiLower(ident.value)) {
+    return Error(400, absl::StrCat(
+                          ident.kind == Identifier::Kind::kEmail ? "email"
+                                                                 : "phone",
+                          ": differs from the identifier ", ident.ToString()));
+  }
+  f.present = true;
+  f.value = ident.value;
   return state_->CreateContact(patch);
 }
 
@@ -574,7 +902,9 @@ ApiResult RespondioApi::CreateOrUpdateContact(const Call& call) {
   Json body;
   if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
   ContactPatch patch;
-  if (auto err = ParseContactPatch(body, &patch)) return *err;
+  if (auto err = ParseContactPatch(body, CustomFieldsKey(), &patch)) {
+    return *err;
+  }
   return state_->CreateOrUpdateContact(ident, patch);
 }
 
@@ -603,11 +933,7 @@ ApiResult RespondioApi::ListContacts(const Call& call) {
       }
     }
   }
-  PageRequest page;
-  std::string error;
-  if (!ParsePageRequest(call.ctx, &page, &error)) return Error(400, error);
-  return Ok(Paginate(state_->ListContacts(search), page,
-                     call.ctx.base_url + "/contact/list"));
+  return Ok(ToArray(state_->ListContacts(search)));
 }
 
 ApiResult RespondioApi::GetContact(const Call& call) {
@@ -622,7 +948,9 @@ ApiResult RespondioApi::UpdateContact(const Call& call) {
   Json body;
   if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
   ContactPatch patch;
-  if (auto err = ParseContactPatch(body, &patch)) return *err;
+  if (auto err = ParseContactPatch(body, CustomFieldsKey(), &patch)) {
+    return *err;
+  }
   return state_->UpdateContact(ident, patch);
 }
 
@@ -707,7 +1035,7 @@ ApiResult RespondioApi::SendMessage(const Call& call) {
     return Error(400, absl::StrCat("message must be an object, got ",
                                    JsonTypeName(*m)));
   }
-  if (auto err = ValidateMessageContent(*m)) return *err;
+  if (auto err = ValidateMessageContent(*m, dialect_)) return *err;
   input.message = *m;
   return state_->SendMessage(ident, input);
 }
@@ -718,7 +1046,7 @@ ApiResult RespondioApi::ListMessages(const Call& call) {
   std::vector<std::pair<int64_t, Json>> items;
   ApiResult r = state_->ListMessages(ident, &items);
   if (r.status != 200) return r;
-  return Paged(items, call.ctx);
+  return Ok(ToArray(items));
 }
 
 ApiResult RespondioApi::GetMessage(const Call& call) {
@@ -752,6 +1080,12 @@ ApiResult RespondioApi::ConversationStatus(const Call& call) {
   }
   if (auto err = GetOptString(body, "category", &input.category)) return *err;
   if (auto err = GetOptString(body, "summary", &input.summary)) return *err;
+  if (dialect_ == Dialect::kLive && input.status == "open") {
+    // The live clients send open with empty category and summary.
+    for (std::optional<std::string>* f : {&input.category, &input.summary}) {
+      if (f->has_value() && (*f)->empty()) f->reset();
+    }
+  }
   if (input.status == "open" &&
       (input.closing_note_id.has_value() || input.category.has_value() ||
        input.summary.has_value())) {
@@ -773,6 +1107,25 @@ ApiResult RespondioApi::AssignConversation(const Call& call) {
                  "assignee is required (email:<email>, id:<userId> or null)");
   }
   if (a->is_null()) return state_->AssignConversation(ident, std::nullopt);
+  if (dialect_ == Dialect::kLive) {
+    // Live: a user id as a number, or the user's plain email.
+    if (a->is_number_integer()) {
+      return state_->AssignConversation(
+          ident, absl::StrCat("id:", a->get<int64_t>()));
+    }
+    if (!a->is_string()) {
+      return Error(400, absl::StrCat("assignee must be a user id (number), an "
+                                     "email or null, got ",
+                                     JsonTypeName(*a)));
+    }
+    const std::string email = a->get<std::string>();
+    if (!IsValidEmail(email) || email.rfind("email:", 0) == 0) {
+      return Error(400, absl::StrCat("assignee must be a user id (number), an "
+                                     "email or null, got '",
+                                     email, "'"));
+    }
+    return state_->AssignConversation(ident, "email:" + email);
+  }
   if (!a->is_string()) {
     return Error(400, absl::StrCat("assignee must be a string or null, got ",
                                    JsonTypeName(*a)));
@@ -800,13 +1153,25 @@ ApiResult RespondioApi::CreateComment(const Call& call) {
 
 ApiResult RespondioApi::ListTags(const Call&) { return state_->ListTags(); }
 
+// {name, description?, colorCode?, emoji?}; the openapi Tag is {id?, name}.
+static MaybeError ParseTagInput(const Json& body, const char* name_key,
+                         TagInput* tag) {
+  if (auto err = GetRequiredString(body, name_key, &tag->name)) return err;
+  if (auto err = ValidateName(tag->name, name_key)) return err;
+  if (auto err = GetOptString(body, "description", &tag->description)) {
+    return err;
+  }
+  if (auto err = GetOptString(body, "colorCode", &tag->color_code)) return err;
+  if (auto err = GetOptString(body, "emoji", &tag->emoji)) return err;
+  return std::nullopt;
+}
+
 ApiResult RespondioApi::CreateTag(const Call& call) {
   Json body;
   if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
-  std::string name;
-  if (auto err = GetRequiredString(body, "name", &name)) return *err;
-  if (auto err = ValidateName(name, "name")) return *err;
-  return state_->CreateTag(name);
+  TagInput tag;
+  if (auto err = ParseTagInput(body, "name", &tag)) return *err;
+  return state_->CreateTag(tag);
 }
 
 ApiResult RespondioApi::UpdateTag(const Call& call) {
@@ -814,16 +1179,35 @@ ApiResult RespondioApi::UpdateTag(const Call& call) {
   if (auto err = ParseIdParam(call.params[0], "tagId", &tag_id)) return *err;
   Json body;
   if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
-  std::string name;
-  if (auto err = GetRequiredString(body, "name", &name)) return *err;
-  if (auto err = ValidateName(name, "name")) return *err;
-  return state_->UpdateTag(tag_id, name);
+  TagInput tag;
+  if (auto err = ParseTagInput(body, "name", &tag)) return *err;
+  return state_->UpdateTag(tag_id, tag);
+}
+
+ApiResult RespondioApi::UpdateTagByName(const Call& call) {
+  Json body;
+  if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
+  std::string current;
+  if (auto err = GetRequiredString(body, "currentName", &current)) {
+    return *err;
+  }
+  TagInput tag;
+  if (auto err = ParseTagInput(body, "name", &tag)) return *err;
+  return state_->UpdateTagByName(current, tag);
 }
 
 ApiResult RespondioApi::DeleteTag(const Call& call) {
   int64_t tag_id = 0;
   if (auto err = ParseIdParam(call.params[0], "tagId", &tag_id)) return *err;
   return state_->DeleteTag(tag_id);
+}
+
+ApiResult RespondioApi::DeleteTagByName(const Call& call) {
+  Json body;
+  if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
+  std::string name;
+  if (auto err = GetRequiredString(body, "name", &name)) return *err;
+  return state_->DeleteTagByName(name);
 }
 
 // ---------------------------------------------------------------------------
@@ -834,50 +1218,68 @@ ApiResult RespondioApi::ListCustomFields(const Call&) {
 }
 
 ApiResult RespondioApi::CreateCustomField(const Call& call) {
-  static const std::set<std::string> kTypes = {"text", "number",   "date",
-                                               "list", "checkbox", "url"};
+  // The dialects name the members differently and the live API knows two
+  // more data types.
+  const bool live = dialect_ == Dialect::kLive;
+  const std::vector<std::string> types =
+      live ? std::vector<std::string>{"text", "email", "number", "date",
+                                      "time", "list", "checkbox", "url"}
+           : std::vector<std::string>{"text", "number", "date",
+                                      "list", "checkbox", "url"};
+  const std::string type_key = live ? "dataType" : "type";
+  const std::string options_key = live ? "allowedValues" : "options";
   Json body;
   if (auto err = ParseObjectBody(call.ctx, &body)) return *err;
-  std::string name;
+  CustomFieldInput input;
+  std::string& name = input.name;
   if (auto err = GetRequiredString(body, "name", &name)) return *err;
   if (auto err = ValidateName(name, "name")) return *err;
-  std::string type;
-  if (auto err = GetRequiredString(body, "type", &type)) return *err;
-  if (kTypes.count(type) == 0) {
-    return Error(400, absl::StrCat("type must be one of text, number, date, "
-                                   "list, checkbox, url; got '",
-                                   type, "'"));
+  std::string& type = input.type;
+  if (auto err = GetRequiredString(body, type_key, &type)) return *err;
+  if (!Contains(types, type)) {
+    return Error(400, absl::StrCat(type_key, " must be one of ",
+                                   absl::StrJoin(types, ", "), "; got '", type,
+                                   "'"));
   }
-  std::vector<std::string> options;
-  auto o = body.find("options");
+  if (live) {
+    if (auto err = GetOptString(body, "slug", &input.slug)) return *err;
+    if (auto err = GetOptString(body, "description", &input.description)) {
+      return *err;
+    }
+  }
+  std::vector<std::string>& options = input.options;
+  auto o = body.find(options_key);
   bool has_options = o != body.end() && !o->is_null();
   if (has_options) {
     if (!o->is_array()) {
-      return Error(400, absl::StrCat("options must be an array of strings, "
-                                     "got ",
+      return Error(400, absl::StrCat(options_key,
+                                     " must be an array of strings, got ",
                                      JsonTypeName(*o)));
     }
     std::set<std::string> seen;
     for (size_t i = 0; i < o->size(); ++i) {
       const Json& v = (*o)[i];
       if (!v.is_string() || v.get<std::string>().empty()) {
-        return Error(400, absl::StrCat("options[", i,
+        return Error(400, absl::StrCat(options_key, "[", i,
                                        "] must be a non-empty string"));
       }
       if (!seen.insert(v.get<std::string>()).second) {
-        return Error(400, absl::StrCat("options[", i, "] is a duplicate: '",
+        return Error(400, absl::StrCat(options_key, "[", i,
+                                       "] is a duplicate: '",
                                        v.get<std::string>(), "'"));
       }
       options.push_back(v.get<std::string>());
     }
   }
   if (type == "list" && options.empty()) {
-    return Error(400, "options is required (non-empty) for type list");
+    return Error(400, absl::StrCat(options_key,
+                                   " is required (non-empty) for type list"));
   }
   if (type != "list" && !options.empty()) {
-    return Error(400, "options is only allowed for type list");
+    return Error(400, absl::StrCat(options_key,
+                                   " is only allowed for type list"));
   }
-  return state_->CreateCustomField(name, type, options);
+  return state_->CreateCustomField(input);
 }
 
 ApiResult RespondioApi::GetCustomField(const Call& call) {
@@ -889,16 +1291,28 @@ ApiResult RespondioApi::GetCustomField(const Call& call) {
 // ---------------------------------------------------------------------------
 // Space.
 
-ApiResult RespondioApi::ListSpaceChannels(const Call& call) {
-  return Paged(state_->ListSpaceChannels(), call.ctx);
+ApiResult RespondioApi::ListSpaceChannels(const Call&) {
+  return Ok(ToArray(state_->ListSpaceChannels()));
 }
 
-ApiResult RespondioApi::ListClosingNotes(const Call& call) {
-  return Paged(state_->ListClosingNotes(), call.ctx);
+ApiResult RespondioApi::ListClosingNotes(const Call&) {
+  return Ok(ToArray(state_->ListClosingNotes()));
 }
 
-ApiResult RespondioApi::ListSpaceUsers(const Call& call) {
-  return Paged(state_->ListSpaceUsers(), call.ctx);
+ApiResult RespondioApi::ListSpaceUsers(const Call&) {
+  return Ok(ToArray(state_->ListSpaceUsers()));
+}
+
+ApiResult RespondioApi::ListTemplates(const Call& call) {
+  int64_t id = 0;
+  if (auto err = ParseIdParam(call.params[0], "channelId", &id)) return *err;
+  return state_->ListTemplates(id);
+}
+
+ApiResult RespondioApi::GetTemplate(const Call& call) {
+  int64_t id = 0;
+  if (auto err = ParseIdParam(call.params[0], "templateId", &id)) return *err;
+  return state_->GetTemplate(id);
 }
 
 ApiResult RespondioApi::GetSpaceUser(const Call& call) {

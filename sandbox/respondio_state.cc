@@ -71,6 +71,21 @@ std::string CheckCustomFieldValue(const std::string& name,
       return absl::StrCat("customFields: value '", value, "' of field '", name,
                           "' must be \"true\" or \"false\"");
     }
+  } else if (type == "email") {
+    if (!IsValidEmail(value)) {
+      return absl::StrCat("customFields: value '", value, "' of field '", name,
+                          "' is not an email address");
+    }
+  } else if (type == "time") {
+    bool ok = (value.size() == 5 || value.size() == 8) &&
+              IsDigits(value.substr(0, 2)) && value[2] == ':' &&
+              IsDigits(value.substr(3, 2)) &&
+              (value.size() == 5 ||
+               (value[5] == ':' && IsDigits(value.substr(6, 2))));
+    if (!ok) {
+      return absl::StrCat("customFields: value '", value, "' of field '", name,
+                          "' is not a time (HH:MM[:SS])");
+    }
   } else if (type == "url") {
     if (!StartsWith(value, "http://") && !StartsWith(value, "https://")) {
       return absl::StrCat("customFields: value '", value, "' of field '", name,
@@ -161,7 +176,7 @@ bool ParseIdentifier(std::string_view s, Identifier* out, std::string* error) {
   return false;
 }
 
-RespondioState::RespondioState() {
+RespondioState::RespondioState(Dialect dialect) : dialect_(dialect) {
   absl::MutexLock lock(&mu_);
   SeedLocked();
 }
@@ -180,6 +195,7 @@ void RespondioState::SeedLocked() {
   channels_.clear();
   users_.clear();
   closing_notes_.clear();
+  templates_.clear();
 
   users_[1] = User{1, "Alex", "Agent", "agent@example.com", "agent"};
   users_[2] = User{2, "Morgan", "Admin", "admin@example.com", "owner"};
@@ -201,25 +217,39 @@ void RespondioState::SeedLocked() {
   closing_notes_[3] =
       ClosingNote{3, "No response", "The contact stopped responding."};
 
-  tags_[1] = Tag{1, "customer"};
-  tags_[2] = Tag{2, "newsletter"};
+  // WhatsApp templates of channel 123 (the only WhatsApp channel).
+  templates_[1] = Template{
+      1, 123, "order_update", "en", "UTILITY", "APPROVED",
+      Json::array({Json{{"type", "BODY"},
+                        {"text", "Your order {{1}} has shipped."}}})};
+  templates_[2] = Template{
+      2, 123, "welcome", "pt_BR", "MARKETING", "APPROVED",
+      Json::array({Json{{"type", "BODY"}, {"text", "Bem-vindo!"}}})};
+
+  // Names differ from the examples of respond.io's request collection (tag
+  // "vip", custom field "account_tier"), which must run against the seed.
+  tags_[1] = Tag{1, "customer", "Paying customers", "#2E7D32", std::nullopt};
+  tags_[2] = Tag{2, "newsletter", std::nullopt, std::nullopt, std::nullopt};
   next_tag_id_ = 3;
 
-  custom_fields_[1] = CustomField{1, "account_tier", "list", {"free", "pro"}};
-  custom_fields_[2] = CustomField{2, "company", "text", {}};
+  custom_fields_[1] =
+      CustomField{1, "tier", "list", {"free", "pro"}, "tier", std::nullopt};
+  custom_fields_[2] =
+      CustomField{2, "company", "text", {}, "company", "Employer"};
   next_custom_field_id_ = 3;
 
   Contact ada;
   ada.id = 12345;
   ada.first_name = "Ada";
   ada.last_name = "Lovelace";
-  ada.email = "ada@example.com";
-  ada.phone = "+60123456789";
+  // Not the collection's example contact (ada@example.com, +60123456789).
+  ada.email = "ada.lovelace@example.com";
+  ada.phone = "+60123450001";
   ada.language = "en";
   ada.country_code = "MY";
   ada.created = kSeedCreated;
   ada.tags = {"customer"};
-  ada.custom_fields = {{"account_tier", "pro"}};
+  ada.custom_fields = {{"tier", "pro"}};
   ada.channel_ids = {123};
   ada.conversation_status = "open";
   ada.opened = kSeedCreated;
@@ -247,16 +277,39 @@ void RespondioState::SeedLocked() {
 // ---------------------------------------------------------------------------
 // Rendering.
 
+// The assigned user: live {id, firstName, lastName, email}, openapi the plain
+// email; null when unassigned.
+Json RespondioState::UserRefLocked(std::optional<int64_t> user_id) const {
+  if (!user_id.has_value()) return nullptr;
+  const User* u = FindUserLocked(*user_id);
+  if (u == nullptr) return nullptr;
+  if (dialect_ == Dialect::kOpenapi) return u->email;
+  return Json{{"id", u->id},
+              {"firstName", u->first_name},
+              {"lastName", u->last_name},
+              {"email", u->email}};
+}
+
 Json RespondioState::ContactJsonLocked(const Contact& c) const {
   Json custom = Json::array();
   for (const auto& [name, value] : c.custom_fields) {
     custom.push_back(Json{{"name", name}, {"value", value}});
   }
-  Json assignee = nullptr;
-  if (c.assignee_user_id.has_value()) {
-    if (const User* u = FindUserLocked(*c.assignee_user_id)) {
-      assignee = u->email;
-    }
+  Json assignee = UserRefLocked(c.assignee_user_id);
+  if (dialect_ == Dialect::kLive) {
+    return Json{{"id", c.id},
+                {"firstName", OptString(c.first_name)},
+                {"lastName", OptString(c.last_name)},
+                {"email", OptString(c.email)},
+                {"phone", OptString(c.phone)},
+                {"language", OptString(c.language)},
+                {"profilePic", OptString(c.profile_pic)},
+                {"countryCode", OptString(c.country_code)},
+                {"lifecycle", OptString(c.lifecycle)},
+                {"assignee", assignee},
+                {"created_at", c.created},
+                {"tags", c.tags},
+                {"custom_fields", custom}};
   }
   return Json{{"id", c.id},
               {"firstName", OptString(c.first_name)},
@@ -274,12 +327,7 @@ Json RespondioState::ContactJsonLocked(const Contact& c) const {
 }
 
 Json RespondioState::ConversationJsonLocked(const Contact& c) const {
-  Json assignee = nullptr;
-  if (c.assignee_user_id.has_value()) {
-    if (const User* u = FindUserLocked(*c.assignee_user_id)) {
-      assignee = u->email;
-    }
-  }
+  Json assignee = UserRefLocked(c.assignee_user_id);
   return Json{{"contactId", c.id},
               {"status", c.conversation_status},
               {"assignee", assignee},
@@ -312,10 +360,37 @@ Json RespondioState::UserJson(const User& u) {
               {"role", u.role}};
 }
 
-Json RespondioState::CustomFieldJson(const CustomField& f) {
+Json RespondioState::CustomFieldJson(const CustomField& f) const {
+  if (dialect_ == Dialect::kLive) {
+    return Json{{"id", f.id},
+                {"name", f.name},
+                {"slug", f.slug},
+                {"description", OptString(f.description)},
+                {"dataType", f.type},
+                {"allowedValues", f.options}};
+  }
   Json j{{"id", f.id}, {"name", f.name}, {"type", f.type}};
   if (f.type == "list") j["options"] = f.options;
   return j;
+}
+
+Json RespondioState::TagJson(const Tag& t) const {
+  if (dialect_ == Dialect::kOpenapi) return Json{{"id", t.id}, {"name", t.name}};
+  return Json{{"id", t.id},
+              {"name", t.name},
+              {"description", OptString(t.description)},
+              {"colorCode", OptString(t.color_code)},
+              {"emoji", OptString(t.emoji)}};
+}
+
+Json RespondioState::TemplateJson(const Template& t) {
+  return Json{{"id", t.id},
+              {"channelId", t.channel_id},
+              {"name", t.name},
+              {"languageCode", t.language_code},
+              {"category", t.category},
+              {"status", t.status},
+              {"components", t.components}};
 }
 
 Json RespondioState::Dump() const {
@@ -337,9 +412,7 @@ Json RespondioState::Dump() const {
                             {"created", c.created}});
   }
   Json tags = Json::array();
-  for (const auto& [id, t] : tags_) {
-    tags.push_back(Json{{"id", t.id}, {"name", t.name}});
-  }
+  for (const auto& [id, t] : tags_) tags.push_back(TagJson(t));
   Json fields = Json::array();
   for (const auto& [id, f] : custom_fields_) {
     fields.push_back(CustomFieldJson(f));
@@ -877,45 +950,63 @@ ApiResult RespondioState::CreateComment(const Identifier& ident,
 ApiResult RespondioState::ListTags() const {
   absl::ReaderMutexLock lock(&mu_);
   Json out = Json::array();
-  for (const auto& [id, t] : tags_) {
-    out.push_back(Json{{"id", t.id}, {"name", t.name}});
-  }
+  for (const auto& [id, t] : tags_) out.push_back(TagJson(t));
   return Ok(out);
 }
 
-ApiResult RespondioState::CreateTag(const std::string& name) {
+ApiResult RespondioState::CreateTag(const TagInput& input) {
   absl::MutexLock lock(&mu_);
   for (const auto& [id, t] : tags_) {
-    if (t.name == name) {
-      return Error(400, absl::StrCat("name: tag '", name,
+    if (t.name == input.name) {
+      return Error(400, absl::StrCat("name: tag '", input.name,
                                      "' already exists (id ", id, ")"));
     }
   }
-  Tag t{next_tag_id_++, name};
+  Tag t{next_tag_id_++, input.name, input.description, input.color_code,
+        input.emoji};
   tags_[t.id] = t;
-  return Ok(Json{{"id", t.id}, {"name", t.name}});
+  return Ok(TagJson(t));
 }
 
-ApiResult RespondioState::UpdateTag(int64_t tag_id, const std::string& name) {
+ApiResult RespondioState::UpdateTag(int64_t tag_id, const TagInput& input) {
   absl::MutexLock lock(&mu_);
   auto it = tags_.find(tag_id);
   if (it == tags_.end()) {
     return Error(404, absl::StrCat("Tag not found: ", tag_id));
   }
+  return RenameTagLocked(&it->second, input);
+}
+
+ApiResult RespondioState::UpdateTagByName(const std::string& current_name,
+                                          const TagInput& input) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, t] : tags_) {
+    if (t.name == current_name) return RenameTagLocked(&t, input);
+  }
+  return Error(404, absl::StrCat("currentName: tag '", current_name,
+                                 "' not found"));
+}
+
+ApiResult RespondioState::RenameTagLocked(Tag* tag, const TagInput& input) {
+  const std::string& name = input.name;
   for (const auto& [id, t] : tags_) {
-    if (id != tag_id && t.name == name) {
+    if (id != tag->id && t.name == name) {
       return Error(400, absl::StrCat("name: tag '", name,
                                      "' already exists (id ", id, ")"));
     }
   }
-  std::string old = it->second.name;
-  it->second.name = name;
+  std::string old = tag->name;
+  tag->name = name;
+  // Attributes the request does not carry are kept.
+  if (input.description.has_value()) tag->description = input.description;
+  if (input.color_code.has_value()) tag->color_code = input.color_code;
+  if (input.emoji.has_value()) tag->emoji = input.emoji;
   // Renaming a workspace tag renames it on every contact.
   for (auto& [id, c] : contacts_) {
     bool has_new =
         std::find(c.tags.begin(), c.tags.end(), name) != c.tags.end();
     for (auto t = c.tags.begin(); t != c.tags.end();) {
-      if (*t == old) {
+      if (*t == old && old != name) {
         if (has_new) {
           t = c.tags.erase(t);
           continue;
@@ -926,15 +1017,27 @@ ApiResult RespondioState::UpdateTag(int64_t tag_id, const std::string& name) {
       ++t;
     }
   }
-  return Ok(Json{{"id", tag_id}, {"name", name}});
+  return Ok(TagJson(*tag));
 }
 
 ApiResult RespondioState::DeleteTag(int64_t tag_id) {
   absl::MutexLock lock(&mu_);
-  auto it = tags_.find(tag_id);
-  if (it == tags_.end()) {
+  if (tags_.count(tag_id) == 0) {
     return Error(404, absl::StrCat("Tag not found: ", tag_id));
   }
+  return DeleteTagLocked(tag_id);
+}
+
+ApiResult RespondioState::DeleteTagByName(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, t] : tags_) {
+    if (t.name == name) return DeleteTagLocked(id);
+  }
+  return Error(404, absl::StrCat("name: tag '", name, "' not found"));
+}
+
+ApiResult RespondioState::DeleteTagLocked(int64_t tag_id) {
+  auto it = tags_.find(tag_id);
   std::string name = it->second.name;
   tags_.erase(it);
   // Deleting a workspace tag removes it from every contact.
@@ -955,17 +1058,26 @@ ApiResult RespondioState::ListCustomFields() const {
   return Ok(out);
 }
 
-ApiResult RespondioState::CreateCustomField(
-    const std::string& name, const std::string& type,
-    const std::vector<std::string>& options) {
+ApiResult RespondioState::CreateCustomField(const CustomFieldInput& input) {
   absl::MutexLock lock(&mu_);
+  std::string slug = input.slug.value_or("");
+  if (slug.empty()) {
+    for (char ch : AsciiLower(input.name)) {
+      slug.push_back(std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_');
+    }
+  }
   for (const auto& [id, f] : custom_fields_) {
-    if (f.name == name) {
-      return Error(400, absl::StrCat("name: custom field '", name,
+    if (f.name == input.name) {
+      return Error(400, absl::StrCat("name: custom field '", input.name,
+                                     "' already exists (id ", id, ")"));
+    }
+    if (f.slug == slug) {
+      return Error(400, absl::StrCat("slug: custom field slug '", slug,
                                      "' already exists (id ", id, ")"));
     }
   }
-  CustomField f{next_custom_field_id_++, name, type, options};
+  CustomField f{next_custom_field_id_++, input.name, input.type,
+                input.options, slug, input.description};
   custom_fields_[f.id] = f;
   return Ok(CustomFieldJson(f));
 }
@@ -1008,6 +1120,27 @@ std::vector<std::pair<int64_t, Json>> RespondioState::ListSpaceUsers() const {
   std::vector<std::pair<int64_t, Json>> out;
   for (const auto& [id, u] : users_) out.emplace_back(id, UserJson(u));
   return out;
+}
+
+ApiResult RespondioState::ListTemplates(int64_t channel_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  if (FindChannelLocked(channel_id) == nullptr) {
+    return Error(404, absl::StrCat("Channel not found: ", channel_id));
+  }
+  Json out = Json::array();
+  for (const auto& [id, t] : templates_) {
+    if (t.channel_id == channel_id) out.push_back(TemplateJson(t));
+  }
+  return Ok(out);
+}
+
+ApiResult RespondioState::GetTemplate(int64_t template_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = templates_.find(template_id);
+  if (it == templates_.end()) {
+    return Error(404, absl::StrCat("Template not found: ", template_id));
+  }
+  return Ok(Json{{"data", TemplateJson(it->second)}});
 }
 
 ApiResult RespondioState::GetSpaceUser(int64_t id) const {

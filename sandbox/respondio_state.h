@@ -63,6 +63,23 @@ struct MessageInput {
   Json message;  // validated MessageContent
 };
 
+// A workspace tag's attributes (description, colour and emoji exist in the
+// live dialect only; the openapi dialect's Tag is {id, name}).
+struct TagInput {
+  std::string name;
+  std::optional<std::string> description;
+  std::optional<std::string> color_code;
+  std::optional<std::string> emoji;
+};
+
+struct CustomFieldInput {
+  std::string name;
+  std::string type;  // the live dialect calls it dataType
+  std::vector<std::string> options;  // live: allowedValues
+  std::optional<std::string> slug;   // live only; derived from name if unset
+  std::optional<std::string> description;
+};
+
 struct ConversationStatusInput {
   std::string status;  // "open" | "close"
   std::optional<int64_t> closing_note_id;
@@ -72,7 +89,10 @@ struct ConversationStatusInput {
 
 class RespondioState {
  public:
-  RespondioState();
+  // `dialect` decides how records are rendered (field names, assignee as a
+  // user object or an email, tag and custom-field attributes).
+  explicit RespondioState(Dialect dialect = Dialect::kLive);
+  Dialect dialect() const { return dialect_; }
 
   // Restores the seed data and resets all counters.
   void Reset();
@@ -119,17 +139,25 @@ class RespondioState {
                                const std::optional<std::string>& assignee);
   ApiResult CreateComment(const Identifier& ident, const std::string& text);
 
-  // Workspace tags.
+  // Workspace tags (a JSON array ordered by id). By id (openapi) or keyed by
+  // name (live: PUT/DELETE /space/tag with currentName / name).
   ApiResult ListTags() const;
-  ApiResult CreateTag(const std::string& name);
-  ApiResult UpdateTag(int64_t tag_id, const std::string& name);
+  ApiResult CreateTag(const TagInput& tag);
+  ApiResult UpdateTag(int64_t tag_id, const TagInput& tag);
+  ApiResult UpdateTagByName(const std::string& current_name,
+                            const TagInput& tag);
   ApiResult DeleteTag(int64_t tag_id);
+  ApiResult DeleteTagByName(const std::string& name);
 
-  // Custom fields.
+  // Custom fields (list: a JSON array ordered by id).
   ApiResult ListCustomFields() const;
-  ApiResult CreateCustomField(const std::string& name, const std::string& type,
-                              const std::vector<std::string>& options);
+  ApiResult CreateCustomField(const CustomFieldInput& field);
   ApiResult GetCustomField(int64_t id) const;
+
+  // WhatsApp message templates of a space channel (a JSON array ordered by
+  // id; 404 for an unknown channel) and one template as {data: template}.
+  ApiResult ListTemplates(int64_t channel_id) const;
+  ApiResult GetTemplate(int64_t template_id) const;
 
   // Space.
   std::vector<std::pair<int64_t, Json>> ListSpaceChannels() const;
@@ -179,12 +207,26 @@ class RespondioState {
   struct Tag {
     int64_t id = 0;
     std::string name;
+    std::optional<std::string> description;
+    std::optional<std::string> color_code;
+    std::optional<std::string> emoji;
   };
   struct CustomField {
     int64_t id = 0;
     std::string name;
     std::string type;
     std::vector<std::string> options;
+    std::string slug;
+    std::optional<std::string> description;
+  };
+  struct Template {
+    int64_t id = 0;
+    int64_t channel_id = 0;
+    std::string name;
+    std::string language_code;
+    std::string category;
+    std::string status;
+    Json components;
   };
   struct Channel {
     int64_t id = 0;
@@ -223,14 +265,22 @@ class RespondioState {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   Json ConversationJsonLocked(const Contact& c) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  Json UserRefLocked(std::optional<int64_t> user_id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   static Json MessageJson(const Message& m);
   static Json ChannelJson(const Channel& ch);
   static Json UserJson(const User& u);
-  static Json CustomFieldJson(const CustomField& f);
+  Json CustomFieldJson(const CustomField& f) const;
+  Json TagJson(const Tag& t) const;
+  static Json TemplateJson(const Template& t);
+  ApiResult RenameTagLocked(Tag* tag, const TagInput& input)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ApiResult DeleteTagLocked(int64_t tag_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Channel* FindChannelLocked(int64_t id) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   const User* FindUserLocked(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  const Dialect dialect_;
   mutable absl::Mutex mu_;
   std::map<int64_t, Contact> contacts_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Message> messages_ ABSL_GUARDED_BY(mu_);
@@ -240,6 +290,7 @@ class RespondioState {
   std::map<int64_t, Channel> channels_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, User> users_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, ClosingNote> closing_notes_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Template> templates_ ABSL_GUARDED_BY(mu_);
   int64_t next_contact_id_ ABSL_GUARDED_BY(mu_) = 1000;
   int64_t next_message_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_comment_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -14,7 +14,9 @@ namespace sandbox {
 SandboxServer::SandboxServer(SandboxOptions options)
     : options_(std::move(options)),
       limiter_(options_.rate_limits),
+      respondio_state_(options_.respondio_dialect),
       respondio_api_(&respondio_state_, &limiter_, options_.respondio_token),
+      chatwoot_state_(options_.chatwoot_dialect),
       chatwoot_api_(&chatwoot_state_, &limiter_, options_.chatwoot_token,
                     options_.chatwoot_rate_limit_per_minute),
       admin_(&log_, &faults_, &limiter_,

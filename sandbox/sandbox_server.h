@@ -1,5 +1,5 @@
-// The sandbox HTTP server: wires the emulated APIs (respond.io at the root,
-// Chatwoot under /api/v1/), the request log, fault injection, rate limiting and
+// The sandbox HTTP server: wires the emulated APIs (respond.io at the root and
+// under /v2, Chatwoot under /api/v1/), the request log, fault injection, rate limiting and
 // the admin endpoints onto one httplib::Server.
 // Used by server_main.cc and, in-process, by sandbox_test.cc.
 #ifndef SANDBOX_SANDBOX_SERVER_H_
@@ -35,6 +35,10 @@ struct SandboxOptions {
   std::string webhook_url;
   std::string respondio_webhook_secret = "sandbox-webhook-secret";
   std::string chatwoot_webhook_secret = "sandbox-webhook-secret";
+  // live: what the real services do (specs/live-api.md); openapi: what their
+  // OpenAPI documents describe.
+  Dialect respondio_dialect = Dialect::kLive;
+  Dialect chatwoot_dialect = Dialect::kLive;
 };
 
 class SandboxServer {

@@ -79,9 +79,12 @@ Json RawBody(const std::string& response) {
   return Json::parse(response.substr(p + 4), nullptr, false);
 }
 
+// The original tests: the openapi dialect. Live-dialect tests use
+// LiveSandboxTest (live_test.cc shares this fixture through the header).
 class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override { StartServer(/*rate_limits=*/false); }
+  Dialect dialect_ = Dialect::kOpenapi;
   void TearDown() override { server_.reset(); }
 
   void StartServer(bool rate_limits) {
@@ -92,6 +95,8 @@ class SandboxTest : public ::testing::Test {
     options.respondio_token = kToken;
     options.rate_limits = rate_limits;
     options.threads = 16;
+    options.respondio_dialect = dialect_;
+    options.chatwoot_dialect = dialect_;
     server_ = std::make_unique<SandboxServer>(options);
     std::string error;
     ASSERT_TRUE(server_->Start(&error)) << error;
@@ -177,8 +182,8 @@ TEST_F(SandboxTest, SeedData) {
   Json c = Body(res);
   EXPECT_EQ(c["id"], 12345);
   EXPECT_EQ(c["firstName"], "Ada");
-  EXPECT_EQ(c["email"], "ada@example.com");
-  EXPECT_EQ(c["phone"], "+60123456789");
+  EXPECT_EQ(c["email"], "ada.lovelace@example.com");
+  EXPECT_EQ(c["phone"], "+60123450001");
   EXPECT_TRUE(c["tags"].is_array());
   EXPECT_TRUE(c["customFields"].is_array());
 
@@ -226,8 +231,9 @@ TEST_F(SandboxTest, SeedData) {
     ASSERT_EQ(res->status, 200) << path;
     Json b = Body(res);
     EXPECT_TRUE(b["items"].is_array()) << path;
-    EXPECT_TRUE(b["pagination"].contains("next")) << path;
-    EXPECT_TRUE(b["pagination"].contains("previous")) << path;
+    // The OpenAPI document's Pagination schema.
+    EXPECT_TRUE(b["pagination"].contains("cursorId")) << path;
+    EXPECT_TRUE(b["pagination"]["hasMore"].is_boolean()) << path;
   }
 
   for (const char* path : {"/custom_field", "/space/custom_field",
@@ -238,7 +244,7 @@ TEST_F(SandboxTest, SeedData) {
     Json b = Body(res);
     ASSERT_TRUE(b.is_array());
     EXPECT_EQ(b[0]["id"], 1);
-    EXPECT_EQ(b[0]["name"], "account_tier");
+    EXPECT_EQ(b[0]["name"], "tier");
   }
   res = Get("/space/contact_field/1");
   ASSERT_TRUE(res);
@@ -417,32 +423,28 @@ TEST_F(SandboxTest, PaginationAcrossPages) {
     ASSERT_EQ(res->status, 200) << res->body;
     Json b = Body(res);
     ++pages;
-    if (pages == 1) {
-      first_page_pagination = b["pagination"];
-    } else {
-      EXPECT_TRUE(b["pagination"]["previous"].is_string());
-    }
+    if (pages == 1) first_page_pagination = b["pagination"];
     for (const Json& c : b["items"]) ids.push_back(c["id"]);
     EXPECT_LE(b["items"].size(), 5u);
-    if (b["pagination"]["next"].is_null()) break;
-    path = PathOf(b["pagination"]["next"]);
+    if (!b["pagination"]["hasMore"].get<bool>()) {
+      EXPECT_TRUE(b["pagination"]["cursorId"].is_null());
+      break;
+    }
+    path = "/contact/list?limit=5&cursorId=" +
+           std::to_string(b["pagination"]["cursorId"].get<int64_t>());
     ASSERT_LT(pages, 10);
   }
   EXPECT_EQ(pages, 3);
   EXPECT_EQ(ids.size(), 14u);  // 12 + 2 seeded
   EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), ids.size());
-  EXPECT_TRUE(first_page_pagination["previous"].is_null());
-  EXPECT_EQ(PathOf(first_page_pagination["next"]),
-            "/contact/list?cursorId=" + std::to_string(ids[4]) + "&limit=5");
+  EXPECT_EQ(first_page_pagination["cursorId"], ids[4]);
+  EXPECT_FALSE(first_page_pagination.contains("next"));
 
-  // previous of the third page is the second page.
   auto res = Get("/contact/list?cursorId=" + std::to_string(ids[9]) + "&limit=5");
   ASSERT_TRUE(res);
   Json b = Body(res);
   EXPECT_EQ(b["items"][0]["id"], ids[10]);
-  EXPECT_EQ(PathOf(b["pagination"]["previous"]),
-            "/contact/list?cursorId=" + std::to_string(ids[4]) + "&limit=5");
 
   // Default limit 10.
   res = Get("/contact/list");
@@ -472,12 +474,11 @@ TEST_F(SandboxTest, PaginationAcrossPages) {
   ASSERT_TRUE(res);
   b = Body(res);
   ASSERT_EQ(b["items"].size(), 1u);
-  EXPECT_EQ(PathOf(b["pagination"]["next"]), "/space/user?cursorId=1&limit=1");
+  EXPECT_EQ(b["pagination"]["cursorId"], 1);
   res = Get("/space/user?cursorId=1&limit=1");
   ASSERT_TRUE(res);
   b = Body(res);
   EXPECT_EQ(b["items"][0]["id"], 2);
-  EXPECT_EQ(PathOf(b["pagination"]["previous"]), "/space/user?limit=1");
 }
 
 TEST_F(SandboxTest, TagsAndLimits) {
@@ -563,17 +564,17 @@ TEST_F(SandboxTest, CustomFields) {
   res = Post("/space/contact_field", R"({"name":"plan","type":"list"})");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
-  res = Post("/custom_field", R"({"name":"account_tier","type":"text"})");
+  res = Post("/custom_field", R"({"name":"tier","type":"text"})");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
 
   res = Put("/contact/id:67890",
-            R"({"customFields":[{"name":"score","value":"42"},{"name":"account_tier","value":"free"}]})");
+            R"({"customFields":[{"name":"score","value":"42"},{"name":"tier","value":"free"}]})");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   EXPECT_EQ(Body(res)["customFields"].size(), 2u);
   res = Put("/contact/id:67890",
-            R"({"customFields":[{"name":"account_tier","value":"gold"}]})");
+            R"({"customFields":[{"name":"tier","value":"gold"}]})");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
   res = Put("/contact/id:67890",

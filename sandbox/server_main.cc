@@ -1,5 +1,5 @@
 // The sandbox binary: an in-memory emulator of the respond.io Developer API
-// v2 (routes at the root, e.g. /contact/{identifier}) and of Chatwoot's
+// v2 (routes at the root and under /v2, e.g. /v2/contact/{identifier}) and of Chatwoot's
 // application API (/api/v1/accounts/{account_id}/...), plus /__admin/*.
 //
 //   bazel-bin/sandbox/sandbox --listen=127.0.0.1:8081
@@ -37,6 +37,12 @@ ABSL_FLAG(std::string, respondio_webhook_secret, "sandbox-webhook-secret",
           "respond.io webhook signing key");
 ABSL_FLAG(std::string, chatwoot_webhook_secret, "sandbox-webhook-secret",
           "Chatwoot webhook secret");
+ABSL_FLAG(std::string, respondio_dialect, "live",
+          "respond.io behaviour: live (what api.respond.io does) or openapi "
+          "(what its OpenAPI document describes)");
+ABSL_FLAG(std::string, chatwoot_dialect, "live",
+          "Chatwoot behaviour: live (what Chatwoot's Rails code does) or "
+          "openapi (what its OpenAPI document describes)");
 
 namespace {
 
@@ -80,6 +86,16 @@ int main(int argc, char** argv) {
   options.webhook_url = absl::GetFlag(FLAGS_webhook_url);
   options.respondio_webhook_secret = absl::GetFlag(FLAGS_respondio_webhook_secret);
   options.chatwoot_webhook_secret = absl::GetFlag(FLAGS_chatwoot_webhook_secret);
+  if (!sandbox::ParseDialect(absl::GetFlag(FLAGS_respondio_dialect),
+                             &options.respondio_dialect)) {
+    std::cerr << "--respondio_dialect must be live or openapi" << std::endl;
+    return 2;
+  }
+  if (!sandbox::ParseDialect(absl::GetFlag(FLAGS_chatwoot_dialect),
+                             &options.chatwoot_dialect)) {
+    std::cerr << "--chatwoot_dialect must be live or openapi" << std::endl;
+    return 2;
+  }
 
   // Block the termination signals in every thread (worker threads inherit the
   // mask) and wait for them synchronously below.

@@ -222,12 +222,19 @@ HttpResult HttpCall(int port, const std::string& method, const std::string& path
   return result;
 }
 
+// The dialect the sandbox speaks in these tests: the one the gateway speaks today. The
+// sandbox's default is `live`; the gateway still sends openapi-shaped requests until its live
+// dialect lands, and then this one line becomes "live". extra_args may override it per test.
+constexpr char kSandboxDialect[] = "openapi";
+
 std::unique_ptr<Sandbox> Sandbox::Start(const std::vector<std::string>& extra_args) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto sandbox = std::make_unique<Sandbox>();
     sandbox->port_ = FreePort();
     std::vector<std::string> argv = {Runfile("sandbox/sandbox"),
-                                     absl::StrCat("--listen=127.0.0.1:", sandbox->port_)};
+                                     absl::StrCat("--listen=127.0.0.1:", sandbox->port_),
+                                     absl::StrCat("--respondio_dialect=", kSandboxDialect),
+                                     absl::StrCat("--chatwoot_dialect=", kSandboxDialect)};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     auto p = Process::Start(argv, "sandbox listening on");
     if (p.ok()) {

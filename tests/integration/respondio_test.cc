@@ -162,11 +162,11 @@ TEST_F(RespondioTest, ListContactsPagesThroughEveryContactOnce) {
 
 TEST_F(RespondioTest, GetContactByIdEmailAndPhone) {
   for (const std::string identifier :
-       {"id:12345", "email:ada@example.com", "phone:+60123456789"}) {
+       {"id:12345", "email:ada.lovelace@example.com", "phone:+60123450001"}) {
     rio::Contact contact = MustGet(identifier);
     EXPECT_EQ(contact.id(), kAda) << identifier;
     EXPECT_EQ(contact.first_name(), "Ada") << identifier;
-    EXPECT_EQ(contact.email(), "ada@example.com") << identifier;
+    EXPECT_EQ(contact.email(), "ada.lovelace@example.com") << identifier;
   }
 }
 
@@ -257,7 +257,7 @@ TEST_F(RespondioTest, ListAndGetContactChannels) {
 
 TEST_F(RespondioTest, SendMessageThenGetItBack) {
   rio::SendMessageRequest send;
-  send.set_identifier("phone:+60123456789");
+  send.set_identifier("phone:+60123450001");
   send.set_channel_id(kWhatsAppChannel);
   send.mutable_message()->set_type(rio::MESSAGE_TYPE_TEXT);
   send.mutable_message()->set_text("Hello from the gateway");
