@@ -88,4 +88,22 @@ void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& c, Metr
   out.Gauge("gateway_idempotency_entries", "Local request_id records.", {}, c.entries);
 }
 
+void WriteHttpMetrics(const std::vector<upstream::HttpClient::KeyStats>& keys,
+                      int64_t responses_too_large, MetricsWriter& out) {
+  for (const upstream::HttpClient::KeyStats& k : keys) {
+    const MetricLabels labels = {{"bucket", k.key}};
+    out.Gauge("gateway_http_in_flight", "Upstream HTTP requests of the bucket in flight now.",
+              labels, k.in_flight);
+    out.Gauge("gateway_http_queued",
+              "Upstream HTTP requests of the bucket waiting, unsent, for one of its slots.", labels,
+              k.queued);
+    out.Gauge("gateway_http_in_flight_limit",
+              "Most upstream HTTP requests of one bucket in flight at once (-1: no limit).",
+              labels, k.limit);
+  }
+  out.Counter("gateway_http_responses_too_large_total",
+              "Upstream responses aborted for exceeding the body or header bounds.", {},
+              responses_too_large);
+}
+
 }  // namespace gateway::service

@@ -18,12 +18,15 @@
 #ifndef GATEWAY_SERVICE_COMPONENT_METRICS_H_
 #define GATEWAY_SERVICE_COMPONENT_METRICS_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "service/metrics.h"
 #include "upstream/budget/idempotency_store.h"
 #include "upstream/budget/rate_limiter.h"
 #include "upstream/budget/response_cache.h"
+#include "upstream/transport/http_client.h"
 
 namespace gateway::service {
 
@@ -35,6 +38,12 @@ void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter:
 void WriteBucketLimit(const std::string& bucket, double rate_per_second, MetricsWriter& out);
 void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& counters,
                              MetricsWriter& out);
+// The HTTP client's fairness per bucket (upstream/transport/http_client.h): gauges
+// gateway_http_in_flight{bucket}, gateway_http_queued{bucket} (waiting, unsent, for a slot of
+// their bucket) and gateway_http_in_flight_limit{bucket} (-1: unlimited); and
+// gateway_http_responses_too_large_total (responses aborted over a size bound).
+void WriteHttpMetrics(const std::vector<upstream::HttpClient::KeyStats>& keys,
+                      int64_t responses_too_large, MetricsWriter& out);
 
 }  // namespace gateway::service
 

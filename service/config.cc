@@ -170,7 +170,8 @@ absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
       for (auto it = ups.begin(); it != ups.end(); ++it) {
         const std::string where = absl::StrCat("upstreams.", it.key());
         if (absl::Status s = CheckKeys(it.value(), where, origin,
-                                       {"base_url", "token_file", "default_account_id"});
+                                       {"base_url", "token_file", "default_account_id",
+                                        "max_response_bytes"});
             !s.ok()) {
           return s;
         }
@@ -179,6 +180,14 @@ absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
         if (it->contains("base_url")) up.base_url = (*it)["base_url"].get<std::string>();
         if (it->contains("token_file")) {
           (*token_files)[it.key()] = (*it)["token_file"].get<std::string>();
+        }
+        if (it->contains("max_response_bytes")) {
+          const json& limit = (*it)["max_response_bytes"];
+          if (!limit.is_number_integer() || limit.get<int64_t>() <= 0) {
+            return ConfigError(origin,
+                               absl::StrCat(where, ".max_response_bytes must be a positive integer"));
+          }
+          up.max_response_bytes = limit.get<int64_t>();
         }
         if (it->contains("default_account_id")) {
           if (it.key() != "chatwoot") {

@@ -13,7 +13,7 @@
 //     "upstreams": {
 //       "respondio": {"base_url": "https://api.respond.io/v2", "token_file": "/run/secrets/respondio"},
 //       "chatwoot":  {"base_url": "https://chatwoot.example.com", "token_file": "...",
-//                     "default_account_id": 1}
+//                     "default_account_id": 1, "max_response_bytes": 8388608}
 //     },
 //     "redis_url": "redis://redis:6379",
 //     "rate_limits": {"headroom": 0.98, "redis_fallback_share": 0.3,

@@ -348,6 +348,7 @@ int main(int argc, char** argv) {
                                          : config->default_bucket.rate_per_second,
           out);
     }
+    gateway::service::WriteHttpMetrics(http.FairnessStats(), http.responses_too_large(), out);
     if (config->cache_max_bytes > 0) gateway::service::WriteCacheMetrics(cache.counters(), out);
     gateway::service::WriteIdempotencyMetrics(idempotency.counters(), out);
     if (redis != nullptr) {

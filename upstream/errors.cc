@@ -6,12 +6,17 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
+#include "upstream/safe_text.h"
 
 namespace gateway::upstream {
 namespace {
 
 // Payload keys are the type URLs, so ErrorDetailsOf can rebuild the Any messages as they were.
 constexpr absl::string_view kTypePrefix = "type.googleapis.com/";
+
+// What leaves the gateway: valid UTF-8 (protobuf string fields and most clients' status
+// decoders require it), with every configured secret redacted.
+std::string Safe(absl::string_view text) { return RedactSecrets(SanitizeUtf8(text)); }
 
 template <typename Proto>
 void Attach(absl::Status& status, const Proto& detail) {
@@ -23,11 +28,13 @@ void Attach(absl::Status& status, const Proto& detail) {
 
 absl::Status GatewayError(absl::StatusCode code, absl::string_view message,
                           const ErrorDetails& details) {
-  absl::Status status(code, message);
+  absl::Status status(code, Safe(message));
   google::rpc::ErrorInfo info;
   info.set_reason(details.reason);
   info.set_domain(details.domain.empty() ? std::string(kGatewayDomain) : details.domain);
-  for (const auto& [key, value] : details.metadata) (*info.mutable_metadata())[key] = value;
+  for (const auto& [key, value] : details.metadata) {
+    (*info.mutable_metadata())[Safe(key)] = Safe(value);
+  }
   Attach(status, info);
   if (details.retry_delay.has_value()) {
     google::rpc::RetryInfo retry;
@@ -44,8 +51,8 @@ absl::Status GatewayError(absl::StatusCode code, absl::string_view message,
     google::rpc::BadRequest bad_request;
     for (const auto& [field, description] : details.field_violations) {
       auto* violation = bad_request.add_field_violations();
-      violation->set_field(field);
-      violation->set_description(description);
+      violation->set_field(Safe(field));
+      violation->set_description(Safe(description));
     }
     Attach(status, bad_request);
   }
@@ -53,8 +60,8 @@ absl::Status GatewayError(absl::StatusCode code, absl::string_view message,
     google::rpc::QuotaFailure quota;
     for (const auto& [subject, description] : details.quota_violations) {
       auto* violation = quota.add_violations();
-      violation->set_subject(subject);
-      violation->set_description(description);
+      violation->set_subject(Safe(subject));
+      violation->set_description(Safe(description));
     }
     Attach(status, quota);
   }

@@ -31,7 +31,8 @@ struct ErrorDetails {
   std::string reason;
   // ErrorInfo.domain; defaults to kGatewayDomain.
   std::string domain;
-  // ErrorInfo.metadata: upstream status, bucket, field, ... Never secrets.
+  // ErrorInfo.metadata: upstream status, bucket, field, ... Never secrets (registered ones are
+  // redacted anyway).
   std::map<std::string, std::string> metadata;
   // RetryInfo.retry_delay, when the caller should come back after a known delay.
   std::optional<absl::Duration> retry_delay;
@@ -42,7 +43,8 @@ struct ErrorDetails {
 };
 
 // Returns a non-OK status with `code`, `message` and the details as payloads.
-// `code` must not be kOk.
+// `code` must not be kOk. Every string (message, metadata, violations) is made valid UTF-8 and
+// has the registered secrets redacted (safe_text.h), so upstream text can be passed as is.
 absl::Status GatewayError(absl::StatusCode code, absl::string_view message,
                           const ErrorDetails& details);
 

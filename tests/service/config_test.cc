@@ -165,6 +165,19 @@ TEST(ConfigFile, FullFile) {
   EXPECT_EQ(config.upstreams.at("chatwoot").auth_header, "api_access_token");
 }
 
+TEST(ConfigFile, MaxResponseBytesPerUpstream) {
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("max_body.json", R"({
+      "upstreams": {"chatwoot": {"max_response_bytes": 1048576}}})")});
+  EXPECT_EQ(config.upstreams.at("chatwoot").max_response_bytes, 1048576);
+  EXPECT_EQ(config.upstreams.at("respondio").max_response_bytes, 0);  // the client's 8 MiB
+  ExpectConfigError(
+      LoadFile("zero_max_body.json", R"({"upstreams":{"chatwoot":{"max_response_bytes":0}}})"),
+      {"max_response_bytes must be a positive integer"});
+  ExpectConfigError(
+      LoadFile("str_max_body.json", R"({"upstreams":{"chatwoot":{"max_response_bytes":"8M"}}})"),
+      {"max_response_bytes must be a positive integer"});
+}
+
 TEST(ConfigFile, FlagsBeatTheFile) {
   const GatewayConfig config = LoadOk(
       {.config_file = WriteTemp("flags.json", R"({"listen":"0.0.0.0:9090",

@@ -141,6 +141,18 @@ TEST(ComponentMetricsTest, CacheLimiterAndIdempotencyCountersAppearWithZeros) {
   EXPECT_THAT(text, HasSubstr("gateway_idempotency_replays_total 0\n"));
 }
 
+TEST(ComponentMetricsTest, HttpFairnessPerBucket) {
+  MetricsWriter out;
+  WriteHttpMetrics({{"respondio:a:slow", 8, 32, 8}, {"respondio:a:contact_get", 0, 0, 8}}, 2, out);
+  const std::string text = out.Text();
+  const std::string slow = "{bucket=\"respondio:a:slow\"}";
+  EXPECT_THAT(text, HasSubstr("gateway_http_in_flight" + slow + " 8\n"));
+  EXPECT_THAT(text, HasSubstr("gateway_http_queued" + slow + " 32\n"));
+  EXPECT_THAT(text, HasSubstr("gateway_http_in_flight_limit" + slow + " 8\n"));
+  EXPECT_THAT(text, HasSubstr("gateway_http_queued{bucket=\"respondio:a:contact_get\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("gateway_http_responses_too_large_total 2\n"));
+}
+
 TEST(CallLogTest, LineHasEveryFieldAndNoSecrets) {
   CallRecord r = Record("/respondio.v2.ContactService/GetContact", grpc::StatusCode::NOT_FOUND,
                         absl::Microseconds(12500), 404);

@@ -177,11 +177,14 @@ absl::StatusOr<Int> JsonToInt(const json& j, absl::string_view path) {
   }
   if (j.is_number_float()) {
     const double d = j.get<double>();
+    // In range means [min, 2^digits): max itself is not a double (INT64_MAX rounds up to 2^63),
+    // so `d <= max` let 9.223372036854775807e18 through to an undefined cast.
+    const double upper = std::ldexp(1.0, std::numeric_limits<Int>::digits);
     if (std::trunc(d) == d && d >= static_cast<double>(std::numeric_limits<Int>::min()) &&
-        d <= static_cast<double>(std::numeric_limits<Int>::max())) {
+        d < upper) {
       return static_cast<Int>(d);
     }
-    return Mismatch(path, "an integer", j);
+    return Mismatch(path, "an integer in range", j);
   }
   if (j.is_string()) {
     // proto3 JSON writes 64-bit integers as strings; accept them.

@@ -17,8 +17,11 @@
 #include "nlohmann/json.hpp"
 #include "upstream/transport/error_mapping.h"
 #include "upstream/errors.h"
+#include "upstream/safe_text.h"
 #include "upstream/stable_hash.h"
 #include "upstream/binding/json_codec.h"
+#include "upstream/binding/message_depth.h"
+#include "upstream/transport/upstream_json.h"
 #include "upstream/binding/page_token.h"
 #include "upstream/binding/pagination.h"
 #include "upstream/binding/validation.h"
@@ -47,15 +50,14 @@ absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view up
       google::protobuf::MessageFactory::generated_factory()->GetPrototype(
           route.method->output_type());
   std::unique_ptr<Message> reply(prototype->New());
-  nlohmann::json json = body.empty() ? nlohmann::json::object()
-                                     : nlohmann::json::parse(body, nullptr, false);
-  if (json.is_discarded()) {
-    return GatewayError(absl::StatusCode::kInternal,
-                        absl::StrCat(upstream, " answered with a body that is not JSON"),
-                        {.reason = "UPSTREAM_BAD_RESPONSE",
-                         .domain = std::string(upstream),
-                         .metadata = {{"upstream", std::string(upstream)}, {"rpc", route.rpc}}});
+  // Depth-bounded: every walk below (pagination, codec) recurses per nesting level.
+  absl::StatusOr<nlohmann::json> parsed =
+      body.empty() ? nlohmann::json::object() : ParseUpstreamJson(body);
+  if (!parsed.ok()) {
+    return StatusFromBadBody({std::string(upstream), route.rpc, route.policy.bucket()},
+                             /*http_status=*/0, parsed.status());
   }
+  nlohmann::json& json = *parsed;
   std::string next_cursor;
   if (route.pagination != nullptr) {
     auto next = route.pagination->NextCursor(page_size, cursor, json);
@@ -73,6 +75,9 @@ absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view up
     decoded = DecodeMessage(json, reply.get());
   }
   if (!decoded.ok()) return decoded;
+  // Protobuf parsers refuse replies nesting more than 100 messages (Struct fields cost three per
+  // JSON level): never send, or cache, one.
+  if (absl::Status deep = CheckReplyDepth(*reply, upstream, route.rpc); !deep.ok()) return deep;
   if (!next_cursor.empty() && route.next_page_token_field != nullptr) {
     reply->GetReflection()->SetString(reply.get(), route.next_page_token_field,
                                       EncodePageToken(route.rpc, next_cursor));
@@ -169,6 +174,7 @@ Dispatcher::Dispatcher(absl::flat_hash_map<std::string, UpstreamConfig> upstream
       components_(components),
       options_(std::move(options)) {
   for (const auto& [name, up] : upstreams_) {
+    RegisterSecret(up.token);  // never relayed, even when an upstream quotes it back
     const std::string token_id = absl::StrFormat("%016x", StableHash(up.token));
     limit_accounts_[name] = up.limit_scope == UpstreamConfig::LimitScope::kHost
                                 ? HostOf(up.base_url)
@@ -367,7 +373,8 @@ void Dispatcher::Send(std::shared_ptr<CallState> call) const {
   http_request.url = absl::StrCat(upstream.base_url, call->parts.path_and_query);
   http_request.deadline = call->options.deadline;
   http_request.fresh_connection = !IsRead(*call->route);
-  http_request.fairness_key = call->bucket_key;  // one slow bucket cannot take every connection
+  http_request.fairness_key = call->bucket_key;
+  http_request.max_response_bytes = upstream.max_response_bytes;  // one slow bucket cannot take every connection
   http_request.headers.emplace_back("Accept", "application/json");
   if (upstream.auth_header == "Authorization") {
     http_request.headers.emplace_back("Authorization", absl::StrCat("Bearer ", upstream.token));

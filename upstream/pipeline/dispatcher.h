@@ -60,6 +60,10 @@ struct UpstreamConfig {
   // Chatwoot per client IP (all tokens behind one egress share it).
   enum class LimitScope { kToken, kHost };
   LimitScope limit_scope = LimitScope::kToken;
+  // Largest response body accepted from this upstream, in bytes (config key
+  // upstreams.<name>.max_response_bytes); 0 means the HTTP client's default, 8 MiB. A larger
+  // reply is INTERNAL UPSTREAM_RESPONSE_TOO_LARGE, read no further and never cached.
+  int64_t max_response_bytes = 0;
 };
 
 // What happened on the way to the reply, for the per-call log and metrics. Filled before

@@ -1,68 +1,63 @@
 #include "upstream/transport/error_mapping.h"
 
 #include <cstdint>
+#include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "upstream/errors.h"
+#include "upstream/safe_text.h"
+#include "upstream/transport/upstream_json.h"
 
 namespace gateway::upstream {
 namespace {
 
-constexpr size_t kMaxMessage = 500;
-
-// The human-readable message of an upstream error body: respond.io {code, message}, Chatwoot
-// {error} / {message} / {errors: [...]}.
-std::string UpstreamMessage(absl::string_view body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+// The human-readable message of a parsed upstream error body: respond.io {code, message},
+// Chatwoot {error} / {message} / {errors: [...]}. Valid UTF-8, secrets redacted (before cutting,
+// so no prefix of a secret survives), at most kMaxUpstreamMessageBytes plus "...".
+std::string UpstreamMessage(const nlohmann::json& j) {
   std::string message;
   if (j.is_object()) {
     for (const char* key : {"message", "error", "errors", "description"}) {
       auto it = j.find(key);
       if (it == j.end() || it->is_null()) continue;
-      message = it->is_string() ? it->get<std::string>() : it->dump();
+      message = it->is_string() ? it->get<std::string>()
+                                : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       break;
     }
   }
-  if (message.empty() && !j.is_discarded() && !j.is_object()) message = j.dump();
-  if (message.size() > kMaxMessage) message = absl::StrCat(message.substr(0, kMaxMessage), "...");
-  return message;
+  if (message.empty() && !j.is_object()) {
+    message = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  return TruncateUtf8(RedactSecrets(SanitizeUtf8(message)), kMaxUpstreamMessageBytes);
+}
+
+ErrorDetails BaseDetails(const UpstreamCallInfo& call) {
+  ErrorDetails details;
+  details.domain = call.upstream;
+  details.metadata = {{"upstream", call.upstream}, {"rpc", call.rpc}};
+  return details;
 }
 
 }  // namespace
 
 std::optional<absl::Duration> ParseRetryAfter(const HttpResponse& response, absl::Time now) {
-  auto it = response.headers.find("retry-after");
-  if (it == response.headers.end()) return std::nullopt;
-  const absl::string_view value = absl::StripAsciiWhitespace(it->second);
-  double seconds;
-  if (absl::SimpleAtod(value, &seconds) && seconds >= 0 && seconds < 86400) {
-    return absl::Seconds(seconds);
-  }
-  absl::Time when;
-  std::string err;
-  if (absl::ParseTime("%a, %d %b %Y %H:%M:%S", std::string(value.substr(0, value.rfind(' '))),
-                      &when, &err)) {
-    return std::max(when - now, absl::ZeroDuration());
-  }
-  return std::nullopt;
+  return RetryAfterOf(response, now);
 }
 
-absl::Status StatusFromHttp(const UpstreamCallInfo& call, const HttpResponse& response) {
+HttpOutcome ClassifyResponse(const UpstreamCallInfo& call, const HttpResponse& response,
+                             absl::Time now, absl::Duration retry_after_cap) {
+  HttpOutcome out;
   const int status = response.status;
-  if (status >= 200 && status < 300) return absl::OkStatus();
-  ErrorDetails details;
-  details.domain = call.upstream;
-  details.metadata = {{"upstream", call.upstream},
-                      {"upstream_status", absl::StrCat(status)},
-                      {"rpc", call.rpc}};
-  const std::string message = UpstreamMessage(response.body);
-  if (!message.empty()) details.metadata["upstream_message"] = message;
-  const std::optional<absl::Duration> retry_after = ParseRetryAfter(response, absl::Now());
+  out.retry_after = RetryAfterOf(response, now, retry_after_cap);
+  if (status >= 200 && status < 300) return out;
+
   absl::StatusCode code;
   std::string summary;
+  ErrorDetails details = BaseDetails(call);
+  details.metadata["upstream_status"] = absl::StrCat(status);
+  // 4xx other than 408 (a timeout of the upstream's own) means the upstream refused the request.
+  out.not_processed = status >= 400 && status < 500 && status != 408;
   if (status == 400 || status == 422) {
     code = absl::StatusCode::kInvalidArgument;
     details.reason = "UPSTREAM_INVALID_ARGUMENT";
@@ -86,46 +81,104 @@ absl::Status StatusFromHttp(const UpstreamCallInfo& call, const HttpResponse& re
   } else if (status == 429) {
     code = absl::StatusCode::kResourceExhausted;
     details.reason = "UPSTREAM_RATE_LIMITED";
-    details.retry_delay = retry_after.value_or(absl::Seconds(1));
+    details.retry_delay = out.retry_after.value_or(absl::Seconds(1));
     details.quota_violations = {{call.bucket, "upstream rate limit reached"}};
     details.metadata["bucket"] = call.bucket;
     summary = "the upstream rate limit was reached";
+    out.retry_read = out.retry_write = true;
   } else if (status == 449) {
     code = absl::StatusCode::kUnavailable;
     details.reason = "UPSTREAM_NOT_READY";
-    details.retry_delay = retry_after.value_or(absl::Seconds(5));
+    details.retry_delay = out.retry_after.value_or(absl::Seconds(5));
     summary = "the upstream is still creating the resource; retry later";
+    out.retry_read = out.retry_write = true;
   } else if (status >= 500) {
     code = absl::StatusCode::kUnavailable;
     details.reason = "UPSTREAM_UNAVAILABLE";
-    details.retry_delay = retry_after;
+    details.retry_delay = out.retry_after;
     summary = "the upstream is unavailable";
+    out.retry_read = status == 502 || status == 503 || status == 504;
   } else {
     code = absl::StatusCode::kFailedPrecondition;
     details.reason = "UPSTREAM_REJECTED";
     summary = "the upstream refused the request";
   }
+
+  std::string message;
+  if (!response.body.empty()) {
+    absl::StatusOr<nlohmann::json> body = ParseUpstreamJson(response.body);
+    if (!body.ok() && IsJsonTooDeep(body.status())) {
+      // Nothing of it is trusted or relayed; the limiter still saw the headers.
+      out.status = StatusFromBadBody(call, status, body.status());
+      out.retry_read = out.retry_write = false;
+      return out;
+    }
+    if (body.ok()) message = UpstreamMessage(*body);
+  }
+  if (!message.empty()) details.metadata["upstream_message"] = message;
   std::string text = absl::StrCat(call.upstream, " answered HTTP ", status, ": ", summary);
   if (!message.empty()) absl::StrAppend(&text, " (", message, ")");
-  return GatewayError(code, text, details);
+  out.status = GatewayError(code, text, details);
+  return out;
+}
+
+HttpOutcome ClassifyTransportFailure(const UpstreamCallInfo& call,
+                                     const absl::Status& transport) {
+  HttpOutcome out;
+  const bool not_sent = IsNotSent(transport);
+  out.not_processed = not_sent;
+  ErrorDetails details = BaseDetails(call);
+  if (not_sent) details.metadata["not_sent"] = "true";
+  absl::Status status;
+  if (IsResponseTooLarge(transport)) {
+    details.reason = "UPSTREAM_RESPONSE_TOO_LARGE";
+    status = GatewayError(absl::StatusCode::kInternal,
+                          absl::StrCat(call.upstream, " answered with a response over the "
+                                       "gateway's size limit (", transport.message(), ")"),
+                          details);
+  } else if (transport.code() == absl::StatusCode::kDeadlineExceeded) {
+    details.reason = "UPSTREAM_TIMEOUT";
+    status = GatewayError(absl::StatusCode::kDeadlineExceeded,
+                          absl::StrCat(call.upstream, " did not answer before the deadline"),
+                          details);
+  } else if (transport.code() == absl::StatusCode::kCancelled) {
+    details.reason = "CANCELLED";
+    status = GatewayError(absl::StatusCode::kCancelled, "the call was cancelled", details);
+  } else {
+    details.reason = "UPSTREAM_UNREACHABLE";
+    status = GatewayError(absl::StatusCode::kUnavailable,
+                          absl::StrCat(call.upstream, " could not be reached: ",
+                                       transport.message()),
+                          details);
+    out.retry_read = transport.code() == absl::StatusCode::kUnavailable;
+    out.retry_write = out.retry_read && not_sent;
+  }
+  out.status = not_sent ? MarkNotSent(std::move(status)) : std::move(status);
+  return out;
+}
+
+absl::Status StatusFromHttp(const UpstreamCallInfo& call, const HttpResponse& response) {
+  return ClassifyResponse(call, response, absl::Now()).status;
 }
 
 absl::Status StatusFromTransport(const UpstreamCallInfo& call, const absl::Status& transport) {
-  ErrorDetails details;
-  details.domain = call.upstream;
-  details.metadata = {{"upstream", call.upstream}, {"rpc", call.rpc}};
-  if (transport.code() == absl::StatusCode::kDeadlineExceeded) {
-    details.reason = "UPSTREAM_TIMEOUT";
-    return GatewayError(absl::StatusCode::kDeadlineExceeded,
-                        absl::StrCat(call.upstream, " did not answer before the deadline"), details);
+  return ClassifyTransportFailure(call, transport).status;
+}
+
+absl::Status StatusFromBadBody(const UpstreamCallInfo& call, int http_status,
+                               const absl::Status& parse_error) {
+  ErrorDetails details = BaseDetails(call);
+  details.metadata["upstream_status"] = absl::StrCat(http_status);
+  if (IsJsonTooDeep(parse_error)) {
+    details.reason = "UPSTREAM_RESPONSE_TOO_DEEP";
+    return GatewayError(absl::StatusCode::kInternal,
+                        absl::StrCat(call.upstream, " answered with JSON nested deeper than the "
+                                     "gateway accepts (", kMaxUpstreamJsonDepth, " levels)"),
+                        details);
   }
-  if (transport.code() == absl::StatusCode::kCancelled) {
-    details.reason = "CANCELLED";
-    return GatewayError(absl::StatusCode::kCancelled, "the call was cancelled", details);
-  }
-  details.reason = "UPSTREAM_UNREACHABLE";
-  return GatewayError(absl::StatusCode::kUnavailable,
-                      absl::StrCat(call.upstream, " could not be reached: ", transport.message()),
+  details.reason = "UPSTREAM_BAD_RESPONSE";
+  return GatewayError(absl::StatusCode::kInternal,
+                      absl::StrCat(call.upstream, " answered with a body that is not JSON"),
                       details);
 }
 

@@ -1,19 +1,41 @@
-// The gateway's error model: upstream HTTP outcomes -> absl::Status with google.rpc details.
+// The gateway's error model, and the one table from an upstream HTTP outcome to a gRPC code,
+// ErrorInfo reason, and what may happen next (retry, and whether the upstream certainly did not
+// process the request). Nothing else in the gateway classifies HTTP statuses.
 //
-//   400, 422        INVALID_ARGUMENT   UPSTREAM_INVALID_ARGUMENT (upstream message in metadata)
-//   401             INTERNAL           UPSTREAM_AUTH_REJECTED (the gateway's token, not the caller's)
-//   403             PERMISSION_DENIED  UPSTREAM_PERMISSION_DENIED
-//   404             NOT_FOUND          UPSTREAM_NOT_FOUND
-//   409             ALREADY_EXISTS     UPSTREAM_CONFLICT
-//   429             RESOURCE_EXHAUSTED UPSTREAM_RATE_LIMITED + RetryInfo + QuotaFailure(bucket)
-//   449             UNAVAILABLE        UPSTREAM_NOT_READY + RetryInfo
-//   other 4xx       FAILED_PRECONDITION UPSTREAM_REJECTED
-//   5xx             UNAVAILABLE        UPSTREAM_UNAVAILABLE (+ RetryInfo when Retry-After is set)
-//   connect/reset   UNAVAILABLE        UPSTREAM_UNREACHABLE
-//   timeout         DEADLINE_EXCEEDED  UPSTREAM_TIMEOUT
+//   status  code                reason                      retry reads  retry writes  not processed
+//   2xx     OK                  -                           -            -             no
+//   400,422 INVALID_ARGUMENT    UPSTREAM_INVALID_ARGUMENT   no           no            yes
+//   401     INTERNAL            UPSTREAM_AUTH_REJECTED      no           no            yes
+//           (the gateway's token, not the caller's)
+//   403     PERMISSION_DENIED   UPSTREAM_PERMISSION_DENIED  no           no            yes
+//   404     NOT_FOUND           UPSTREAM_NOT_FOUND          no           no            yes
+//   408     FAILED_PRECONDITION UPSTREAM_REJECTED           no           no            no
+//   409     ALREADY_EXISTS      UPSTREAM_CONFLICT           no           no            yes
+//   429     RESOURCE_EXHAUSTED  UPSTREAM_RATE_LIMITED       yes          yes           yes
+//           + RetryInfo (Retry-After, else 1 s) + QuotaFailure(bucket)
+//   449     UNAVAILABLE         UPSTREAM_NOT_READY          yes          yes           yes
+//           + RetryInfo (Retry-After, else 5 s)
+//   other 4xx FAILED_PRECONDITION UPSTREAM_REJECTED         no           no            yes
+//   502,503,504 UNAVAILABLE     UPSTREAM_UNAVAILABLE        yes          no            no
+//   other 5xx UNAVAILABLE       UPSTREAM_UNAVAILABLE        no           no            no
+//           (+ RetryInfo when Retry-After is set)
+//   body nested too deep (any status)
+//           INTERNAL            UPSTREAM_RESPONSE_TOO_DEEP  no           no            as its status
+//   transport failures (StatusFromTransport):
+//   not sent (refused, DNS, TLS, connect, queued)
+//           UNAVAILABLE         UPSTREAM_UNREACHABLE        yes          yes           yes
+//   reset, empty reply after sending
+//           UNAVAILABLE         UPSTREAM_UNREACHABLE        yes          no            no
+//   timeout DEADLINE_EXCEEDED   UPSTREAM_TIMEOUT            no           no            if not sent
+//   cancel  CANCELLED           CANCELLED                   no           no            if not sent
+//   response over a size bound
+//           INTERNAL            UPSTREAM_RESPONSE_TOO_LARGE no           no            no
 //
-// ErrorInfo.domain is the upstream's name; metadata carries upstream, upstream_status, rpc and,
-// when the upstream said one, upstream_message (never headers or tokens).
+// Retry-After is read by the one parser (retry_after.h), capped. ErrorInfo.domain is the
+// upstream's name; metadata carries upstream, upstream_status, rpc, `not_sent: "true"` for
+// requests that provably never left the gateway, and, when the upstream said one,
+// upstream_message: valid UTF-8, cut on a character boundary after 500 bytes, with the
+// gateway's secrets redacted (never headers or tokens).
 #ifndef GATEWAY_UPSTREAM_ERROR_MAPPING_H_
 #define GATEWAY_UPSTREAM_ERROR_MAPPING_H_
 
@@ -24,6 +46,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "upstream/transport/http_transport.h"
+#include "upstream/transport/retry_after.h"
 
 namespace gateway::upstream {
 
@@ -33,14 +56,44 @@ struct UpstreamCallInfo {
   std::string bucket;    // rate-limit bucket of the RPC
 };
 
-// OK for 2xx; otherwise the mapped error.
+// Longest upstream_message carried in an error, in bytes (before "...").
+inline constexpr size_t kMaxUpstreamMessageBytes = 500;
+
+// One row of the table above, for one outcome.
+struct HttpOutcome {
+  absl::Status status;  // OK for 2xx (the body is still to be decoded)
+  // The request may be sent again: for reads (idempotent) and, separately, for writes (only when
+  // the upstream certainly did not act on it).
+  bool retry_read = false;
+  bool retry_write = false;
+  // The upstream certainly did not process the request: a write's request_id may be released.
+  bool not_processed = false;
+  // From Retry-After, capped (retry_after.h); nullopt when absent or unparseable.
+  std::optional<absl::Duration> retry_after;
+};
+
+// Classifies an HTTP response of any status. `now` is for HTTP-date Retry-After values.
+HttpOutcome ClassifyResponse(const UpstreamCallInfo& call, const HttpResponse& response,
+                             absl::Time now, absl::Duration retry_after_cap = kDefaultRetryAfterCap);
+
+// Classifies a transport failure of an HttpTransport (UNAVAILABLE, DEADLINE_EXCEEDED,
+// CANCELLED, INVALID_ARGUMENT, a response over a size bound). The status keeps the transport's
+// not-sent mark (IsNotSent) and says so in ErrorInfo metadata.
+HttpOutcome ClassifyTransportFailure(const UpstreamCallInfo& call, const absl::Status& transport);
+
+// ClassifyResponse(...).status: OK for 2xx; otherwise the mapped error.
 absl::Status StatusFromHttp(const UpstreamCallInfo& call, const HttpResponse& response);
 
-// Maps a transport failure of HttpClient (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED).
+// ClassifyTransportFailure(...).status.
 absl::Status StatusFromTransport(const UpstreamCallInfo& call, const absl::Status& transport);
 
-// Parses Retry-After (delta seconds or an HTTP date, relative to `now`); nullopt when absent or
-// unparseable.
+// The error for a 2xx body that ParseUpstreamJson (upstream_json.h) refused: INTERNAL with
+// UPSTREAM_RESPONSE_TOO_DEEP when it nested too deep, else UPSTREAM_BAD_RESPONSE.
+absl::Status StatusFromBadBody(const UpstreamCallInfo& call, int http_status,
+                               const absl::Status& parse_error);
+
+// Kept for callers not yet on RetryAfterOf (retry_after.h), which it forwards to (capped at
+// kDefaultRetryAfterCap).
 std::optional<absl::Duration> ParseRetryAfter(const HttpResponse& response, absl::Time now);
 
 }  // namespace gateway::upstream

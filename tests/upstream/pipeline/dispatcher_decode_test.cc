@@ -7,7 +7,10 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
+#include "chatwoot/v1/contact_service.pb.h"
+#include "nlohmann/json.hpp"
 #include "respondio/v2/contact_service.pb.h"
+#include "upstream/binding/json_codec.h"
 #include "respondio/v2/message_service.pb.h"
 #include "respondio/v2/tag_service.pb.h"
 #include "tests/upstream/status_details.h"
@@ -176,6 +179,82 @@ TEST(DecodeReply, BadCursorOfSliceIsInvalidArgument) {
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ErrorInfoOf(reply.status()).reason(), "INVALID_PAGE_TOKEN");
+}
+
+// ---- bounds on what an upstream reply can make the gateway do (issue 9, items 1 and 10) ----
+
+std::string DeepStruct(int levels) {
+  std::string s;
+  for (int i = 0; i < levels; ++i) s += R"({"a":)";
+  s += "1";
+  s += std::string(levels, '}');
+  return s;
+}
+
+std::string ChatwootContact(const std::string& custom_attributes) {
+  return R"({"payload":{"id":7,"name":"Ann","custom_attributes":)" + custom_attributes + "}}";
+}
+
+TEST(DecodeReply, AHugelyNestedStructFieldIsTooDeepNotACrash) {
+  const Route route = DeclaredRoute("chatwoot.v1.ContactService.GetContact");
+  auto reply = DecodeReply(route, "chatwoot", "", 0, ChatwootContact(DeepStruct(20000)));
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ErrorInfoOf(reply.status()).reason(), "UPSTREAM_RESPONSE_TOO_DEEP");
+}
+
+TEST(DecodeReply, AStructTooDeepForProtobufParsersIsRejected) {
+  const Route route = DeclaredRoute("chatwoot.v1.ContactService.GetContact");
+  // 40 JSON levels are 120 nested messages: the gateway used to answer OK with a reply that
+  // protobuf parsers refuse (and cache it).
+  chatwoot::v1::GetContactResponse unchecked;
+  ASSERT_TRUE(DecodeMessage(nlohmann::json::parse(ChatwootContact(DeepStruct(40))), &unchecked).ok());
+  chatwoot::v1::GetContactResponse reparsed;
+  EXPECT_FALSE(reparsed.ParseFromString(unchecked.SerializeAsString()))
+      << "protobuf's default limit (100) should refuse this";
+
+  auto reply = DecodeReply(route, "chatwoot", "", 0, ChatwootContact(DeepStruct(40)));
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal);
+  const auto info = ErrorInfoOf(reply.status());
+  EXPECT_EQ(info.reason(), "UPSTREAM_RESPONSE_TOO_DEEP");
+  EXPECT_THAT(info.metadata().at("field"), ::testing::StartsWith("payload.custom_attributes"));
+  // One level over the bound is rejected too; at the bound the reply parses everywhere.
+  EXPECT_FALSE(DecodeReply(route, "chatwoot", "", 0, ChatwootContact(DeepStruct(33))).ok());
+  auto deepest = DecodeReply(route, "chatwoot", "", 0, ChatwootContact(DeepStruct(32)));
+  ASSERT_TRUE(deepest.ok()) << deepest.status();
+  chatwoot::v1::GetContactResponse parsed;
+  EXPECT_TRUE(parsed.ParseFromString(*deepest));
+  EXPECT_EQ(parsed.payload().id(), 7);
+}
+
+TEST(DecodeReply, DeeplyNestedSlicePaginationItemsAreTooDeepNotACrash) {
+  const Route route = DeclaredRoute("chatwoot.v1.ContactService.ListContactConversations");
+  const std::string item = std::string(100000, '[') + std::string(100000, ']');
+  auto reply = DecodeReply(route, "chatwoot", "", 0, R"({"payload":[{"id":1},)" + item + "]}");
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(ErrorInfoOf(reply.status()).reason(), "UPSTREAM_RESPONSE_TOO_DEEP");
+}
+
+TEST(DecodeReply, OutOfRangeIntegersAreAMismatchNamingTheField) {
+  const Route route = DeclaredRoute("respondio.v2.ContactService.GetContact");
+  // 9.223372036854775807e18 rounds to 2^63 as a double: it used to be cast to int64 (undefined
+  // behaviour), and callers got -9223372036854775808.
+  for (const std::string id : {"9.223372036854775807e18", "1e19", "-9.3e18", "1e300",
+                               "18446744073709551616", "9223372036854775808"}) {
+    SCOPED_TRACE(id);
+    auto reply = DecodeReply(route, "respondio", "", 0, R"({"id":)" + id + "}");
+    ASSERT_FALSE(reply.ok());
+    EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal);
+    const auto info = ErrorInfoOf(reply.status());
+    EXPECT_EQ(info.reason(), "UPSTREAM_RESPONSE_MISMATCH");
+    EXPECT_EQ(info.metadata().at("field"), "contact.id");
+  }
+  // The extremes that do fit are kept exactly.
+  auto max = DecodeOk<respondio::v2::GetContactResponse>(route, R"({"id":9223372036854775807})");
+  EXPECT_EQ(max.contact().id(), INT64_MAX);
+  auto min = DecodeOk<respondio::v2::GetContactResponse>(route, R"({"id":-9.223372036854775808e18})");
+  EXPECT_EQ(min.contact().id(), INT64_MIN);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "upstream/transport/error_mapping.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -8,6 +9,8 @@
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
 #include "tests/upstream/status_details.h"
+#include "upstream/safe_text.h"
+#include "upstream/transport/http_transport.h"
 
 namespace gateway::upstream {
 namespace {
@@ -206,6 +209,113 @@ TEST(StatusFromHttp, RetryAfterAsHttpDateIsHonoured) {
   ASSERT_TRUE(delay.has_value());
   EXPECT_GT(*delay, absl::Seconds(50));
   EXPECT_LE(*delay, absl::Seconds(60));
+}
+
+TEST(StatusFromHttp, UpstreamMessageIsCutOnACharacterBoundaryAndValidUtf8) {
+  // 499 bytes, then "é": a cut at byte 500 used to split it, and Python clients then failed to
+  // parse the status details.
+  const std::string body = R"({"message":")" + std::string(499, 'm') + "\xC3\xA9" + "more" + R"("})";
+  const absl::Status status = StatusFromHttp(kCall, Response(400, body));
+  const std::string message = ErrorInfoOf(status).metadata().at("upstream_message");
+  EXPECT_EQ(message, std::string(499, 'm') + "...");
+  EXPECT_EQ(SanitizeUtf8(status.message()), std::string(status.message()));
+}
+
+TEST(StatusFromHttp, TheGatewaysTokenQuotedByTheUpstreamIsRedacted) {
+  const std::string token = "rio-tok-5f1e2d3c4b5a69788796a5b4";
+  RegisterSecret(token);
+  const absl::Status status = StatusFromHttp(
+      kCall, Response(401, R"({"message":"invalid token )" + token + R"( for org 7"})"));
+  EXPECT_THAT(std::string(status.message()), ::testing::Not(HasSubstr(token)));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("[REDACTED]"));
+  const google::rpc::ErrorInfo info = ErrorInfoOf(status);
+  EXPECT_EQ(info.metadata().at("upstream_message"), "invalid token [REDACTED] for org 7");
+  for (const auto& [key, value] : info.metadata()) EXPECT_THAT(value, ::testing::Not(HasSubstr(token)));
+  // A token straddling the 500-byte cut leaves no prefix behind either.
+  const std::string padded = R"({"message":")" + std::string(490, 'x') + token + R"("})";
+  const std::string cut =
+      ErrorInfoOf(StatusFromHttp(kCall, Response(400, padded))).metadata().at("upstream_message");
+  EXPECT_THAT(cut, ::testing::Not(HasSubstr(token.substr(0, 8))));
+}
+
+TEST(StatusFromHttp, ADeeplyNestedErrorBodyIsTooDeepNotACrash) {
+  // ~120 KB, 60,000 levels: dump() of it overflowed the stack.
+  const std::string deep = R"({"errors":)" + std::string(60000, '[') + std::string(60000, ']') + "}";
+  for (int http : {400, 404, 500, 503}) {
+    SCOPED_TRACE(http);
+    const HttpOutcome outcome = ClassifyResponse(kCall, Response(http, deep), absl::Now());
+    EXPECT_EQ(outcome.status.code(), absl::StatusCode::kInternal);
+    const google::rpc::ErrorInfo info = ErrorInfoOf(outcome.status);
+    EXPECT_EQ(info.reason(), "UPSTREAM_RESPONSE_TOO_DEEP");
+    EXPECT_EQ(info.metadata().at("upstream_status"), std::to_string(http));
+    EXPECT_FALSE(outcome.retry_read);
+  }
+}
+
+TEST(ClassifyResponse, TheOneTableOfRetryAndNotProcessed) {
+  struct Row {
+    int http;
+    bool retry_read, retry_write, not_processed;
+  };
+  for (const Row& row : std::vector<Row>{{200, false, false, false},
+                                         {400, false, false, true},
+                                         {401, false, false, true},
+                                         {404, false, false, true},
+                                         {408, false, false, false},
+                                         {409, false, false, true},
+                                         {429, true, true, true},
+                                         {449, true, true, true},
+                                         {500, false, false, false},
+                                         {502, true, false, false},
+                                         {503, true, false, false},
+                                         {504, true, false, false}}) {
+    SCOPED_TRACE(row.http);
+    const HttpOutcome outcome = ClassifyResponse(kCall, Response(row.http), absl::Now());
+    EXPECT_EQ(outcome.status.ok(), row.http == 200);
+    EXPECT_EQ(outcome.retry_read, row.retry_read);
+    EXPECT_EQ(outcome.retry_write, row.retry_write);
+    EXPECT_EQ(outcome.not_processed, row.not_processed);
+  }
+}
+
+TEST(ClassifyResponse, RetryAfterIsCapped) {
+  const HttpOutcome outcome =
+      ClassifyResponse(kCall, Response(429, "", "Fri, 31 Dec 9999 23:59:59 GMT"), absl::Now());
+  EXPECT_EQ(outcome.retry_after, kDefaultRetryAfterCap);
+  EXPECT_EQ(RetryDelayOf(outcome.status), absl::Seconds(300));
+}
+
+TEST(ClassifyTransportFailure, NotSentIsKeptAndSaid) {
+  HttpOutcome refused =
+      ClassifyTransportFailure(kCall, MarkNotSent(absl::UnavailableError("Connection refused")));
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(IsNotSent(refused.status));
+  EXPECT_EQ(ErrorInfoOf(refused.status).metadata().at("not_sent"), "true");
+  EXPECT_TRUE(refused.retry_read);
+  EXPECT_TRUE(refused.retry_write);  // provably never reached the upstream
+  EXPECT_TRUE(refused.not_processed);
+
+  HttpOutcome reset = ClassifyTransportFailure(kCall, absl::UnavailableError("reset"));
+  EXPECT_FALSE(IsNotSent(reset.status));
+  EXPECT_EQ(ErrorInfoOf(reset.status).metadata().count("not_sent"), 0u);
+  EXPECT_TRUE(reset.retry_read);
+  EXPECT_FALSE(reset.retry_write);
+  EXPECT_FALSE(reset.not_processed);
+
+  HttpOutcome cancelled =
+      ClassifyTransportFailure(kCall, MarkNotSent(absl::CancelledError("cancelled")));
+  EXPECT_EQ(cancelled.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(cancelled.not_processed);
+  EXPECT_FALSE(cancelled.retry_read);
+}
+
+TEST(ClassifyTransportFailure, ResponseTooLargeIsInternal) {
+  const HttpOutcome outcome =
+      ClassifyTransportFailure(kCall, ResponseTooLargeError("body over 8388608 bytes"));
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ErrorInfoOf(outcome.status).reason(), "UPSTREAM_RESPONSE_TOO_LARGE");
+  EXPECT_FALSE(outcome.retry_read);
+  EXPECT_FALSE(outcome.not_processed);
 }
 
 }  // namespace
