@@ -36,6 +36,7 @@ RUN apt-get update -qq \
       libgrpc++1.51 \
       libgrpc29 \
       libhiredis0.14 \
+      libprometheus-cpp-core1.0 \
       libprotobuf32 \
       libre2-9 \
       libssl3 \

@@ -50,6 +50,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 
 sandbox_port=$(free_port)
 start sandbox "$tmp/sandbox.log" bazel-bin/sandbox/sandbox --listen=127.0.0.1:$sandbox_port --rate_limits=false \
+  --respondio_dialect=openapi --chatwoot_dialect=openapi \
   || { echo "FAILED: start the sandbox"; exit 1; }
 token=client-example-token-0123456789
 cat >"$tmp/callers.json" <<JSON

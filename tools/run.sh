@@ -7,7 +7,8 @@ SANDBOX_PORT=${SANDBOX_PORT:-8081}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
 ADMIN_PORT=${ADMIN_PORT:-9090}
 
-bazel-bin/sandbox/sandbox --listen=127.0.0.1:${SANDBOX_PORT} &
+# The gateway speaks the openapi dialect until its live dialect lands; the sandbox speaks the same.
+bazel-bin/sandbox/sandbox --listen=127.0.0.1:${SANDBOX_PORT} --respondio_dialect=openapi --chatwoot_dialect=openapi &
 sandbox_pid=$!
 bazel-bin/service/gateway --listen=127.0.0.1:${GATEWAY_PORT} --admin_listen=127.0.0.1:${ADMIN_PORT} \
   --respondio_base_url=http://127.0.0.1:${SANDBOX_PORT} \
