@@ -295,35 +295,23 @@ Json RespondioState::ContactJsonLocked(const Contact& c) const {
   for (const auto& [name, value] : c.custom_fields) {
     custom.push_back(Json{{"name", name}, {"value", value}});
   }
-  Json assignee = UserRefLocked(c.assignee_user_id);
-  if (dialect_ == Dialect::kLive) {
-    return Json{{"id", c.id},
-                {"firstName", OptString(c.first_name)},
-                {"lastName", OptString(c.last_name)},
-                {"email", OptString(c.email)},
-                {"phone", OptString(c.phone)},
-                {"language", OptString(c.language)},
-                {"profilePic", OptString(c.profile_pic)},
-                {"countryCode", OptString(c.country_code)},
-                {"lifecycle", OptString(c.lifecycle)},
-                {"assignee", assignee},
-                {"created_at", c.created},
-                {"tags", c.tags},
-                {"custom_fields", custom}};
-  }
-  return Json{{"id", c.id},
-              {"firstName", OptString(c.first_name)},
-              {"lastName", OptString(c.last_name)},
-              {"email", OptString(c.email)},
-              {"phone", OptString(c.phone)},
-              {"language", OptString(c.language)},
-              {"profilePic", OptString(c.profile_pic)},
-              {"countryCode", OptString(c.country_code)},
-              {"status", OptString(c.lifecycle)},
-              {"assignee", assignee},
-              {"created", c.created},
-              {"tags", c.tags},
-              {"customFields", custom}};
+  Json contact = {{"id", c.id},
+                  {"firstName", OptString(c.first_name)},
+                  {"lastName", OptString(c.last_name)},
+                  {"email", OptString(c.email)},
+                  {"phone", OptString(c.phone)},
+                  {"language", OptString(c.language)},
+                  {"profilePic", OptString(c.profile_pic)},
+                  {"countryCode", OptString(c.country_code)},
+                  {"assignee", UserRefLocked(c.assignee_user_id)},
+                  {"tags", c.tags}};
+  // The dialects name three fields differently: the live service's lifecycle/created_at/custom_fields
+  // against the OpenAPI document's status/created/customFields.
+  const bool live = dialect_ == Dialect::kLive;
+  contact[live ? "lifecycle" : "status"] = OptString(c.lifecycle);
+  contact[live ? "created_at" : "created"] = c.created;
+  contact[live ? "custom_fields" : "customFields"] = std::move(custom);
+  return contact;
 }
 
 Json RespondioState::ConversationJsonLocked(const Contact& c) const {
