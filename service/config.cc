@@ -2,36 +2,33 @@
 
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/types/span.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
+
+// service/default_config.json, embedded by the BUILD rule.
+extern "C" const unsigned char gateway_default_config[];
+extern "C" const unsigned long gateway_default_config_size;
 
 namespace gateway::service {
 namespace {
 
-using nlohmann::json;
+using Json = nlohmann::ordered_json;  // document order, so map entries keep their positions
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
 
 absl::Status ConfigError(absl::string_view origin, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(origin, ": ", problem));
-}
-
-absl::Status CheckKeys(const json& object, absl::string_view where, absl::string_view origin,
-                       std::initializer_list<absl::string_view> allowed) {
-  if (!object.is_object()) return ConfigError(origin, absl::StrCat(where, " must be an object"));
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    bool known = false;
-    for (absl::string_view key : allowed) known = known || key == it.key();
-    if (!known) {
-      return ConfigError(origin, absl::StrCat("unknown key '", it.key(), "' in ", where,
-                                              " (allowed: ", absl::StrJoin(allowed, ", "), ")"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReadFile(absl::string_view path) {
@@ -80,238 +77,537 @@ absl::StatusOr<std::string> ReadToken(absl::string_view path, absl::string_view 
   return token;
 }
 
-}  // namespace
+std::string MapEntryPath(absl::string_view path, absl::string_view field, absl::string_view key) {
+  return absl::StrCat(path, path.empty() ? "" : ".", field, "[\"", key, "\"]");
+}
+std::string FieldPath(absl::string_view path, absl::string_view field) {
+  return path.empty() ? std::string(field) : absl::StrCat(path, ".", field);
+}
 
-absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
-                             GatewayConfig* config,
-                             absl::flat_hash_map<std::string, std::string>* token_files) {
-  json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return ConfigError(origin, "not valid JSON");
-  if (absl::Status s = CheckKeys(root, "the top level", origin,
-                                 {"listen", "default_deadline_seconds", "upstreams", "routes",
-                                  "redis_url", "rate_limits", "cache"});
-      !s.ok()) {
-    return s;
+const FieldDescriptor* FindField(const Descriptor* message, const std::string& key) {
+  const FieldDescriptor* field = message->FindFieldByName(key);
+  if (field == nullptr) {
+    for (int i = 0; i < message->field_count() && field == nullptr; ++i) {
+      if (message->field(i)->json_name() == key) field = message->field(i);
+    }
   }
-  try {
-    if (root.contains("listen")) config->listen = root["listen"].get<std::string>();
-    if (root.contains("default_deadline_seconds")) {
-      const double seconds = root["default_deadline_seconds"].get<double>();
-      if (seconds <= 0) return ConfigError(origin, "default_deadline_seconds must be positive");
-      config->default_deadline = absl::Seconds(seconds);
+  return field;
+}
+
+// Unknown keys, found from the descriptors so the error names the whole path and the keys that
+// would have been accepted. (Types and ranges are left to the parser and the checks below.)
+absl::Status CheckKnownKeys(const Json& value, const Descriptor* message, const std::string& path,
+                            absl::string_view origin) {
+  if (!value.is_object()) return absl::OkStatus();  // the parser names the type mismatch
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    const FieldDescriptor* field = FindField(message, it.key());
+    if (field == nullptr) {
+      std::vector<std::string> allowed;
+      for (int i = 0; i < message->field_count(); ++i) allowed.push_back(message->field(i)->name());
+      return ConfigError(origin, absl::StrCat("unknown key '", it.key(), "' in ",
+                                              path.empty() ? "the top level" : path,
+                                              " (allowed: ", absl::StrJoin(allowed, ", "), ")"));
     }
-    if (root.contains("redis_url")) config->redis_url = root["redis_url"].get<std::string>();
-    if (root.contains("cache")) {
-      const json& cache = root["cache"];
-      if (absl::Status s = CheckKeys(cache, "cache", origin, {"max_bytes"}); !s.ok()) return s;
-      if (cache.contains("max_bytes")) {
-        config->cache_max_bytes = cache["max_bytes"].get<int64_t>();
-        if (config->cache_max_bytes < 0) return ConfigError(origin, "cache.max_bytes must not be negative");
+    if (field->is_map()) {
+      const FieldDescriptor* map_value = field->message_type()->map_value();
+      if (map_value->type() != FieldDescriptor::TYPE_MESSAGE || !it.value().is_object()) continue;
+      for (auto entry = it.value().begin(); entry != it.value().end(); ++entry) {
+        if (absl::Status s = CheckKnownKeys(entry.value(), map_value->message_type(),
+                                            MapEntryPath(path, field->name(), entry.key()), origin);
+            !s.ok()) {
+          return s;
+        }
       }
-    }
-    if (root.contains("rate_limits")) {
-      const json& limits = root["rate_limits"];
-      if (absl::Status s = CheckKeys(limits, "rate_limits", origin,
-                                     {"headroom", "redis_fallback_share", "buckets",
-                                      "max_queue_wait_seconds", "max_pause_seconds"});
+    } else if (field->type() == FieldDescriptor::TYPE_MESSAGE && !field->is_repeated()) {
+      if (absl::Status s = CheckKnownKeys(it.value(), field->message_type(),
+                                          FieldPath(path, field->name()), origin);
           !s.ok()) {
         return s;
       }
-      if (limits.contains("headroom")) {
-        config->rate_headroom = limits["headroom"].get<double>();
-        if (config->rate_headroom <= 0 || config->rate_headroom > 1) {
-          return ConfigError(origin, "rate_limits.headroom must be in (0, 1]");
-        }
-      }
-      if (limits.contains("redis_fallback_share")) {
-        config->redis_fallback_share = limits["redis_fallback_share"].get<double>();
-        if (config->redis_fallback_share <= 0 || config->redis_fallback_share > 1) {
-          return ConfigError(origin, "rate_limits.redis_fallback_share must be in (0, 1]");
-        }
-      }
-      for (const auto& [name, target] :
-           {std::pair<const char*, absl::Duration*>{"max_queue_wait_seconds",
-                                                    &config->max_queue_wait},
-            {"max_pause_seconds", &config->max_pause}}) {
-        if (!limits.contains(name)) continue;
-        const double seconds = limits[name].get<double>();
-        if (!(seconds > 0) || seconds > 86400) {
-          return ConfigError(origin,
-                             absl::StrCat("rate_limits.", name, " must be in (0, 86400]"));
-        }
-        *target = absl::Seconds(seconds);
-      }
-      if (limits.contains("buckets")) {
-        const json& buckets = limits["buckets"];
-        if (!buckets.is_object()) return ConfigError(origin, "rate_limits.buckets must be an object");
-        for (auto it = buckets.begin(); it != buckets.end(); ++it) {
-          const std::string where = absl::StrCat("rate_limits.buckets[\"", it.key(), "\"]");
-          if (it.key().find('/') == std::string::npos) {
-            return ConfigError(origin, absl::StrCat(where, ": name buckets as upstream/bucket"));
-          }
-          if (absl::Status s = CheckKeys(it.value(), where, origin, {"rate_per_second", "burst"});
-              !s.ok()) {
-            return s;
-          }
-          BucketRate& rate = config->buckets[it.key()];
-          if (it->contains("rate_per_second")) rate.rate_per_second = (*it)["rate_per_second"].get<double>();
-          if (it->contains("burst")) rate.burst = (*it)["burst"].get<int>();
-          if (rate.rate_per_second <= 0 || rate.burst < 0) {
-            return ConfigError(origin, absl::StrCat(where, ": rate_per_second must be positive and burst not negative"));
-          }
-        }
-      }
     }
-    if (root.contains("upstreams")) {
-      const json& ups = root["upstreams"];
-      if (absl::Status s = CheckKeys(ups, "upstreams", origin, {"respondio", "chatwoot"}); !s.ok()) {
-        return s;
-      }
-      for (auto it = ups.begin(); it != ups.end(); ++it) {
-        const std::string where = absl::StrCat("upstreams.", it.key());
-        if (absl::Status s = CheckKeys(it.value(), where, origin,
-                                       {"base_url", "token_file", "default_account_id",
-                                        "max_response_bytes"});
-            !s.ok()) {
-          return s;
-        }
-        upstream::UpstreamConfig& up = config->upstreams[it.key()];
-        up.name = it.key();
-        if (it->contains("base_url")) up.base_url = (*it)["base_url"].get<std::string>();
-        if (it->contains("token_file")) {
-          (*token_files)[it.key()] = (*it)["token_file"].get<std::string>();
-        }
-        if (it->contains("max_response_bytes")) {
-          const json& limit = (*it)["max_response_bytes"];
-          if (!limit.is_number_integer() || limit.get<int64_t>() <= 0) {
-            return ConfigError(origin,
-                               absl::StrCat(where, ".max_response_bytes must be a positive integer"));
-          }
-          up.max_response_bytes = limit.get<int64_t>();
-        }
-        if (it->contains("default_account_id")) {
-          if (it.key() != "chatwoot") {
-            return ConfigError(origin, absl::StrCat(where, ".default_account_id applies to chatwoot only"));
-          }
-          const int64_t id = (*it)["default_account_id"].get<int64_t>();
-          if (id <= 0) return ConfigError(origin, absl::StrCat(where, ".default_account_id must be positive"));
-          up.path_defaults["account_id"] = absl::StrCat(id);
-        }
-      }
-    }
-    if (root.contains("routes")) {
-      const json& routes = root["routes"];
-      if (!routes.is_object()) return ConfigError(origin, "routes must be an object");
-      for (auto it = routes.begin(); it != routes.end(); ++it) {
-        const std::string where = absl::StrCat("routes[\"", it.key(), "\"]");
-        if (absl::Status s = CheckKeys(it.value(), where, origin,
-                                       {"method", "path", "body", "response_body", "bucket",
-                                        "cache_ttl_seconds"});
-            !s.ok()) {
-          return s;
-        }
-        RouteOverride& o = config->routes[CanonicalRpc(it.key())];
-        const json& v = it.value();
-        if (v.contains("method")) o.method = v["method"].get<std::string>();
-        if (v.contains("path")) o.path = v["path"].get<std::string>();
-        if (v.contains("body")) o.body = v["body"].get<std::string>();
-        if (v.contains("response_body")) o.response_body = v["response_body"].get<std::string>();
-        if (v.contains("bucket")) o.bucket = v["bucket"].get<std::string>();
-        if (v.contains("cache_ttl_seconds")) {
-          o.cache_ttl_seconds = v["cache_ttl_seconds"].get<int>();
-          if (*o.cache_ttl_seconds < 0) {
-            return ConfigError(origin, absl::StrCat(where, ".cache_ttl_seconds must not be negative"));
-          }
-        }
-      }
-    }
-  } catch (const json::exception& e) {
-    // nlohmann's type_error names the expected and actual JSON types.
-    return ConfigError(origin, absl::StrCat("wrong value type: ", e.what()));
   }
   return absl::OkStatus();
 }
 
-// respond.io's per-endpoint limits (its API guide), keyed by the buckets the protos name.
-void AddDefaultBuckets(GatewayConfig& config) {
-  const std::pair<const char*, double> kRespondio[] = {
-      {"message_send", 10},         {"message_get", 15},          {"comment_create", 10},
-      {"contact_get", 10},          {"contact_write", 5},         {"contact_merge", 5},
-      {"contact_create_or_update", 5}, {"contact_list", 5},       {"contact_tag", 5},
-      {"contact_channel_list", 5},  {"contact_channel_get", 10},  {"conversation_assignee", 5},
-      {"conversation_status", 5},   {"space_channel_list", 5},    {"closing_note_list", 5},
-      {"space_user_list", 5},       {"space_user_get", 10},       {"custom_field_create", 5},
-      {"custom_field_get", 10},     {"custom_field_list", 5},     {"tag_write", 5},
-  };
-  for (const auto& [bucket, rate] : kRespondio) {
-    config.buckets[absl::StrCat("respondio/", bucket)] = {rate, 0};
+// The parser names map entries by position ("(routes[0].value.policy)"); this rewrites such a
+// path with the entry's key ("routes[\"respondio.v2.ContactService.GetContact\"].policy").
+std::string NamePath(absl::string_view parser_path, const Json& root) {
+  const Json* node = &root;
+  std::vector<std::string> out;
+  std::vector<absl::string_view> tokens = absl::StrSplit(parser_path, '.');
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    absl::string_view token = tokens[i];
+    size_t index = std::string::npos;
+    const size_t bracket = token.find('[');
+    if (bracket != absl::string_view::npos && absl::EndsWith(token, "]")) {
+      size_t parsed = 0;
+      if (absl::SimpleAtoi(token.substr(bracket + 1, token.size() - bracket - 2), &parsed)) {
+        index = parsed;
+      }
+      token = token.substr(0, bracket);
+    }
+    const Json* child = nullptr;
+    if (node != nullptr && node->is_object() && node->contains(std::string(token))) {
+      child = &(*node)[std::string(token)];
+    }
+    if (index == std::string::npos) {
+      out.push_back(std::string(token));
+      node = child;
+      continue;
+    }
+    if (child != nullptr && child->is_object() && index < child->size()) {
+      auto entry = child->begin();
+      std::advance(entry, index);
+      out.push_back(absl::StrCat(token, "[\"", entry.key(), "\"]"));
+      node = &entry.value();
+      if (i + 1 < tokens.size() && (tokens[i + 1] == "value" || tokens[i + 1] == "key")) ++i;
+    } else {
+      out.push_back(absl::StrCat(token, "[", index, "]"));
+      node = child != nullptr && child->is_array() && index < child->size() ? &(*child)[index]
+                                                                             : nullptr;
+    }
   }
-  // Chatwoot (Rack::Attack): 3000 requests per minute per client IP, one budget for all RPCs.
-  config.buckets["chatwoot/chatwoot"] = {50, 0};
+  return absl::StrJoin(out, ".");
+}
+
+// Rewrites protobuf's "(path) problem" / "(path): problem" messages with named map entries.
+std::string ExplainParseError(absl::string_view message, const Json& root) {
+  absl::string_view m = message;
+  if (absl::ConsumePrefix(&m, "(")) {
+    const size_t close = m.find(')');
+    if (close != absl::string_view::npos) {
+      const std::string path = NamePath(m.substr(0, close), root);
+      absl::string_view rest = m.substr(close + 1);
+      absl::ConsumePrefix(&rest, ":");
+      return absl::StrCat(path, ": ", absl::StripAsciiWhitespace(rest));
+    }
+  }
+  return std::string(message);
+}
+
+// The flat route form of earlier versions: these keys belong to `binding` or `policy`.
+constexpr absl::string_view kBindingOverrides[] = {"method", "path", "body", "response_body"};
+constexpr absl::string_view kPolicyOverrides[] = {"bucket", "cache_ttl_seconds"};
+
+absl::Status NormalizeRoutes(Json& root, absl::string_view origin) {
+  if (!root.contains("routes") || !root["routes"].is_object()) return absl::OkStatus();
+  for (auto it = root["routes"].begin(); it != root["routes"].end(); ++it) {
+    Json& route = it.value();
+    if (!route.is_object()) continue;
+    const std::string where = MapEntryPath("", "routes", it.key());
+    for (const auto& [group, keys] :
+         {std::pair<const char*, absl::Span<const absl::string_view>>{"binding", kBindingOverrides},
+          {"policy", kPolicyOverrides}}) {
+      for (absl::string_view key : keys) {
+        const std::string k(key);
+        if (!route.contains(k)) continue;
+        if (route.contains(group) && route[group].is_object() && route[group].contains(k)) {
+          return ConfigError(origin, absl::StrCat(where, ": '", k, "' is given both flat and in ",
+                                                  group));
+        }
+        route[group][k] = route[k];
+        route.erase(k);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Which binding/policy fields each route sets, with the values the parser read.
+absl::Status CollectRouteOverrides(const Json& root, const gateway::v1::Config& proto,
+                                   absl::string_view origin,
+                                   absl::flat_hash_map<std::string, RouteOverride>* routes) {
+  if (!root.contains("routes")) return absl::OkStatus();
+  for (auto it = root["routes"].begin(); it != root["routes"].end(); ++it) {
+    const std::string where = MapEntryPath("", "routes", it.key());
+    const gateway::v1::RouteOverride& parsed = proto.routes().at(it.key());
+    RouteOverride& o = (*routes)[CanonicalRpc(it.key())];
+    for (const char* group : {"binding", "policy"}) {
+      if (!it.value().contains(group)) continue;
+      const bool binding = absl::string_view(group) == "binding";
+      for (auto field = it.value()[group].begin(); field != it.value()[group].end(); ++field) {
+        const Descriptor* d = binding ? gateway::v1::Binding::descriptor()
+                                      : gateway::v1::Policy::descriptor();
+        const std::string name = FindField(d, field.key())->name();
+        if (name == "method") o.method = parsed.binding().method();
+        else if (name == "path") o.path = parsed.binding().path();
+        else if (name == "body") o.body = parsed.binding().body();
+        else if (name == "response_body") o.response_body = parsed.binding().response_body();
+        else if (name == "bucket") o.bucket = parsed.policy().bucket();
+        else if (name == "cache_ttl_seconds") {
+          o.cache_ttl_seconds = parsed.policy().cache_ttl_seconds();
+          if (*o.cache_ttl_seconds < 0) {
+            return ConfigError(origin, absl::StrCat(where, ".policy.cache_ttl_seconds must not be negative"));
+          }
+        } else {
+          return ConfigError(
+              origin, absl::StrCat(where, ".", group, ".", name,
+                                   " cannot be overridden from the config (allowed: ",
+                                   absl::StrJoin(binding ? absl::MakeConstSpan(kBindingOverrides)
+                                                         : absl::MakeConstSpan(kPolicyOverrides),
+                                                 ", "),
+                                   ")"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Replaces the password of redis://user:password@host (or any URL's userinfo) with [REDACTED].
+std::string RedactUrl(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t authority_end = url.find_first_of("/?#", scheme + 3);
+  const size_t at = url.rfind('@', authority_end == std::string::npos ? url.size() : authority_end);
+  if (at == std::string::npos || at < scheme + 3) return url;
+  return absl::StrCat(url.substr(0, scheme + 3), "[REDACTED]", url.substr(at));
+}
+
+absl::Status CheckBucketTable(const google::protobuf::Map<std::string, gateway::v1::BucketRate>& buckets,
+                              absl::string_view where, absl::string_view origin,
+                              absl::flat_hash_map<std::string, BucketRate>* out) {
+  for (const auto& [key, rate] : buckets) {
+    const std::string entry = absl::StrCat(where, ".buckets[\"", key, "\"]");
+    const std::vector<absl::string_view> parts = absl::StrSplit(key, '/');
+    if (parts.size() != 2 || (parts[0] != "respondio" && parts[0] != "chatwoot") ||
+        parts[1].empty()) {
+      return ConfigError(origin, absl::StrCat(entry, ": name buckets as upstream/bucket "
+                                                     "(respondio/... or chatwoot/...)"));
+    }
+    if (!(rate.rate_per_second() > 0) || rate.burst() < 0) {
+      return ConfigError(origin, absl::StrCat(entry, ": rate_per_second must be positive and "
+                                                     "burst not negative"));
+    }
+    (*out)[key] = {rate.rate_per_second(), rate.burst()};
+  }
+  return absl::OkStatus();
+}
+
+bool ValidWorkspaceName(absl::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool ok = absl::ascii_islower(c) || absl::ascii_isdigit(c) ||
+                    (i > 0 && (c == '-' || c == '_'));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The built-in defaults (service/default_config.json), parsed once.
+absl::StatusOr<ParsedConfig> Defaults() {
+  return ParseConfigJson(
+      absl::string_view(reinterpret_cast<const char*>(gateway_default_config),
+                        gateway_default_config_size),
+      "built-in defaults");
+}
+
+}  // namespace
+
+absl::StatusOr<ParsedConfig> ParseConfigJson(absl::string_view text, absl::string_view origin) {
+  Json root = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) {
+    // Ask again with exceptions for the position of the error.
+    std::string where;
+    try {
+      Json again = Json::parse(text);
+      (void)again;
+    } catch (const Json::exception& e) {
+      where = absl::StrCat(" (", e.what(), ")");
+    }
+    return ConfigError(origin, absl::StrCat("not valid JSON", where));
+  }
+  if (!root.is_object()) return ConfigError(origin, "the top level must be an object");
+  if (absl::Status s = NormalizeRoutes(root, origin); !s.ok()) return s;
+  if (absl::Status s = CheckKnownKeys(root, gateway::v1::Config::descriptor(), "", origin);
+      !s.ok()) {
+    return s;
+  }
+  ParsedConfig parsed;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status = google::protobuf::util::JsonStringToMessage(root.dump(), &parsed.proto, options);
+  if (!status.ok()) {
+    return ConfigError(origin, absl::StrCat("wrong value: ",
+                                            ExplainParseError(std::string(status.message()), root)));
+  }
+  if (absl::Status s = CollectRouteOverrides(root, parsed.proto, origin, &parsed.routes); !s.ok()) {
+    return s;
+  }
+  return parsed;
 }
 
 absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
-  GatewayConfig config;
-  AddDefaultBuckets(config);
-  config.upstreams["respondio"] = {.name = "respondio", .base_url = kSandboxRespondioUrl};
-  config.upstreams["chatwoot"] = {.name = "chatwoot",
-                                  .base_url = kSandboxChatwootUrl,
-                                  .auth_header = "api_access_token",
-                                  .path_defaults = {{"account_id", "1"}}};
-  absl::flat_hash_map<std::string, std::string> token_files;
+  auto defaults = Defaults();
+  if (!defaults.ok()) return defaults.status();
+  gateway::v1::Config merged = defaults->proto;
+  absl::flat_hash_map<std::string, RouteOverride> routes;
+  const std::string origin = sources.config_file.empty() ? "flags" : sources.config_file;
   if (!sources.config_file.empty()) {
     auto text = ReadFile(sources.config_file);
     if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("--config: ", text.status().message()));
-    if (absl::Status s = ApplyConfigJson(*text, sources.config_file, &config, &token_files); !s.ok()) {
-      return s;
-    }
+    auto file = ParseConfigJson(*text, sources.config_file);
+    if (!file.ok()) return file.status();
+    merged.MergeFrom(file->proto);
+    routes = std::move(file->routes);
   }
-  if (!sources.listen.empty()) config.listen = sources.listen;
-  if (!sources.redis_url.empty()) config.redis_url = sources.redis_url;
-  if (!config.redis_url.empty() && !absl::StartsWith(config.redis_url, "redis://")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--redis_url must look like redis://HOST:PORT[/DB] (got '", config.redis_url, "')"));
-  }
-  upstream::UpstreamConfig& respondio = config.upstreams["respondio"];
-  upstream::UpstreamConfig& chatwoot = config.upstreams["chatwoot"];
-  chatwoot.auth_header = "api_access_token";
-  if (!sources.respondio_base_url.empty()) respondio.base_url = sources.respondio_base_url;
-  if (!sources.chatwoot_base_url.empty()) chatwoot.base_url = sources.chatwoot_base_url;
-  if (!sources.respondio_token_file.empty()) token_files["respondio"] = sources.respondio_token_file;
-  if (!sources.chatwoot_token_file.empty()) token_files["chatwoot"] = sources.chatwoot_token_file;
+
+  // Flags over the file.
+  gateway::v1::Upstream& respondio = *merged.mutable_upstreams()->mutable_respondio();
+  gateway::v1::Upstream& chatwoot = *merged.mutable_upstreams()->mutable_chatwoot();
+  if (!sources.listen.empty()) merged.set_listen(sources.listen);
+  if (!sources.redis_url.empty()) merged.set_redis_url(sources.redis_url);
+  if (!sources.respondio_base_url.empty()) respondio.set_base_url(sources.respondio_base_url);
+  if (!sources.chatwoot_base_url.empty()) chatwoot.set_base_url(sources.chatwoot_base_url);
+  if (!sources.respondio_token_file.empty()) respondio.set_token_file(sources.respondio_token_file);
+  if (!sources.chatwoot_token_file.empty()) chatwoot.set_token_file(sources.chatwoot_token_file);
+  if (!sources.respondio_dialect.empty()) respondio.set_dialect(sources.respondio_dialect);
+  if (!sources.chatwoot_dialect.empty()) chatwoot.set_dialect(sources.chatwoot_dialect);
   if (sources.chatwoot_account_id < 0) {
     return absl::InvalidArgumentError("--chatwoot_account_id must be positive");
   }
-  if (sources.chatwoot_account_id > 0) {
-    chatwoot.path_defaults["account_id"] = absl::StrCat(sources.chatwoot_account_id);
+  if (sources.chatwoot_account_id > 0) chatwoot.set_default_account_id(sources.chatwoot_account_id);
+  if (sources.cache_max_bytes < -1) {
+    return absl::InvalidArgumentError("--cache_max_bytes must not be negative");
+  }
+  if (sources.cache_max_bytes >= 0) merged.mutable_cache()->set_max_bytes(sources.cache_max_bytes);
+
+  GatewayConfig config;
+  config.routes = std::move(routes);
+  config.listen = merged.listen();
+  config.redis_url = merged.redis_url();
+  if (!config.redis_url.empty() && !absl::StartsWith(config.redis_url, "redis://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--redis_url must look like redis://HOST:PORT[/DB] (got '", RedactUrl(config.redis_url),
+        "')"));
+  }
+  if (!(merged.default_deadline_seconds() > 0)) {
+    return ConfigError(origin, "default_deadline_seconds must be positive");
+  }
+  config.default_deadline = absl::Seconds(merged.default_deadline_seconds());
+  config.cache_max_bytes = merged.cache().max_bytes();
+  if (config.cache_max_bytes < 0) return ConfigError(origin, "cache.max_bytes must not be negative");
+
+  const gateway::v1::RateLimits& limits = merged.rate_limits();
+  config.rate_headroom = limits.headroom();
+  if (!(config.rate_headroom > 0) || config.rate_headroom > 1) {
+    return ConfigError(origin, "rate_limits.headroom must be in (0, 1]");
+  }
+  config.redis_fallback_share = limits.redis_fallback_share();
+  if (!(config.redis_fallback_share > 0) || config.redis_fallback_share > 1) {
+    return ConfigError(origin, "rate_limits.redis_fallback_share must be in (0, 1]");
+  }
+  for (const auto& [name, seconds, target] :
+       {std::tuple<const char*, double, absl::Duration*>{
+            "max_queue_wait_seconds", limits.max_queue_wait_seconds(), &config.max_queue_wait},
+        {"max_pause_seconds", limits.max_pause_seconds(), &config.max_pause}}) {
+    if (!(seconds > 0) || seconds > 86400) {
+      return ConfigError(origin, absl::StrCat("rate_limits.", name, " must be in (0, 86400]"));
+    }
+    *target = absl::Seconds(seconds);
+  }
+  if (absl::Status s = CheckBucketTable(limits.buckets(), "rate_limits", origin, &config.buckets);
+      !s.ok()) {
+    return s;
   }
 
-  for (auto& [name, up] : config.upstreams) {
-    up.name = name;
-    while (absl::EndsWith(up.base_url, "/")) up.base_url.pop_back();
-    if (up.base_url.empty()) continue;  // not configured: its RPCs answer FAILED_PRECONDITION
-    if (absl::Status s = CheckBaseUrl(up.base_url, absl::StrCat(name, "_base_url")); !s.ok()) return s;
-    // Token precedence: a token file (flag or config), then the environment.
-    if (auto it = token_files.find(name); it != token_files.end()) {
-      auto token = ReadToken(it->second, absl::StrCat(name, " token file"));
+  // The top-level upstreams: shared settings of every workspace, and the credentials of
+  // `default`.
+  for (const auto& [name, up] : {std::pair<std::string, const gateway::v1::Upstream*>{
+                                     "respondio", &respondio},
+                                 {"chatwoot", &chatwoot}}) {
+    const std::string where = absl::StrCat("upstreams.", name);
+    const std::string& dialect = up->dialect();
+    if (dialect != "live" && dialect != "openapi") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " dialect must be live or openapi (got '", dialect, "'; --", name,
+          "_dialect or upstreams.", name, ".dialect)"));
+    }
+    config.dialects[name] = dialect;
+    if (up->has_max_response_bytes() && up->max_response_bytes() <= 0) {
+      return ConfigError(origin, absl::StrCat(where, ".max_response_bytes must be a positive integer"));
+    }
+    if (up->has_default_account_id()) {
+      if (name != "chatwoot") {
+        return ConfigError(origin, absl::StrCat(where, ".default_account_id applies to chatwoot only"));
+      }
+      if (up->default_account_id() <= 0) {
+        return ConfigError(origin, absl::StrCat(where, ".default_account_id must be positive"));
+      }
+    }
+    upstream::UpstreamConfig& out = config.upstreams[name];
+    out.name = name;
+    out.base_url = up->base_url();
+    while (absl::EndsWith(out.base_url, "/")) out.base_url.pop_back();
+    out.max_response_bytes = up->max_response_bytes();
+    if (name == "chatwoot") {
+      out.auth_header = "api_access_token";
+      out.path_defaults["account_id"] = absl::StrCat(up->default_account_id());
+      // Chatwoot limits per client IP: every account and token of one installation behind the
+      // gateway's egress share one budget.
+      out.limit_scope = upstream::UpstreamConfig::LimitScope::kHost;
+    }
+    if (out.base_url.empty()) continue;  // not configured: its RPCs answer FAILED_PRECONDITION
+    if (absl::Status s = CheckBaseUrl(out.base_url, absl::StrCat(name, "_base_url")); !s.ok()) return s;
+  }
+
+  // Resolves one upstream's token: a token file, else (default workspace) the environment, else
+  // the sandbox's token on loopback.
+  auto resolve_token = [&sources](const std::string& token_file, const std::string& env,
+                                  const std::string& base_url, const std::string& what,
+                                  const std::string& hint) -> absl::StatusOr<std::string> {
+    // --check_config: tokens are facts of the deployment (Secrets, flags, environment), not of
+    // the file; they are neither read nor required.
+    if (!sources.read_secrets) return std::string("[NOT READ]");
+    if (!token_file.empty()) return ReadToken(token_file, absl::StrCat(what, " token file"));
+    if (!env.empty()) return std::string(absl::StripAsciiWhitespace(env));
+    // Only the local sandbox may be used without a token; a real upstream needs one.
+    if (!IsLoopback(base_url)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": no API token for ", base_url, " (", hint, ")"));
+    }
+    return std::string(kSandboxToken);
+  };
+
+  // Workspaces. With none listed, the top-level upstreams are the workspace `default`.
+  google::protobuf::Map<std::string, gateway::v1::Workspace> listed = merged.workspaces();
+  if (listed.empty()) listed[kDefaultWorkspace];
+  for (const auto& [ws_name, ws] : listed) {
+    const std::string where = absl::StrCat("workspaces[\"", ws_name, "\"]");
+    if (!ValidWorkspaceName(ws_name)) {
+      return ConfigError(origin, absl::StrCat(where, ": a workspace name is 1 to 63 lower-case "
+                                                     "letters, digits, '-' or '_', starting "
+                                                     "with a letter or digit"));
+    }
+    const bool is_default = ws_name == kDefaultWorkspace;
+    const bool implicit = merged.workspaces().empty();
+    WorkspaceConfig& out = config.workspaces[ws_name];
+    out.name = ws_name;
+    out.buckets = config.buckets;
+    const gateway::v1::RateLimits& ws_limits = ws.rate_limits();
+    if (ws_limits.has_headroom() || ws_limits.has_redis_fallback_share() ||
+        ws_limits.has_max_queue_wait_seconds() || ws_limits.has_max_pause_seconds()) {
+      return ConfigError(origin, absl::StrCat(where, ".rate_limits: only buckets may be set per "
+                                                     "workspace"));
+    }
+    if (absl::Status s = CheckBucketTable(ws_limits.buckets(), absl::StrCat(where, ".rate_limits"),
+                                          origin, &out.buckets);
+        !s.ok()) {
+      return s;
+    }
+    for (const auto& [name, top] :
+         {std::pair<std::string, const gateway::v1::Upstream*>{"respondio", &respondio},
+          {"chatwoot", &chatwoot}}) {
+      const bool listed_here = name == "respondio" ? ws.has_respondio() : ws.has_chatwoot();
+      // `default` takes the top-level credentials (implicitly, or as fallbacks of its own).
+      if (!listed_here && !is_default) continue;
+      const gateway::v1::WorkspaceUpstream& own =
+          name == "respondio" ? ws.respondio() : ws.chatwoot();
+      const std::string up_where = absl::StrCat(where, ".", name);
+      upstream::UpstreamConfig up = config.upstreams.at(name);
+      if (!own.base_url().empty()) {
+        up.base_url = own.base_url();
+        while (absl::EndsWith(up.base_url, "/")) up.base_url.pop_back();
+        if (absl::Status s = CheckBaseUrl(up.base_url, absl::StrCat(up_where, ".base_url")); !s.ok()) {
+          return s;
+        }
+      }
+      if (!own.dialect().empty() && own.dialect() != config.dialects.at(name)) {
+        return ConfigError(origin, absl::StrCat(up_where, ".dialect '", own.dialect(),
+                                                "' differs from upstreams.", name, ".dialect '",
+                                                config.dialects.at(name),
+                                                "' (routes are compiled once per upstream)"));
+      }
+      if (own.account_id() != 0) {
+        if (name != "chatwoot") {
+          return ConfigError(origin, absl::StrCat(up_where, ".account_id applies to chatwoot only"));
+        }
+        if (own.account_id() < 0) {
+          return ConfigError(origin, absl::StrCat(up_where, ".account_id must be positive"));
+        }
+        up.path_defaults["account_id"] = absl::StrCat(own.account_id());
+      }
+      if (up.base_url.empty()) {
+        if (listed_here) {
+          return ConfigError(origin, absl::StrCat(up_where, ": no base_url (here or in upstreams.",
+                                                  name, ".base_url)"));
+        }
+        continue;  // `default` without this upstream
+      }
+      std::string token_file = own.token_file();
+      std::string env;
+      std::string hint = absl::StrCat("set ", up_where, ".token_file");
+      if (token_file.empty() && is_default) {
+        token_file = top->token_file();
+        env = name == "respondio" ? sources.respondio_token_env : sources.chatwoot_token_env;
+        hint = absl::StrCat("set --", name, "_token_file or ", absl::AsciiStrToUpper(name),
+                            "_API_TOKEN", implicit ? "" : absl::StrCat(" or ", up_where, ".token_file"));
+      }
+      auto token = resolve_token(token_file, env, up.base_url, implicit ? name : up_where, hint);
       if (!token.ok()) return token.status();
       up.token = *std::move(token);
-    } else {
-      const std::string& env =
-          name == "respondio" ? sources.respondio_token_env : sources.chatwoot_token_env;
-      if (!env.empty()) up.token = std::string(absl::StripAsciiWhitespace(env));
-    }
-    if (up.token.empty()) {
-      // Only the local sandbox may be used without a token; a real upstream needs one.
-      if (!IsLoopback(up.base_url)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name, ": no API token for ", up.base_url, " (set --", name, "_token_file or ",
-            absl::AsciiStrToUpper(name), "_API_TOKEN)"));
-      }
-      up.token = kSandboxToken;
+      out.upstreams[name] = std::move(up);
     }
   }
+  // The default workspace's upstreams are also the gateway's upstreams; without a default
+  // workspace they keep the shared settings but no credentials.
+  if (auto it = config.workspaces.find(kDefaultWorkspace); it != config.workspaces.end()) {
+    for (auto& [name, up] : config.upstreams) {
+      auto own = it->second.upstreams.find(name);
+      if (own != it->second.upstreams.end()) up = own->second;
+    }
+  }
+  config.effective = std::move(merged);
   return config;
+}
+
+std::string PrintConfig(const GatewayConfig& config) {
+  gateway::v1::Config printed = config.effective;
+  printed.set_redis_url(RedactUrl(printed.redis_url()));
+  for (gateway::v1::Upstream* up : {printed.mutable_upstreams()->mutable_respondio(),
+                                    printed.mutable_upstreams()->mutable_chatwoot()}) {
+    if (up->has_base_url()) up->set_base_url(RedactUrl(up->base_url()));
+  }
+  for (auto& [name, ws] : *printed.mutable_workspaces()) {
+    for (gateway::v1::WorkspaceUpstream* up : {ws.mutable_respondio(), ws.mutable_chatwoot()}) {
+      up->set_base_url(RedactUrl(up->base_url()));
+    }
+  }
+  // Routes are printed from the overrides, which know every field the file set (a TTL of 0
+  // included, which proto3 JSON would leave out).
+  printed.clear_routes();
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.preserve_proto_field_names = true;
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(printed, &text, options);
+  Json root = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) root = Json::object();
+  std::map<std::string, const RouteOverride*> sorted;
+  for (const auto& [rpc, o] : config.routes) sorted[rpc] = &o;
+  for (const auto& [rpc, o] : sorted) {
+    Json route = Json::object();
+    if (o->method) route["binding"]["method"] = *o->method;
+    if (o->path) route["binding"]["path"] = *o->path;
+    if (o->body) route["binding"]["body"] = *o->body;
+    if (o->response_body) route["binding"]["response_body"] = *o->response_body;
+    if (o->bucket) route["policy"]["bucket"] = *o->bucket;
+    if (o->cache_ttl_seconds) route["policy"]["cache_ttl_seconds"] = *o->cache_ttl_seconds;
+    root["routes"][rpc] = route;
+  }
+  return root.dump(2) + "\n";
+}
+
+absl::Status CheckBucketRates(const GatewayConfig& config, const std::vector<BucketUse>& uses) {
+  for (const BucketUse& use : uses) {
+    if (!config.buckets.contains(use.key)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          use.rpc, " uses bucket ", use.key, ", which has no rate: add rate_limits.buckets[\"",
+          use.key, "\"] = {\"rate_per_second\": N} to the config"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace gateway::service

@@ -1,42 +1,33 @@
-// Gateway configuration: flags, environment and an optional JSON config file, merged and checked
-// once at start-up. Anything invalid is an error naming the problem, never a crash later.
+// Gateway configuration: flags, environment and an optional config file, merged and checked
+// once at start-up (and again on reload). Anything invalid is an error naming the problem, never
+// a crash later.
 //
-// Precedence, highest first: command-line flags, environment (RESPONDIO_API_TOKEN,
-// CHATWOOT_API_TOKEN), the --config file, built-in defaults (respond.io at the bundled sandbox,
-// http://127.0.0.1:8081, so `make run` works with no token).
+// The file is the JSON form of the proto `gateway.v1.Config` (proto/gateway/v1/config.proto
+// documents every field), read with protobuf's JSON parser: an unknown key is an error naming
+// its path (`workspaces.acme.respondio: unknown key 'token_fil'`), a mistyped value names the
+// field. Precedence, highest first: command-line flags, environment (RESPONDIO_API_TOKEN,
+// CHATWOOT_API_TOKEN), the --config file, the built-in defaults (service/default_config.json:
+// the sandbox at http://127.0.0.1:8081, respond.io's per-endpoint rate table, Chatwoot's 50/s).
 //
-// Config file (JSON; unknown keys are errors, so typos do not pass silently):
+//   ConfigSources sources{.config_file = "/etc/gateway/config.json"};
+//   absl::StatusOr<GatewayConfig> config = LoadConfig(sources);
+//   std::cout << PrintConfig(*config);                 // --print_config: secrets redacted
 //
-//   {
-//     "listen": "127.0.0.1:8080",
-//     "default_deadline_seconds": 30,
-//     "upstreams": {
-//       "respondio": {"base_url": "https://api.respond.io/v2", "token_file": "/run/secrets/respondio"},
-//       "chatwoot":  {"base_url": "https://chatwoot.example.com", "token_file": "...",
-//                     "default_account_id": 1, "max_response_bytes": 8388608}
-//     },
-//     "redis_url": "redis://redis:6379",
-//     "rate_limits": {"headroom": 0.98, "redis_fallback_share": 0.3,
-//                     "max_queue_wait_seconds": 30, "max_pause_seconds": 300,
-//                     "buckets": {"respondio/contact_get": {"rate_per_second": 10, "burst": 0}}},
-//     "cache": {"max_bytes": 67108864},
-//     "routes": {
-//       "respondio.v2.ContactService.ListContactChannels":
-//           {"method": "GET", "path": "/contact/{identifier}/channels"}
-//     }
-//   }
-//
-// A route override may set method, path, body, response_body, bucket and cache_ttl_seconds;
-// RPCs are named "package.Service.Method" or "/package.Service/Method".
+// Route overrides take `binding` (method, path, body, response_body) and `policy` (bucket,
+// cache_ttl_seconds); the flat form of earlier versions ({"method": ..., "cache_ttl_seconds":
+// ...}) still parses to the same override.
 #ifndef GATEWAY_SERVICE_CONFIG_H_
 #define GATEWAY_SERVICE_CONFIG_H_
 
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gateway/v1/config.pb.h"
 #include "upstream/pipeline/dispatcher.h"
 
 namespace gateway::service {
@@ -53,19 +44,31 @@ struct RouteOverride {
 
 // Rate of one upstream budget, before the headroom is applied.
 struct BucketRate {
-  double rate_per_second = 5;
+  double rate_per_second = 0;
   int burst = 0;
 };
+
+// One workspace: the upstream accounts it calls and the rates of its budgets.
+struct WorkspaceConfig {
+  std::string name;
+  // Keyed by upstream name; only the upstreams the workspace configures (base URL and token
+  // resolved). An upstream missing here answers FAILED_PRECONDITION UPSTREAM_NOT_CONFIGURED.
+  absl::flat_hash_map<std::string, upstream::UpstreamConfig> upstreams;
+  // The full rate table of this workspace ("upstream/bucket"): the top-level rates with the
+  // workspace's own entries on top.
+  absl::flat_hash_map<std::string, BucketRate> buckets;
+};
+
+// The name of the workspace a call without `x-workspace` uses.
+inline constexpr char kDefaultWorkspace[] = "default";
 
 struct GatewayConfig {
   std::string listen = "127.0.0.1:8080";
   // Shared state across replicas (rate limits, cache, idempotency records); "" = in-process.
   std::string redis_url;
-  // Upstream budgets by "upstream/bucket", from respond.io's guide (5/s where it is silent) and
-  // Chatwoot's default 3000 requests per minute; the config file can change any of them.
+  // Upstream budgets by "upstream/bucket" (top level; workspaces may override). Every bucket a
+  // route names must have a rate here (CheckBucketRates).
   absl::flat_hash_map<std::string, BucketRate> buckets;
-  // Buckets not listed above.
-  BucketRate default_bucket;
   // Fraction of each budget the gateway plans to use. Upstreams count requests in sliding
   // windows on arrival, so a schedule at exactly the limit trips 429s on the slightest jitter
   // between the planned and the real arrival. Slots are reserved ahead and sent from a local
@@ -85,10 +88,22 @@ struct GatewayConfig {
   // Bytes of reply cache per replica.
   int64_t cache_max_bytes = 64 << 20;
   absl::Duration default_deadline = absl::Seconds(30);
-  // Keyed by upstream name; an upstream without base_url is not configured.
+  // The upstreams of the workspace `default` (or, when there is none, the top-level settings
+  // without credentials), keyed by upstream name; an upstream without base_url is not
+  // configured.
   absl::flat_hash_map<std::string, upstream::UpstreamConfig> upstreams;
   // Keyed by "/package.Service/Method".
   absl::flat_hash_map<std::string, RouteOverride> routes;
+  // The dialect each upstream speaks ("live" or "openapi"), from --<name>_dialect or
+  // upstreams.<name>.dialect; "live" by default.
+  absl::flat_hash_map<std::string, std::string> dialects = {{"respondio", "live"},
+                                                            {"chatwoot", "live"}};
+  // Every workspace by name (sorted); contains kDefaultWorkspace unless the file lists
+  // workspaces without one.
+  std::map<std::string, WorkspaceConfig> workspaces;
+  // The effective configuration as the proto (defaults, file and flags merged; tokens are not
+  // in it, only their files), for --print_config.
+  gateway::v1::Config effective;
 };
 
 // Inputs that do not come from the file.
@@ -102,9 +117,15 @@ struct ConfigSources {
   std::string chatwoot_token_file;
   int64_t chatwoot_account_id = 0;
   std::string redis_url;
+  std::string respondio_dialect;  // --respondio_dialect
+  std::string chatwoot_dialect;   // --chatwoot_dialect
+  int64_t cache_max_bytes = -1;   // --cache_max_bytes; -1 = not given
   // Environment tokens ("" when unset).
   std::string respondio_token_env;
   std::string chatwoot_token_env;
+  // False for --check_config and --print_config: tokens are neither read nor required (CI and
+  // admission webhooks do not have the Secrets; flags or the environment may supply them).
+  bool read_secrets = true;
 };
 
 // The sandbox the built-in defaults point at, and the token it accepts by default.
@@ -112,15 +133,35 @@ inline constexpr char kSandboxRespondioUrl[] = "http://127.0.0.1:8081";
 inline constexpr char kSandboxChatwootUrl[] = "http://127.0.0.1:8081";
 inline constexpr char kSandboxToken[] = "sandbox-token";
 
-// Merges the sources. Errors (INVALID_ARGUMENT, naming the file/key/flag): unreadable file,
-// malformed JSON, unknown keys, a token file that cannot be read or is empty, a base URL that is
-// not http(s), a remote upstream without a token.
+// Merges the sources. Errors (INVALID_ARGUMENT, naming the file, key path or flag): unreadable
+// file, malformed JSON, unknown keys, mistyped or out-of-range values, a token file that cannot
+// be read or is empty, a base URL that is not http(s), a remote upstream without a token, a bad
+// workspace name or workspace upstream.
 absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources);
 
-// Parses the JSON text of a config file into `config` (exposed for tests).
-absl::Status ApplyConfigJson(absl::string_view text, absl::string_view origin,
-                             GatewayConfig* config,
-                             absl::flat_hash_map<std::string, std::string>* token_files);
+// Parses the JSON text of a config file (exposed for tests and reload). `origin` prefixes every
+// error. Route overrides are returned apart because which fields a file sets (cache_ttl_seconds
+// 0 included) is more than the proto records.
+struct ParsedConfig {
+  gateway::v1::Config proto;
+  absl::flat_hash_map<std::string, RouteOverride> routes;  // by "/package.Service/Method"
+};
+absl::StatusOr<ParsedConfig> ParseConfigJson(absl::string_view text, absl::string_view origin);
+
+// The effective configuration as pretty JSON (gateway.v1.Config), for --print_config: token
+// values never appear (only token_file paths), and passwords in URLs (redis://:secret@host)
+// are replaced by [REDACTED].
+std::string PrintConfig(const GatewayConfig& config);
+
+// One RPC's budget, for CheckBucketRates.
+struct BucketUse {
+  std::string rpc;  // "/package.Service/Method"
+  std::string key;  // "upstream/bucket"
+};
+
+// A bucket some route names must have a rate (top level, or in every workspace that overrides
+// it): otherwise INVALID_ARGUMENT naming the RPC and the bucket.
+absl::Status CheckBucketRates(const GatewayConfig& config, const std::vector<BucketUse>& uses);
 
 }  // namespace gateway::service
 

@@ -65,7 +65,9 @@
 ABSL_FLAG(std::string, listen, "",
           "gRPC listen address HOST:PORT (default 127.0.0.1:8080; port 0 picks a free port, "
           "printed at start-up)");
-ABSL_FLAG(std::string, config, "", "JSON config file: upstreams, route overrides (see README)");
+ABSL_FLAG(std::string, config, "",
+          "config file: the JSON form of gateway.v1.Config (proto/gateway/v1/config.proto): "
+          "upstreams, workspaces, rate limits, route overrides (see README)");
 ABSL_FLAG(std::string, respondio_base_url, "",
           "respond.io base URL, e.g. https://api.respond.io/v2 (default: the bundled sandbox at "
           "http://127.0.0.1:8081)");
@@ -85,6 +87,13 @@ ABSL_FLAG(int64_t, cache_max_bytes, -1,
           "cache.max_bytes, else 64 MiB)");
 ABSL_FLAG(bool, print_routes, false,
           "print the effective route table, one JSON object per line, and exit");
+ABSL_FLAG(bool, check_config, false,
+          "validate the configuration (--config, flags, routes, rates, --callers_file when "
+          "given; upstream tokens are neither read nor required) and exit: 0 when valid, else 2 with a "
+          "message naming the problem");
+ABSL_FLAG(bool, print_config, false,
+          "print the effective configuration (gateway.v1.Config JSON: defaults, --config and "
+          "flags merged; tokens never shown, URL passwords redacted) and exit");
 ABSL_FLAG(std::string, ca_file, "", "PEM CA bundle for https upstreams (default: system store)");
 ABSL_FLAG(std::string, admin_listen, "",
           "admin HTTP listen address HOST:PORT serving the status page /, /metrics, /healthz and /readyz (default: "
@@ -213,7 +222,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "typed gRPC gateway to respond.io and Chatwoot.\n"
       "  gateway [--listen=HOST:PORT] [--config=FILE] [--respondio_base_url=URL] ...\n"
-      "  gateway --print_routes [--config=FILE]");
+      "  gateway --print_routes [--config=FILE]\n"
+      "  gateway --check_config --config=FILE\n"
+      "  gateway --print_config [--config=FILE]");
   absl::FlagsUsageConfig usage;
   // --help lists this file's flags (absl would look for gateway.cc by the binary's name).
   usage.contains_help_flags = [](absl::string_view file) {
@@ -242,16 +253,15 @@ int main(int argc, char** argv) {
   sources.chatwoot_token_file = absl::GetFlag(FLAGS_chatwoot_token_file);
   sources.chatwoot_account_id = absl::GetFlag(FLAGS_chatwoot_account_id);
   sources.redis_url = absl::GetFlag(FLAGS_redis_url);
+  sources.cache_max_bytes = absl::GetFlag(FLAGS_cache_max_bytes);
+  const bool check_only = absl::GetFlag(FLAGS_check_config);
+  const bool print_config = absl::GetFlag(FLAGS_print_config);
+  sources.read_secrets = !check_only && !print_config;
   sources.respondio_token_env = Env("RESPONDIO_API_TOKEN");
   sources.chatwoot_token_env = Env("CHATWOOT_API_TOKEN");
   auto config = gateway::service::LoadConfig(sources);
   if (!config.ok()) {
     return StartupError(absl::StrCat("invalid configuration: ", config.status().message()));
-  }
-  if (const int64_t bytes = absl::GetFlag(FLAGS_cache_max_bytes); bytes >= 0) {
-    config->cache_max_bytes = bytes;
-  } else if (bytes != -1) {
-    return StartupError("--cache_max_bytes must not be negative");
   }
   if (auto listen = gateway::service::ParseHostPort(config->listen, "--listen"); !listen.ok()) {
     return StartupError(listen.status().message());
@@ -259,6 +269,28 @@ int main(int argc, char** argv) {
   auto routes = gateway::service::RouteTable::Build(config->routes);
   if (!routes.ok()) {
     return StartupError(absl::StrCat("invalid route table: ", routes.status().message()));
+  }
+  {
+    // Bucket rates are data: a route whose bucket has no rate is an error, not a silent 5/s.
+    std::vector<gateway::service::BucketUse> uses;
+    for (const auto& route : routes->routes()) {
+      uses.push_back({route->rpc, absl::StrCat(route->binding.upstream(), "/",
+                                               route->policy.bucket())});
+    }
+    if (absl::Status s = gateway::service::CheckBucketRates(*config, uses); !s.ok()) {
+      return StartupError(absl::StrCat("invalid configuration: ", s.message()));
+    }
+  }
+  for (const auto& [name, workspace] : config->workspaces) {
+    if (name != gateway::service::kDefaultWorkspace) {
+      return StartupError(absl::StrCat(
+          "invalid configuration: workspace '", name,
+          "': this build serves only the workspace 'default' (no x-workspace selection yet)"));
+    }
+  }
+  if (print_config) {
+    std::cout << gateway::service::PrintConfig(*config) << std::flush;
+    return 0;
   }
   if (absl::GetFlag(FLAGS_print_routes)) {
     std::cout << routes->PrintRoutes() << std::flush;
@@ -269,6 +301,14 @@ int main(int argc, char** argv) {
     auto loaded = gateway::service::CallerAuth::Load(file, *routes);
     if (!loaded.ok()) return StartupError(loaded.status().message());
     auth = *std::move(loaded);
+  }
+  if (check_only) {
+    std::cout << "gateway: configuration is valid (" << routes->routes().size() << " RPCs, "
+              << config->workspaces.size() << " workspace"
+              << (config->workspaces.size() == 1 ? "" : "s")
+              << (auth.has_value() ? ", callers file" : "")
+              << "; upstream tokens not read)" << std::endl;
+    return 0;
   }
   auto credentials = ListenerCredentials();
   if (!credentials.ok()) return StartupError(credentials.status().message());
@@ -312,8 +352,6 @@ int main(int argc, char** argv) {
   for (const auto& [bucket, rate] : config->buckets) {
     dispatch_options.buckets[bucket] = {rate.rate_per_second * config->rate_headroom, rate.burst};
   }
-  dispatch_options.default_bucket = {
-      config->default_bucket.rate_per_second * config->rate_headroom, config->default_bucket.burst};
   gateway::upstream::Dispatcher dispatcher(config->upstreams,
                                            {.http = &http,
                                             .scheduler = &scheduler,
@@ -342,11 +380,9 @@ int main(int argc, char** argv) {
       const std::string upstream_name = bucket.substr(0, bucket.find(':'));
       const std::string bucket_name = bucket.substr(bucket.rfind(':') + 1);
       auto limit = config->buckets.find(absl::StrCat(upstream_name, "/", bucket_name));
+      // Every route's bucket has a rate (checked at start-up).
       gateway::service::WriteBucketLimit(
-          bucket,
-          limit != config->buckets.end() ? limit->second.rate_per_second
-                                         : config->default_bucket.rate_per_second,
-          out);
+          bucket, limit != config->buckets.end() ? limit->second.rate_per_second : 0, out);
     }
     gateway::service::WriteHttpMetrics(http.FairnessStats(), http.responses_too_large(), out);
     if (config->cache_max_bytes > 0) gateway::service::WriteCacheMetrics(cache.counters(), out);

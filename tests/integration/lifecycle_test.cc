@@ -31,7 +31,7 @@ TEST(StartupTest, HelpDocumentsEveryFlag) {
        {"listen", "config", "respondio_base_url", "respondio_token_file", "chatwoot_base_url",
         "chatwoot_token_file", "chatwoot_account_id", "print_routes", "ca_file", "admin_listen",
         "callers_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "shutdown_grace",
-        "drain_delay", "log_calls"}) {
+        "drain_delay", "log_calls", "check_config", "print_config"}) {
     EXPECT_THAT(help.output, HasSubstr(absl::StrCat("--", flag, " ("))) << flag;
   }
 }
@@ -58,6 +58,45 @@ TEST(StartupTest, InvalidFlagsExitNonZeroNamingTheProblem) {
     EXPECT_NE(result.exit_code, 0) << c.args[0];
     EXPECT_THAT(result.output, HasSubstr(c.message)) << c.args[0];
   }
+}
+
+TEST(StartupTest, CheckConfigValidatesAndExits) {
+  // The repository's own Kubernetes config passes without its Secrets.
+  CommandResult good =
+      Gateway::RunExpectingExit({"--check_config", "--config=k8s/overlays/prod/config.json"});
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_THAT(good.output, HasSubstr("configuration is valid"));
+
+  const struct {
+    std::string json;
+    std::string message;
+  } bad[] = {
+      {R"({"workspaces":{"acme":{"respondio":{"token_fil":"x"}}}})",
+       "unknown key 'token_fil' in workspaces[\"acme\"].respondio"},
+      {R"({"routes":{"respondio.v2.ContactService.ListContactChannels":{"bucket":"channels"}}})",
+       "uses bucket respondio/channels, which has no rate"},
+      {R"({"rate_limits":{"headroom":2}})", "rate_limits.headroom must be in (0, 1]"},
+  };
+  int i = 0;
+  for (const auto& c : bad) {
+    const std::string file = WriteTempFile(absl::StrCat("check_", i++, ".json"), c.json);
+    CommandResult result = Gateway::RunExpectingExit({"--check_config", "--config=" + file});
+    EXPECT_EQ(result.exit_code, 2) << c.json;
+    EXPECT_THAT(result.output, HasSubstr(c.message));
+  }
+}
+
+TEST(StartupTest, PrintConfigShowsTheEffectiveConfigWithoutSecrets) {
+  const std::string token = WriteTempFile("print_token", "print-config-secret-token\n");
+  CommandResult result = Gateway::RunExpectingExit(
+      {"--print_config", "--respondio_token_file=" + token,
+       "--redis_url=redis://:redis-password@127.0.0.1:1", "--listen=127.0.0.1:7777"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("\"listen\": \"127.0.0.1:7777\""));
+  EXPECT_THAT(result.output, HasSubstr("\"chatwoot/chatwoot\""));
+  EXPECT_THAT(result.output, HasSubstr(token));
+  EXPECT_THAT(result.output, ::testing::Not(HasSubstr("print-config-secret-token")));
+  EXPECT_THAT(result.output, ::testing::Not(HasSubstr("redis-password")));
 }
 
 TEST(StartupTest, AdminPortInUseFailsStartUp) {

@@ -15,6 +15,7 @@ namespace gateway::service {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Writes `text` to a fresh file under the test's temporary directory and returns its path.
 std::string WriteTemp(const std::string& name, const std::string& text) {
@@ -175,7 +176,7 @@ TEST(ConfigFile, MaxResponseBytesPerUpstream) {
       {"max_response_bytes must be a positive integer"});
   ExpectConfigError(
       LoadFile("str_max_body.json", R"({"upstreams":{"chatwoot":{"max_response_bytes":"8M"}}})"),
-      {"max_response_bytes must be a positive integer"});
+      {"upstreams.chatwoot.max_response_bytes", "8M"});
 }
 
 TEST(ConfigFile, FlagsBeatTheFile) {
@@ -215,7 +216,14 @@ TEST(ConfigFile, MalformedJson) {
   ExpectConfigError(LoadFile("malformed.json", R"({"listen": "0.0.0.0:1",)"),
                     {"malformed.json", "not valid JSON"});
   ExpectConfigError(LoadFile("array.json", "[]"), {"the top level must be an object"});
-  ExpectConfigError(LoadFile("wrong_type.json", R"({"listen": 8080})"), {"wrong value type"});
+  ExpectConfigError(LoadFile("wrong_type.json", R"({"listen": 8080})"),
+                    {"wrong_type.json", "wrong value", "listen"});
+  // Map entries are named by their key, not by the parser's position.
+  ExpectConfigError(
+      LoadFile("wrong_map_type.json", R"({"routes":{
+          "respondio.v2.ContactService.GetContact":{"policy":{"cache_ttl_seconds":30}},
+          "respondio.v2.ContactService.ListContacts":{"policy":{"cache_ttl_seconds":"x"}}}})"),
+      {"routes[\"respondio.v2.ContactService.ListContacts\"].policy.cache_ttl_seconds"});
 }
 
 TEST(ConfigFile, UnreadableFile) {
@@ -256,17 +264,16 @@ TEST(ConfigFile, LimiterWaitAndPauseCaps) {
 
 // ---- route overrides ----
 
-TEST(ApplyConfigJson, RouteOverridesAreKeyedByCanonicalRpc) {
-  GatewayConfig config;
-  absl::flat_hash_map<std::string, std::string> token_files;
-  ASSERT_TRUE(ApplyConfigJson(R"({"routes":{
+TEST(ParseConfigJson, RouteOverridesAreKeyedByCanonicalRpc) {
+  auto parsed = ParseConfigJson(R"({"routes":{
       "respondio.v2.ContactService.ListContactChannels":
           {"method":"GET","path":"/contact/{identifier}/channels"},
       "/respondio.v2.TagService/CreateTag":
           {"path":"/space/tag","bucket":"space_tag","cache_ttl_seconds":0,"body":"*",
            "response_body":"tag"}}})",
-                              "test.json", &config, &token_files)
-                  .ok());
+                                "test.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const ParsedConfig& config = *parsed;
   ASSERT_EQ(config.routes.size(), 2u);
   const RouteOverride& channels =
       config.routes.at("/respondio.v2.ContactService/ListContactChannels");
@@ -283,13 +290,41 @@ TEST(ApplyConfigJson, RouteOverridesAreKeyedByCanonicalRpc) {
   EXPECT_EQ(tag.response_body, "tag");
 }
 
-TEST(ApplyConfigJson, TokenFilesAreCollected) {
-  GatewayConfig config;
-  absl::flat_hash_map<std::string, std::string> token_files;
-  ASSERT_TRUE(ApplyConfigJson(R"({"upstreams":{"chatwoot":{"token_file":"/run/secrets/cw"}}})",
-                              "test.json", &config, &token_files)
-                  .ok());
-  EXPECT_EQ(token_files.at("chatwoot"), "/run/secrets/cw");
+TEST(ParseConfigJson, TokenFilesAreRead) {
+  auto parsed =
+      ParseConfigJson(R"({"upstreams":{"chatwoot":{"token_file":"/run/secrets/cw"}}})", "test.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->proto.upstreams().chatwoot().token_file(), "/run/secrets/cw");
+}
+
+TEST(ParseConfigJson, TypedRouteFormEqualsTheFlatForm) {
+  auto typed = ParseConfigJson(R"({"routes":{"respondio.v2.TagService.CreateTag":
+      {"binding":{"path":"/space/tag","body":"*"},"policy":{"bucket":"tag_write","cache_ttl_seconds":0}}}})",
+                               "typed.json");
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  const RouteOverride& o = typed->routes.at("/respondio.v2.TagService/CreateTag");
+  EXPECT_FALSE(o.method.has_value());
+  EXPECT_EQ(o.path, "/space/tag");
+  EXPECT_EQ(o.body, "*");
+  EXPECT_EQ(o.bucket, "tag_write");
+  EXPECT_EQ(o.cache_ttl_seconds, 0);  // present though zero: an override to "never cache"
+
+  auto both = ParseConfigJson(R"({"routes":{"respondio.v2.TagService.CreateTag":
+      {"path":"/a","binding":{"path":"/b"}}}})", "both.json");
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("both flat and in binding"));
+
+  auto fixed = ParseConfigJson(R"({"routes":{"respondio.v2.TagService.CreateTag":
+      {"binding":{"upstream":"chatwoot"}}}})", "fixed.json");
+  ASSERT_FALSE(fixed.ok());
+  EXPECT_THAT(std::string(fixed.status().message()),
+              HasSubstr("routes[\"respondio.v2.TagService.CreateTag\"].binding.upstream cannot be overridden"));
+
+  auto typo = ParseConfigJson(R"({"routes":{"respondio.v2.TagService.CreateTag":
+      {"policy":{"buckt":"x"}}}})", "typo.json");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(std::string(typo.status().message()),
+              HasSubstr("unknown key 'buckt' in routes[\"respondio.v2.TagService.CreateTag\"].policy"));
 }
 
 TEST(RouteOverride, ChangesVerbAndPathAndRouteTableAppliesIt) {
@@ -358,6 +393,181 @@ TEST(RouteOverride, ExampleClientPathsFileLoadsAndApplies) {
       EXPECT_EQ(route->policy.bucket(), *override_.bucket);
     }
   }
+}
+
+// ---- bucket rates are data ----
+
+std::vector<BucketUse> UsesOf(const RouteTable& table) {
+  std::vector<BucketUse> uses;
+  for (const auto& route : table.routes()) {
+    uses.push_back({route->rpc, absl::StrCat(route->binding.upstream(), "/", route->policy.bucket())});
+  }
+  return uses;
+}
+
+TEST(BucketRates, TheDefaultsRateEveryRoute) {
+  const GatewayConfig config = LoadOk({});
+  auto table = RouteTable::Build(config.routes);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_TRUE(CheckBucketRates(config, UsesOf(*table)).ok());
+  EXPECT_EQ(config.buckets.at("respondio/contact_get").rate_per_second, 10);
+  EXPECT_EQ(config.buckets.at("respondio/message_get").rate_per_second, 15);
+  EXPECT_EQ(config.buckets.at("chatwoot/chatwoot").rate_per_second, 50);
+}
+
+TEST(BucketRates, ARouteNamingABucketWithoutARateIsAnError) {
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("no_rate.json", R"({"routes":{
+      "respondio.v2.ContactService.ListContactChannels": {"policy": {"bucket": "channels"}}}})")});
+  auto table = RouteTable::Build(config.routes);
+  ASSERT_TRUE(table.ok()) << table.status();
+  const absl::Status status = CheckBucketRates(config, UsesOf(*table));
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("/respondio.v2.ContactService/ListContactChannels uses bucket "
+                        "respondio/channels, which has no rate"));
+
+  const GatewayConfig rated = LoadOk({.config_file = WriteTemp("rate.json", R"({"routes":{
+      "respondio.v2.ContactService.ListContactChannels": {"policy": {"bucket": "channels"}}},
+      "rate_limits": {"buckets": {"respondio/channels": {"rate_per_second": 2}}}})")});
+  EXPECT_TRUE(CheckBucketRates(rated, UsesOf(*RouteTable::Build(rated.routes))).ok());
+  ExpectConfigError(LoadFile("bad_bucket.json",
+                             R"({"rate_limits":{"buckets":{"slack/x":{"rate_per_second":1}}}})"),
+                    {"rate_limits.buckets[\"slack/x\"]", "upstream/bucket"});
+  ExpectConfigError(LoadFile("no_rate_value.json",
+                             R"({"rate_limits":{"buckets":{"respondio/x":{"burst":1}}}})"),
+                    {"rate_per_second must be positive"});
+}
+
+// ---- the repository's config files ----
+
+TEST(ConfigFile, KubernetesConfigsParse) {
+  for (const char* file : {"k8s/base/config.json", "k8s/overlays/dev/config.json",
+                           "k8s/overlays/prod/config.json"}) {
+    SCOPED_TRACE(file);
+    ConfigSources sources{.config_file = file};
+    sources.read_secrets = false;  // remote upstreams: token files are mounted in the pod
+    const GatewayConfig config = LoadOk(sources);
+    auto table = RouteTable::Build(config.routes);
+    ASSERT_TRUE(table.ok()) << table.status();
+    EXPECT_TRUE(CheckBucketRates(config, UsesOf(*table)).ok());
+  }
+}
+
+// ---- workspaces ----
+
+TEST(Workspaces, WithoutTheMapTheTopLevelIsTheDefault) {
+  const GatewayConfig config = LoadOk({});
+  ASSERT_EQ(config.workspaces.size(), 1u);
+  const WorkspaceConfig& ws = config.workspaces.at("default");
+  EXPECT_EQ(ws.upstreams.at("respondio").token, "sandbox-token");
+  EXPECT_EQ(ws.upstreams.at("chatwoot").path_defaults.at("account_id"), "1");
+  EXPECT_EQ(ws.upstreams.at("chatwoot").limit_scope,
+            upstream::UpstreamConfig::LimitScope::kHost);  // Chatwoot limits per client IP
+  EXPECT_EQ(ws.buckets.at("respondio/contact_get").rate_per_second, 10);
+}
+
+TEST(Workspaces, ListedWorkspacesWithTheirOwnCredentialsAndRates) {
+  const std::string acme = WriteTemp("acme_token", "acme-token-0123456789\n");
+  const std::string globex = WriteTemp("globex_token", "globex-token-0123456789");
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("workspaces.json", absl::StrCat(R"({
+      "upstreams": {"respondio": {"base_url": "https://api.respond.io/v2"}},
+      "workspaces": {
+        "acme": {"respondio": {"token_file": ")", acme, R"(", "dialect": "live"},
+                 "rate_limits": {"buckets": {"respondio/contact_get": {"rate_per_second": 3}}}},
+        "globex": {"chatwoot": {"base_url": "https://chat.globex.example", "token_file": ")",
+                                globex, R"(", "account_id": 3}}
+      }})"))});
+  ASSERT_EQ(config.workspaces.size(), 2u);  // no default: calls must name a workspace
+  const WorkspaceConfig& a = config.workspaces.at("acme");
+  EXPECT_EQ(a.upstreams.at("respondio").token, "acme-token-0123456789");
+  EXPECT_EQ(a.upstreams.at("respondio").base_url, "https://api.respond.io/v2");
+  EXPECT_FALSE(a.upstreams.contains("chatwoot"));
+  EXPECT_EQ(a.buckets.at("respondio/contact_get").rate_per_second, 3);
+  EXPECT_EQ(a.buckets.at("respondio/message_get").rate_per_second, 15);  // top level
+  const WorkspaceConfig& g = config.workspaces.at("globex");
+  EXPECT_EQ(g.upstreams.at("chatwoot").base_url, "https://chat.globex.example");
+  EXPECT_EQ(g.upstreams.at("chatwoot").token, "globex-token-0123456789");
+  EXPECT_EQ(g.upstreams.at("chatwoot").path_defaults.at("account_id"), "3");
+  EXPECT_EQ(g.upstreams.at("chatwoot").auth_header, "api_access_token");
+  EXPECT_FALSE(g.upstreams.contains("respondio"));
+  EXPECT_EQ(config.upstreams.at("respondio").token, "");  // no default workspace, no token
+}
+
+TEST(Workspaces, AListedDefaultFallsBackOnTheTopLevelCredentials) {
+  ConfigSources sources{.config_file = WriteTemp("default_ws.json", R"({
+      "upstreams": {"respondio": {"base_url": "https://api.respond.io/v2"}},
+      "workspaces": {"default": {"chatwoot": {"account_id": 9}}}})")};
+  sources.respondio_token_env = "env-token";
+  const GatewayConfig config = LoadOk(sources);
+  const WorkspaceConfig& ws = config.workspaces.at("default");
+  EXPECT_EQ(ws.upstreams.at("respondio").token, "env-token");
+  EXPECT_EQ(ws.upstreams.at("chatwoot").path_defaults.at("account_id"), "9");
+  EXPECT_EQ(config.upstreams.at("respondio").token, "env-token");
+}
+
+TEST(Workspaces, Errors) {
+  ExpectConfigError(LoadFile("ws_typo.json", R"({"workspaces":{"acme":{"respondio":{"token_fil":"x"}}}})"),
+                    {"unknown key 'token_fil' in workspaces[\"acme\"].respondio", "token_file"});
+  ExpectConfigError(LoadFile("ws_name.json", R"({"workspaces":{"Acme Corp":{}}})"),
+                    {"workspaces[\"Acme Corp\"]", "lower-case"});
+  ExpectConfigError(
+      LoadFile("ws_remote.json", R"({"workspaces":{"acme":{"respondio":{"base_url":"https://api.respond.io/v2"}}}})"),
+      {"workspaces[\"acme\"].respondio", "no API token", "token_file"});
+  ExpectConfigError(
+      LoadFile("ws_missing_token.json", R"({"workspaces":{"acme":{"respondio":{"token_file":"/nonexistent/t"}}}})"),
+      {"/nonexistent/t"});
+  ExpectConfigError(
+      LoadFile("ws_dialect.json", R"({"workspaces":{"acme":{"respondio":{"dialect":"openapi"}}}})"),
+      {"workspaces[\"acme\"].respondio.dialect", "differs from upstreams.respondio.dialect"});
+  ExpectConfigError(
+      LoadFile("ws_account.json", R"({"workspaces":{"acme":{"respondio":{"account_id":2}}}})"),
+      {"account_id applies to chatwoot only"});
+  ExpectConfigError(
+      LoadFile("ws_limits.json", R"({"workspaces":{"acme":{"rate_limits":{"headroom":0.5}}}})"),
+      {"only buckets may be set per workspace"});
+  ExpectConfigError(
+      LoadFile("ws_no_url.json", R"({"upstreams":{"chatwoot":{"base_url":""}},
+                                     "workspaces":{"acme":{"chatwoot":{"token_file":"/x"}}}})"),
+      {"workspaces[\"acme\"].chatwoot: no base_url"});
+}
+
+// ---- --check_config and --print_config ----
+
+TEST(CheckConfig, TokensAreNeitherReadNorRequired) {
+  ConfigSources sources{.config_file = WriteTemp("check.json", R"({
+      "upstreams": {"respondio": {"base_url": "https://api.respond.io/v2",
+                                  "token_file": "/run/secrets/not-here"}}})")};
+  EXPECT_FALSE(LoadConfig(sources).ok());
+  sources.read_secrets = false;
+  EXPECT_TRUE(LoadConfig(sources).ok());
+  ConfigSources no_token{.respondio_base_url = "https://api.respond.io/v2"};
+  EXPECT_FALSE(LoadConfig(no_token).ok());
+  no_token.read_secrets = false;
+  EXPECT_TRUE(LoadConfig(no_token).ok());
+}
+
+TEST(PrintConfig, EffectiveConfigWithSecretsRedacted) {
+  const std::string token = WriteTemp("print_token", "very-secret-token-value\n");
+  ConfigSources sources{.config_file = WriteTemp("print.json", absl::StrCat(R"({
+      "redis_url": "redis://:hunter2-password@redis:6379/0",
+      "upstreams": {"respondio": {"base_url": "https://api.respond.io/v2", "token_file": ")",
+                                  token, R"("}},
+      "routes": {"respondio.v2.ContactService.GetContact": {"cache_ttl_seconds": 0}}})"))};
+  sources.listen = "127.0.0.1:7000";
+  sources.chatwoot_token_env = "env-secret-token";
+  const GatewayConfig config = LoadOk(sources);
+  const std::string printed = PrintConfig(config);
+  EXPECT_THAT(printed, Not(HasSubstr("very-secret-token-value")));
+  EXPECT_THAT(printed, Not(HasSubstr("env-secret-token")));
+  EXPECT_THAT(printed, Not(HasSubstr("hunter2-password")));
+  EXPECT_THAT(printed, HasSubstr("redis://[REDACTED]@redis:6379/0"));
+  EXPECT_THAT(printed, HasSubstr(token));                    // the file's path, not its content
+  EXPECT_THAT(printed, HasSubstr("\"listen\": \"127.0.0.1:7000\""));  // flags applied
+  EXPECT_THAT(printed, HasSubstr("\"respondio/contact_get\""));      // defaults included
+  EXPECT_THAT(printed, HasSubstr("\"cache_ttl_seconds\": 0"));       // a zero override shown
+  // What it prints is a valid config again.
+  auto reparsed = ParseConfigJson(printed, "printed");
+  EXPECT_TRUE(reparsed.ok()) << reparsed.status();
 }
 
 }  // namespace
