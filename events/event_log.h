@@ -11,7 +11,10 @@
 //
 // Consumer groups: each event goes to one member; an event not acknowledged within the
 // visibility timeout passed to ReadGroup is handed to the next member that reads (at-least-once;
-// LogEntry::delivery_count counts the deliveries).
+// LogEntry::delivery_count counts the deliveries). A group whose delivery position fell behind
+// retention (events it was never given were trimmed) gets the same OUT_OF_RANGE as a plain
+// reader, on every read, until a member moves it on with SkipExpired: the gap is reported, never
+// skipped silently.
 //
 // The calls block (at most the Redis command timeout) and are thread-safe: the webhook handler
 // and each subscriber's delivery thread call them directly.
@@ -71,13 +74,23 @@ class EventLog {
   // (EVENTS_EXPIRED) when events after `after` were trimmed; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<std::vector<LogEntry>> ReadAfter(const std::string& after, int max) = 0;
 
-  // Creates `group` (no-op when it exists) positioned at the newest event or before the oldest.
+  // Creates `group` (no-op when it exists) positioned at the newest event or before the oldest
+  // retained one.
   virtual absl::Status EnsureGroup(const std::string& group, bool from_oldest) = 0;
   // Up to `max` events for `consumer`: first events delivered (to anyone) longer than
   // `visibility_timeout` ago and not acknowledged, else events never delivered to the group.
+  // Errors: OUT_OF_RANGE (EVENTS_EXPIRED, oldest_resume_token) when events after the group's
+  // delivery position were trimmed; FAILED_PRECONDITION for an unknown group.
   virtual absl::StatusOr<std::vector<LogEntry>> ReadGroup(const std::string& group,
                                                           const std::string& consumer, int max,
                                                           absl::Duration visibility_timeout) = 0;
+  // Accepts a group's gap: when `group` fell behind retention, moves its delivery position to
+  // `position` (normally the oldest_resume_token of the OUT_OF_RANGE; the trimmed events are
+  // lost to the group). A no-op when the group is not behind (e.g. another member moved it
+  // first), so members may all call it. Errors: OUT_OF_RANGE when `position` is itself behind
+  // retention; INVALID_ARGUMENT for a malformed position; FAILED_PRECONDITION for an unknown
+  // group.
+  virtual absl::Status SkipExpired(const std::string& group, const std::string& position) = 0;
   // Acknowledges `ids` in `group`; returns how many were pending.
   virtual absl::StatusOr<int64_t> Ack(const std::string& group,
                                       const std::vector<std::string>& ids) = 0;

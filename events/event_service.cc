@@ -85,13 +85,15 @@ class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::
     const bool from_oldest = request_.start_position() == gateway::v1::START_POSITION_OLDEST;
     std::string position;
     if (grouped) {
-      if (request_.start_case() == gateway::v1::SubscribeRequest::kResumeToken) {
-        return upstream::GatewayError(
-            absl::StatusCode::kInvalidArgument,
-            "resume_token does not apply to a consumer group (the group keeps its position)",
-            {.reason = "INVALID_ARGUMENT"});
-      }
       if (absl::Status s = log->EnsureGroup(request_.group(), from_oldest); !s.ok()) return s;
+      // A group keeps its own position; a resume token only moves a group that fell behind
+      // retention past its gap (the oldest_resume_token its OUT_OF_RANGE named).
+      if (request_.start_case() == gateway::v1::SubscribeRequest::kResumeToken) {
+        if (absl::Status s = log->SkipExpired(request_.group(), request_.resume_token());
+            !s.ok()) {
+          return s;
+        }
+      }
     } else if (request_.start_case() == gateway::v1::SubscribeRequest::kResumeToken) {
       position = request_.resume_token();
       std::pair<uint64_t, uint64_t> parsed;

@@ -157,6 +157,12 @@ absl::StatusOr<std::vector<LogEntry>> MemoryEventLog::ReadGroup(const std::strin
     }
     ++it;
   }
+  if (group.last_delivered < trimmed_up_to_) {
+    // Events the group was never given were trimmed: reported (after any redeliveries), on
+    // every read until SkipExpired.
+    if (!out.empty()) return out;
+    return EventsExpired(IdText(group.last_delivered), IdText(trimmed_up_to_));
+  }
   auto it = std::upper_bound(events_.begin(), events_.end(), group.last_delivered,
                              [](const Id& v, const Stored& s) { return v < s.id; });
   for (; it != events_.end() && static_cast<int>(out.size()) < max; ++it) {
@@ -167,6 +173,22 @@ absl::StatusOr<std::vector<LogEntry>> MemoryEventLog::ReadGroup(const std::strin
     out.push_back(std::move(entry));
   }
   return out;
+}
+
+absl::Status MemoryEventLog::SkipExpired(const std::string& group_name,
+                                         const std::string& position) {
+  Id id;
+  if (!ParseEventId(position, &id)) return MalformedPosition(position);
+  absl::MutexLock lock(&mu_);
+  TrimLocked();
+  auto group_it = groups_.find(group_name);
+  if (group_it == groups_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("no consumer group \"", group_name, "\""));
+  }
+  if (id < trimmed_up_to_) return EventsExpired(position, IdText(trimmed_up_to_));
+  Group& group = group_it->second;
+  if (group.last_delivered < trimmed_up_to_) group.last_delivered = id;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> MemoryEventLog::Ack(const std::string& group_name,

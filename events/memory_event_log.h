@@ -29,6 +29,7 @@ class MemoryEventLog : public EventLog {
   absl::StatusOr<std::vector<LogEntry>> ReadGroup(const std::string& group,
                                                   const std::string& consumer, int max,
                                                   absl::Duration visibility_timeout) override;
+  absl::Status SkipExpired(const std::string& group, const std::string& position) override;
   absl::StatusOr<int64_t> Ack(const std::string& group,
                               const std::vector<std::string>& ids) override;
   std::vector<GroupInfo> Groups() override;

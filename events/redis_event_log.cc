@@ -45,6 +45,61 @@ local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV
 return {floor, entries}
 )lua";
 
+// Lua helpers shared by the group scripts: stream id comparison (ms and seq fit a Lua double
+// exactly) and a group's last-delivered-id from XINFO GROUPS (nil: no such group).
+constexpr char kGroupLua[] = R"lua(
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local function last_delivered(stream, group)
+  if redis.call('EXISTS', stream) == 0 then return nil end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local name, last
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then last = g[i + 1] end
+    end
+    if name == group then return last end
+  end
+  return nil
+end
+local floor = redis.call('GET', KEYS[2]) or '0-0'
+)lua";
+
+// KEYS: stream, floor. ARGV: group, from_oldest ("1"/"0"). Creates the group at the floor (the
+// oldest retained event comes next) or at the newest event; an existing group is left as is.
+constexpr char kEnsureGroupScript[] = R"lua(
+local start = '$'
+if ARGV[2] == '1' then start = floor end
+local r = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], start, 'MKSTREAM')
+if type(r) == 'table' and r.err and not string.find(r.err, '^BUSYGROUP') then return r end
+return 'OK'
+)lua";
+
+// KEYS: stream, floor. ARGV: group, consumer, count. Returns {1, XREADGROUP reply} or, when
+// the group's position is behind the floor (events it never got were trimmed), {0, floor,
+// position}; one script so that no trim can slip between the check and the read.
+constexpr char kReadGroupScript[] = R"lua(
+local last = last_delivered(KEYS[1], ARGV[1])
+if last == nil then return redis.error_reply('NOGROUP no consumer group ' .. ARGV[1]) end
+if id_less(last, floor) then return {0, floor, last} end
+return {1, redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS',
+                      KEYS[1], '>')}
+)lua";
+
+// KEYS: stream, floor. ARGV: group, position. Returns {0, floor} when `position` is behind the
+// floor, else moves a group that is behind the floor to `position` and returns {1, floor}.
+constexpr char kSkipExpiredScript[] = R"lua(
+if id_less(ARGV[2], floor) then return {0, floor} end
+local last = last_delivered(KEYS[1], ARGV[1])
+if last == nil then return redis.error_reply('NOGROUP no consumer group ' .. ARGV[1]) end
+if id_less(last, floor) then redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[2]) end
+return {1, floor}
+)lua";
+
 absl::Status ReplyError(const RedisReply& reply) {
   return absl::UnavailableError(absl::StrCat("redis: ", reply.str));
 }
@@ -160,11 +215,9 @@ absl::StatusOr<std::vector<LogEntry>> RedisEventLog::ReadAfter(const std::string
 }
 
 absl::Status RedisEventLog::EnsureGroup(const std::string& group, bool from_oldest) {
-  auto reply = redis_->CommandSync(
-      {"XGROUP", "CREATE", stream_, group, from_oldest ? "0" : "$", "MKSTREAM"});
-  if (!reply.ok()) return reply.status();
-  if (reply->is_error() && reply->str.rfind("BUSYGROUP", 0) != 0) return ReplyError(*reply);
-  return absl::OkStatus();
+  return Run({"EVAL", absl::StrCat(kGroupLua, kEnsureGroupScript), "2", stream_, floor_, group,
+              from_oldest ? "1" : "0"})
+      .status();
 }
 
 absl::StatusOr<std::vector<LogEntry>> RedisEventLog::ReadGroup(const std::string& group,
@@ -173,11 +226,17 @@ absl::StatusOr<std::vector<LogEntry>> RedisEventLog::ReadGroup(const std::string
                                                               absl::Duration visibility_timeout) {
   const std::string count = absl::StrCat(max);
   // Redeliveries first: entries idle in the group's pending list longer than the timeout.
-  auto claimed = Run({"XAUTOCLAIM", stream_, group, consumer,
-                      absl::StrCat(std::max<int64_t>(0, absl::ToInt64Milliseconds(
-                                                            visibility_timeout))),
-                      "0-0", "COUNT", count});
+  auto claimed = redis_->CommandSync(
+      {"XAUTOCLAIM", stream_, group, consumer,
+       absl::StrCat(std::max<int64_t>(0, absl::ToInt64Milliseconds(visibility_timeout))), "0-0",
+       "COUNT", count});
   if (!claimed.ok()) return claimed.status();
+  if (claimed->is_error()) {
+    if (claimed->str.rfind("NOGROUP", 0) == 0) {
+      return absl::FailedPreconditionError(absl::StrCat("no consumer group \"", group, "\""));
+    }
+    return ReplyError(*claimed);
+  }
   std::vector<LogEntry> out;
   if (claimed->elements.size() >= 2) out = ParseEntries(claimed->elements[1]);
   if (!out.empty()) {
@@ -193,15 +252,51 @@ absl::StatusOr<std::vector<LogEntry>> RedisEventLog::ReadGroup(const std::string
     for (LogEntry& e : out) e.delivery_count = counts.count(e.id) ? counts[e.id] : 2;
     return out;
   }
-  auto fresh = Run({"XREADGROUP", "GROUP", group, consumer, "COUNT", count, "STREAMS", stream_,
-                    ">"});
+  auto fresh = redis_->CommandSync({"EVAL", absl::StrCat(kGroupLua, kReadGroupScript), "2",
+                                    stream_, floor_, group, consumer, count});
   if (!fresh.ok()) return fresh.status();
-  if (fresh->type == RedisReply::Type::kArray && !fresh->elements.empty() &&
-      fresh->elements[0].elements.size() == 2) {
-    out = ParseEntries(fresh->elements[0].elements[1]);
+  if (fresh->is_error()) {
+    if (fresh->str.find("NOGROUP") != std::string::npos) {
+      return absl::FailedPreconditionError(absl::StrCat("no consumer group \"", group, "\""));
+    }
+    return ReplyError(*fresh);
+  }
+  if (fresh->type != RedisReply::Type::kArray || fresh->elements.size() < 2) {
+    return absl::InternalError("redis: unexpected reply to the group read script");
+  }
+  if (fresh->elements[0].integer == 0 && fresh->elements.size() == 3) {
+    return EventsExpired(fresh->elements[2].str, fresh->elements[1].str);
+  }
+  const RedisReply& streams = fresh->elements[1];
+  if (streams.type == RedisReply::Type::kArray && !streams.elements.empty() &&
+      streams.elements[0].elements.size() == 2) {
+    out = ParseEntries(streams.elements[0].elements[1]);
   }
   for (LogEntry& e : out) e.delivery_count = 1;
   return out;
+}
+
+absl::Status RedisEventLog::SkipExpired(const std::string& group, const std::string& position) {
+  std::pair<uint64_t, uint64_t> parsed;
+  if (!ParseEventId(position, &parsed)) {
+    return upstream::GatewayError(absl::StatusCode::kInvalidArgument,
+                                  absl::StrCat("\"", position, "\" is not an event resume token"),
+                                  {.reason = "INVALID_RESUME_TOKEN"});
+  }
+  auto reply = redis_->CommandSync({"EVAL", absl::StrCat(kGroupLua, kSkipExpiredScript), "2",
+                                    stream_, floor_, group, position});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) {
+    if (reply->str.find("NOGROUP") != std::string::npos) {
+      return absl::FailedPreconditionError(absl::StrCat("no consumer group \"", group, "\""));
+    }
+    return ReplyError(*reply);
+  }
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2) {
+    return absl::InternalError("redis: unexpected reply to the group skip script");
+  }
+  if (reply->elements[0].integer == 0) return EventsExpired(position, reply->elements[1].str);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> RedisEventLog::Ack(const std::string& group,

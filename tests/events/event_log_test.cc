@@ -195,6 +195,48 @@ TEST_P(EventLogTest, UnackedEventGoesToAnotherMemberAfterTheVisibilityTimeout) {
   EXPECT_TRUE(after_ack->empty());
 }
 
+TEST_P(EventLogTest, GroupBehindRetentionIsOutOfRangeUntilAMemberSkipsTheGap) {
+  auto log = MakeLog({.max_events = 3});
+  ASSERT_TRUE(log->EnsureGroup("slow", /*from_oldest=*/false).ok());
+  auto first = log->Append("k0", Entry("0"));
+  ASSERT_TRUE(first.ok());
+  auto got = log->ReadGroup("slow", "a", 1, absl::Seconds(30));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  ASSERT_TRUE(log->Ack("slow", {(*got)[0].id}).ok());
+  // The group is at "0"; five more arrive and the log keeps 3: "1" and "2" are lost to it.
+  std::vector<std::string> ids = {first->id};
+  for (int i = 1; i <= 5; ++i) {
+    auto r = log->Append(absl::StrCat("k", i), Entry(absl::StrCat(i)));
+    ASSERT_TRUE(r.ok());
+    ids.push_back(r->id);
+  }
+  for (const char* member : {"a", "b"}) {  // every member is told, on every read
+    auto behind = log->ReadGroup("slow", member, 10, absl::Seconds(30));
+    ASSERT_EQ(behind.status().code(), absl::StatusCode::kOutOfRange) << behind.status();
+    EXPECT_EQ(upstream::ErrorReasonOf(behind.status()), "EVENTS_EXPIRED");
+    EXPECT_EQ(testing::ErrorInfoOf(behind.status()).metadata().at("oldest_resume_token"), ids[2]);
+  }
+  // A position that is itself trimmed cannot be skipped to.
+  EXPECT_EQ(log->SkipExpired("slow", ids[1]).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(log->SkipExpired("slow", "nope").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log->SkipExpired("nobody", ids[2]).code(), absl::StatusCode::kFailedPrecondition);
+  // Skipping to the oldest token resumes with the retained events, in order, once; a second
+  // member's skip (the group is no longer behind) moves nothing.
+  ASSERT_TRUE(log->SkipExpired("slow", ids[2]).ok());
+  ASSERT_TRUE(log->SkipExpired("slow", ids[4]).ok());
+  auto rest = log->ReadGroup("slow", "b", 10, absl::Seconds(30));
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(Payloads(*rest), (std::vector<std::string>{"3", "4", "5"}));
+  // A group created from the oldest retained event is not behind.
+  ASSERT_TRUE(log->EnsureGroup("late", /*from_oldest=*/true).ok());
+  auto late = log->ReadGroup("late", "x", 10, absl::Seconds(30));
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_EQ(Payloads(*late), (std::vector<std::string>{"3", "4", "5"}));
+  EXPECT_EQ(log->ReadGroup("nobody", "x", 1, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 INSTANTIATE_TEST_SUITE_P(Logs, EventLogTest, ::testing::Values(Kind::kMemory, Kind::kRedis),
                          [](const auto& info) {
                            return info.param == Kind::kMemory ? std::string("Memory")

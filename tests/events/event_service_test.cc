@@ -10,6 +10,8 @@
 #include "absl/time/clock.h"
 #include "events/memory_event_log.h"
 #include "gateway/v1/event_service.grpc.pb.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "upstream/errors.h"
@@ -143,6 +145,55 @@ TEST_F(EventServiceTest, BehindRetentionIsOutOfRange) {
   auto bad_reader = stub->Subscribe(&bad_context, bad);
   EXPECT_FALSE(bad_reader->Read(&e));
   EXPECT_EQ(bad_reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+}
+
+TEST_F(EventServiceTest, GroupBehindRetentionIsOutOfRangeAndResumesFromTheOldestToken) {
+  MemoryEventLog small({.max_events = 2}, &clock_);
+  EventService service(&small, {.poll_interval = absl::Milliseconds(10)});
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  auto stub = gw::EventService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  auto append = [&](int i) {
+    return small.Append(absl::StrCat(i), {.upstream = "chatwoot", .type = "t", .payload = ""})->id;
+  };
+  ASSERT_TRUE(small.EnsureGroup("billing", /*from_oldest=*/false).ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(append(i));  // the log keeps ids[3], ids[4]
+  gw::SubscribeRequest request;
+  request.set_group("billing");
+  request.set_consumer("worker-1");
+  grpc::ClientContext context;
+  auto reader = stub->Subscribe(&context, request);
+  gw::EventEnvelope e;
+  EXPECT_FALSE(reader->Read(&e));
+  grpc::Status status = reader->Finish();
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE) << status.error_message();
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(status.error_details()));
+  google::rpc::ErrorInfo info;
+  ASSERT_EQ(details.details_size(), 1);
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "EVENTS_EXPIRED");
+  const std::string oldest = info.metadata().at("oldest_resume_token");
+  EXPECT_EQ(oldest, ids[2]);
+
+  // The member accepts the gap with the group and the oldest token: the retained events follow.
+  request.set_resume_token(oldest);
+  grpc::ClientContext resumed_context;
+  resumed_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto resumed = stub->Subscribe(&resumed_context, request);
+  ASSERT_TRUE(resumed->Read(&e));
+  EXPECT_EQ(e.id(), ids[3]);
+  EXPECT_EQ(e.delivery_count(), 1);
+  ASSERT_TRUE(resumed->Read(&e));
+  EXPECT_EQ(e.id(), ids[4]);
+  resumed_context.TryCancel();
+  resumed->Finish();
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
 }
 
