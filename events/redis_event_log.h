@@ -10,8 +10,10 @@
 // timeout is XAUTOCLAIM's min-idle-time, so a member that dies without acking loses its events to
 // the next member that reads.
 //
-// Durability is Redis': run it with appendonly yes (appendfsync everysec or always) for an
-// acknowledged webhook to survive a Redis restart.
+// Durability is Redis': run it with appendonly yes and appendfsync always, so that Redis has
+// fsynced an append before it answers and an answered webhook survives a Redis crash or restart
+// (everysec can lose about the last second on a machine crash). Across a restart on its
+// append-only file the stream, the floor, the dedupe keys and the groups come back together.
 #ifndef GATEWAY_EVENTS_REDIS_EVENT_LOG_H_
 #define GATEWAY_EVENTS_REDIS_EVENT_LOG_H_
 

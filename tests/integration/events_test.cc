@@ -1,11 +1,17 @@
 // Events end to end: two gateway replicas on one redis-server and the sandbox. A signed webhook
 // POSTed to replica A reaches a subscriber on replica B as the typed event, and the contact the
 // cache held (fetched through both replicas) is invalidated on both.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "events/signature.h"
 #include "gateway/v1/event_service.grpc.pb.h"
@@ -208,6 +214,215 @@ TEST_F(EventsTest, RejectedWebhooksStoreNothing) {
   EXPECT_EQ(envelope.upstream(), "chatwoot");
   context.TryCancel();
   reader->Finish();
+}
+
+// Redis killed (SIGKILL) and restarted on its append-only file while webhooks keep arriving at
+// two replicas and two subscribers read: every webhook answered 2xx reaches the subscribers
+// exactly once (the one connected throughout, and one resuming with its last token), webhooks
+// during the outage are answered 503 (the sender retries them), and none is answered 2xx
+// without being stored.
+TEST(EventsRedisRestartTest, NoAcknowledgedWebhookIsLostWhenRedisRestarts) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string aof_dir = absl::StrCat(tmp == nullptr ? "/tmp" : tmp, "/redis-aof");
+  mkdir(aof_dir.c_str(), 0700);
+  std::unique_ptr<RedisServer> redis = RedisServer::Start(0, aof_dir);
+  ASSERT_NE(redis, nullptr);
+  const int redis_port = redis->port();
+  const std::string secret_file = WriteTempFile("respondio_webhook_secret", kSecret);
+  std::vector<std::unique_ptr<Gateway>> gateways;
+  std::vector<int> ports;
+  for (int i = 0; i < 2; ++i) {
+    ports.push_back(FreePort());
+    auto g = Gateway::Start({"--redis_url=" + redis->url(),
+                             absl::StrCat("--webhook_listen=127.0.0.1:", ports.back()),
+                             "--respondio_webhook_secret_file=" + secret_file,
+                             "--log_calls=false"});
+    ASSERT_NE(g, nullptr);
+    gateways.push_back(std::move(g));
+  }
+
+  // Subscribers: `steady` on B stays connected through the outage; `resumer` on A reads until
+  // the outage, then reconnects with its last resume token once Redis is back.
+  struct Seen {
+    absl::Mutex mu;
+    std::map<std::string, int> count ABSL_GUARDED_BY(mu);  // event_id -> times seen
+    std::string last_token ABSL_GUARDED_BY(mu);
+  };
+  auto read_into = [](grpc::ClientReader<gw::EventEnvelope>* reader, Seen* seen) {
+    gw::EventEnvelope envelope;
+    while (reader->Read(&envelope)) {
+      rio::Event event;
+      if (!envelope.event().UnpackTo(&event)) continue;
+      absl::MutexLock lock(&seen->mu);
+      ++seen->count[event.event_id()];
+      seen->last_token = envelope.resume_token();
+    }
+  };
+  auto subscribe = [](Gateway& gateway, grpc::ClientContext* context,
+                      const std::string& token) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    gw::SubscribeRequest request;
+    if (token.empty()) {
+      request.set_start_position(gw::START_POSITION_NEWEST);
+    } else {
+      request.set_resume_token(token);
+    }
+    auto reader = gw::EventService::NewStub(gateway.channel())->Subscribe(context, request);
+    reader->WaitForInitialMetadata();
+    return reader;
+  };
+  Seen steady_seen, resumer_seen;
+  grpc::ClientContext steady_context, resumer_context;
+  auto steady = subscribe(*gateways[1], &steady_context, "");
+  auto resumer = subscribe(*gateways[0], &resumer_context, "");
+  std::thread steady_thread(read_into, steady.get(), &steady_seen);
+  std::thread resumer_thread(read_into, resumer.get(), &resumer_seen);
+
+  // The sender: a new webhook every 10 ms, alternately to A and B; a non-2xx one is retried (as
+  // respond.io retries) until answered 2xx. Every attempt is recorded.
+  struct Attempt {
+    absl::Time start, end;
+    int status;
+  };
+  constexpr int kEvents = 60;
+  absl::Mutex mu;
+  std::vector<Attempt> attempts;
+  std::vector<std::string> acknowledged;
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    std::vector<int> unacknowledged;
+    int next = 0, turn = 0;
+    const absl::Time give_up = absl::Now() + absl::Seconds(40);
+    while ((next < kEvents || !unacknowledged.empty()) && absl::Now() < give_up && !stop) {
+      // A new event, then the oldest unacknowledged one.
+      std::vector<int> batch;
+      if (next < kEvents) batch.push_back(next++);
+      if (!unacknowledged.empty()) {
+        batch.push_back(unacknowledged.front());
+        unacknowledged.erase(unacknowledged.begin());
+      }
+      for (int i : batch) {
+        const std::string id = absl::StrCat("restart-", i);
+        Attempt attempt{.start = absl::Now()};
+        HttpResult r = HttpCall(ports[turn++ % 2], "POST", "/webhooks/respondio",
+                                ContactUpdated(id, "Ada"),
+                                {"Content-Type: application/json",
+                                 "x-webhook-signature: " +
+                                     events::SignRespondio(kSecret, {}, ContactUpdated(id, "Ada"))});
+        attempt.end = absl::Now();
+        attempt.status = r.status;
+        absl::MutexLock lock(&mu);
+        attempts.push_back(attempt);
+        if (r.status / 100 == 2) {
+          acknowledged.push_back(id);
+        } else {
+          unacknowledged.push_back(i);
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  });
+  auto acknowledged_count = [&] {
+    absl::MutexLock lock(&mu);
+    return acknowledged.size();
+  };
+  auto wait_for_acknowledged = [&](size_t n) {
+    const absl::Time wait_until = absl::Now() + absl::Seconds(20);
+    while (acknowledged_count() < n && absl::Now() < wait_until) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return acknowledged_count() >= n;
+  };
+  // The resumer disconnects early: what is acknowledged after this and before the crash it can
+  // only get from what Redis kept.
+  ASSERT_TRUE(wait_for_acknowledged(10));
+  resumer_context.TryCancel();
+  resumer_thread.join();
+  resumer->Finish();
+  ASSERT_TRUE(wait_for_acknowledged(25));
+
+  // Crash Redis mid-stream.
+  redis->Kill();
+  const absl::Time down = absl::Now();
+  absl::SleepFor(absl::Milliseconds(800));
+  const absl::Time restarting = absl::Now();
+  redis = RedisServer::Start(redis_port, aof_dir);
+  ASSERT_NE(redis, nullptr) << "redis-server did not restart on port " << redis_port;
+  sender.join();
+
+  std::vector<std::string> expected;
+  {
+    absl::MutexLock lock(&mu);
+    expected = acknowledged;
+    int during_outage = 0;
+    for (const Attempt& a : attempts) {
+      // Answered while Redis was down: never 2xx (nothing could be stored), always in time.
+      if (a.start > down && a.end < restarting) {
+        ++during_outage;
+        EXPECT_EQ(a.status, 503) << "a webhook was answered while Redis was down";
+      }
+      EXPECT_LT(a.end - a.start, absl::Seconds(5)) << "slower than Chatwoot's 5 s";
+    }
+    EXPECT_GE(during_outage, 5);
+    std::printf("%zu attempts for %d webhooks, %d answered during the outage\n", attempts.size(),
+                kEvents, during_outage);
+  }
+  ASSERT_EQ(expected.size(), static_cast<size_t>(kEvents)) << "retries did not all succeed";
+
+  // The resumer comes back with its last token.
+  std::string token;
+  {
+    absl::MutexLock lock(&resumer_seen.mu);
+    token = resumer_seen.last_token;
+  }
+  ASSERT_FALSE(token.empty());
+  grpc::ClientContext resumed_context;
+  auto resumed = subscribe(*gateways[0], &resumed_context, token);
+  std::thread resumed_thread(read_into, resumed.get(), &resumer_seen);
+  // And a new subscriber reads everything retained, from before the crash on.
+  Seen oldest_seen;
+  grpc::ClientContext oldest_context;
+  oldest_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  gw::SubscribeRequest from_oldest;
+  from_oldest.set_start_position(gw::START_POSITION_OLDEST);
+  auto oldest =
+      gw::EventService::NewStub(gateways[1]->channel())->Subscribe(&oldest_context, from_oldest);
+  std::thread oldest_thread(read_into, oldest.get(), &oldest_seen);
+
+  auto all_seen = [&](Seen& seen) {
+    absl::MutexLock lock(&seen.mu);
+    for (const std::string& id : expected) {
+      if (seen.count.count(id) == 0) return false;
+    }
+    return true;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!(all_seen(steady_seen) && all_seen(resumer_seen) && all_seen(oldest_seen)) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // room for a duplicate to show up
+  for (grpc::ClientContext* c : {&steady_context, &resumed_context, &oldest_context}) {
+    c->TryCancel();
+  }
+  steady_thread.join();
+  resumed_thread.join();
+  oldest_thread.join();
+  steady->Finish();
+  resumed->Finish();
+  oldest->Finish();
+  for (auto [seen, name] : {std::pair<Seen*, const char*>{&steady_seen, "steady"},
+                            {&resumer_seen, "resumed"},
+                            {&oldest_seen, "from oldest"}}) {
+    absl::MutexLock lock(&seen->mu);
+    EXPECT_EQ(seen->count.size(), expected.size()) << name;
+    int missing = 0;
+    for (const std::string& id : expected) {
+      if (seen->count[id] == 0) ++missing;
+      EXPECT_LE(seen->count[id], 1) << id << " seen twice (" << name << ")";
+    }
+    EXPECT_EQ(missing, 0) << name << " misses acknowledged webhooks";
+  }
 }
 
 }  // namespace

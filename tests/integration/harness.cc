@@ -298,13 +298,19 @@ std::shared_ptr<grpc::Channel> Gateway::channel() {
   return channel_;
 }
 
-std::unique_ptr<RedisServer> RedisServer::Start(int port) {
+std::unique_ptr<RedisServer> RedisServer::Start(int port, const std::string& aof_dir) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto redis = std::make_unique<RedisServer>();
     redis->port_ = port != 0 ? port : FreePort();
-    auto p = Process::Start({"redis-server", "--port", absl::StrCat(redis->port_), "--bind",
-                             "127.0.0.1", "--save", "", "--appendonly", "no"},
-                            "Ready to accept connections");
+    std::vector<std::string> argv = {"redis-server", "--port", absl::StrCat(redis->port_),
+                                     "--bind", "127.0.0.1", "--save", ""};
+    if (aof_dir.empty()) {
+      argv.insert(argv.end(), {"--appendonly", "no"});
+    } else {
+      argv.insert(argv.end(),
+                  {"--appendonly", "yes", "--appendfsync", "always", "--dir", aof_dir});
+    }
+    auto p = Process::Start(argv, "Ready to accept connections");
     if (p.ok()) {
       redis->process_ = *std::move(p);
       return redis;

@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 
+#include <csignal>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -117,14 +119,21 @@ class Gateway {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-// A redis-server on a free loopback port, without persistence.
+// A redis-server on a free loopback port, without persistence unless `aof_dir` is given.
 class RedisServer {
  public:
-  // `port` 0 picks a free one; pass a previous port to restart on the same address.
-  static std::unique_ptr<RedisServer> Start(int port = 0);
+  // `port` 0 picks a free one; pass a previous port to restart on the same address. With
+  // `aof_dir`, Redis keeps an append-only file there fsynced before every reply (appendonly yes,
+  // appendfsync always), so a restart on the same dir keeps every acknowledged write.
+  static std::unique_ptr<RedisServer> Start(int port = 0, const std::string& aof_dir = "");
   std::string url() const;
   int port() const { return port_; }
   void Stop() { process_->Stop(); }
+  // SIGKILL: a crash, no shutdown save.
+  void Kill() {
+    process_->Signal(SIGKILL);
+    process_->Stop();
+  }
 
  private:
   int port_ = 0;
