@@ -168,12 +168,12 @@ ApiResult ChatwootApi::Shape(ApiResult result) const {
   return result;
 }
 
-ChatwootApi::ChatwootApi(ChatwootState* state, RateLimiter* limiter, std::string token,
+ChatwootApi::ChatwootApi(ChatwootState* state, RateLimiter* limiter, std::string tokens,
                          int per_minute)
     : state_(state),
       dialect_(state->dialect()),
       limiter_(limiter),
-      token_(std::move(token)),
+      tokens_(absl::StrSplit(tokens, ',', absl::SkipEmpty())),
       per_minute_(per_minute) {
   using S = ChatwootState;
   // Endpoint names are the spec's operationIds. Literal segments come before {placeholders}.
@@ -321,7 +321,8 @@ std::string ChatwootApi::EndpointFor(const RequestContext& ctx) const {
 void ChatwootApi::Handle(const RequestContext& ctx, httplib::Response& res) {
   // 1. Auth: the api_access_token header (a user or agent-bot token).
   if (!ctx.req->has_header("api_access_token") ||
-      ctx.req->get_header_value("api_access_token") != token_) {
+      std::find(tokens_.begin(), tokens_.end(), ctx.req->get_header_value("api_access_token")) ==
+          tokens_.end()) {
     WriteJson(res, 401, ErrorJson("Invalid Access Token", "api_access_token", "unauthorized"));
     return;
   }

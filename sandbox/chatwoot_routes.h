@@ -32,7 +32,8 @@ class ChatwootApi {
 
   // `per_minute` is the per-client-IP limit (requests per minute) applied when `limiter` is
   // enabled.
-  ChatwootApi(ChatwootState* state, RateLimiter* limiter, std::string token, int per_minute);
+  // `tokens`: the api_access_tokens accepted, comma-separated.
+  ChatwootApi(ChatwootState* state, RateLimiter* limiter, std::string tokens, int per_minute);
 
   // Whether the request is for the Chatwoot emulator (path under /api/v1/).
   static bool IsChatwootPath(const RequestContext& ctx);
@@ -76,7 +77,8 @@ class ChatwootApi {
   ChatwootState* state_;
   Dialect dialect_;
   RateLimiter* limiter_;
-  std::string token_;
+  // Accepted api_access_tokens (users' or bots'); the limit stays per client IP.
+  std::vector<std::string> tokens_;
   int per_minute_;
   std::vector<Route> routes_;
 };

@@ -651,11 +651,11 @@ const std::vector<RespondioApi::RouteSpec>& RespondioApi::RouteTable() {
 }
 
 RespondioApi::RespondioApi(RespondioState* state, RateLimiter* limiter,
-                           std::string token)
+                           std::string tokens)
     : state_(state),
       dialect_(state->dialect()),
       limiter_(limiter),
-      token_(std::move(token)) {
+      tokens_(absl::StrSplit(tokens, ',', absl::SkipEmpty())) {
   const int mask = dialect_ == Dialect::kLive ? kLiveRoute : kOpenapiRoute;
   for (const RouteSpec& spec : RouteTable()) {
     if ((spec.dialects & mask) == 0) continue;
@@ -789,10 +789,13 @@ void RespondioApi::Handle(const RequestContext& request,
     return;
   }
   std::string scheme = AsciiLower(auth.substr(0, std::min<size_t>(7, auth.size())));
-  if (scheme != "bearer " || auth.substr(7) != token_) {
+  const std::string presented = auth.size() > 7 ? auth.substr(7) : "";
+  const auto token = std::find(tokens_.begin(), tokens_.end(), presented);
+  if (scheme != "bearer " || token == tokens_.end()) {
     write_error(401, "Unauthorized: invalid access token");
     return;
   }
+  const size_t organization = token - tokens_.begin();
 
   // 2. Routing.
   std::vector<std::string> params;
@@ -811,7 +814,12 @@ void RespondioApi::Handle(const RequestContext& request,
   // 3. Rate limit (organisation-wide, per endpoint).
   if (limiter_->enabled()) {
     RateLimiter::Decision d =
-        limiter_->Acquire(route->spec->endpoint, route->spec->limit);
+        limiter_->Acquire(
+            // With several tokens (organizations) each has its own limits, as respond.io's are
+            // per organization. The request log shows which token each request carried.
+            tokens_.size() == 1 ? route->spec->endpoint
+                                : absl::StrCat(route->spec->endpoint, "@org", organization),
+            route->spec->limit);
     res.set_header("X-RateLimit-Limit", std::to_string(d.limit));
     res.set_header("X-RateLimit-Remaining", std::to_string(d.remaining));
     if (!d.allowed) {

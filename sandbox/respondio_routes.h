@@ -34,7 +34,8 @@ class RespondioApi {
   };
 
   // The dialect is the state's (RespondioState::dialect()).
-  RespondioApi(RespondioState* state, RateLimiter* limiter, std::string token);
+  // `tokens`: the bearer tokens accepted, comma-separated (one per organization).
+  RespondioApi(RespondioState* state, RateLimiter* limiter, std::string tokens);
   Dialect dialect() const { return dialect_; }
 
   // Name of the endpoint the request maps to, or "unknown".
@@ -143,7 +144,8 @@ class RespondioApi {
   RespondioState* state_;
   const Dialect dialect_;
   RateLimiter* limiter_;
-  std::string token_;
+  // Accepted tokens, one per organization (a gateway workspace); each has its own limits.
+  std::vector<std::string> tokens_;
   std::vector<Route> routes_;
 };
 

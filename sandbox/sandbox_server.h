@@ -24,8 +24,10 @@ namespace sandbox {
 struct SandboxOptions {
   std::string host = "127.0.0.1";
   int port = 8081;  // 0 picks a free port
+  // The Bearer tokens the respond.io emulator accepts, comma-separated: one per organization,
+  // each with its own rate limits.
   std::string respondio_token = "sandbox-token";
-  // The api_access_token the Chatwoot emulator accepts.
+  // The api_access_tokens the Chatwoot emulator accepts, comma-separated.
   std::string chatwoot_token = "sandbox-token";
   // Chatwoot's Rack::Attack limit: requests per minute per client IP.
   int chatwoot_rate_limit_per_minute = 3000;

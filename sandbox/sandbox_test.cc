@@ -765,6 +765,56 @@ TEST_F(SandboxTest, ConversationsAndComments) {
   EXPECT_EQ(res->status, 400);
 }
 
+// One sandbox, several respond.io organizations (gateway workspaces): each token is accepted,
+// has its own limits, and the request log shows which token each request carried.
+TEST(SandboxTokens, SeveralTokensEachWithItsOwnLimits) {
+  SandboxOptions options;
+  options.port = 0;
+  options.respondio_token = "org-a-token,org-b-token";
+  options.chatwoot_token = "cw-a-token,cw-b-token";
+  options.respondio_dialect = Dialect::kOpenapi;  // GET /contact/list, as RateLimit429
+  options.chatwoot_dialect = Dialect::kOpenapi;
+  options.rate_limits = true;
+  SandboxServer server(options);
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  const int port = server.port();
+  // GET /contact/list allows 5 per second per organization: A spends all of its five...
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(RawStatus(RawGet(port, "/contact/list", "org-a-token")), 200) << i;
+  }
+  EXPECT_EQ(RawStatus(RawGet(port, "/contact/list", "org-a-token")), 429);
+  // ...and B still has its own.
+  const std::string b = RawGet(port, "/contact/list", "org-b-token");
+  EXPECT_EQ(RawStatus(b), 200);
+  EXPECT_NE(b.find("X-RateLimit-Remaining: 4"), std::string::npos) << b;
+  EXPECT_EQ(RawStatus(RawGet(port, "/contact/list", "org-c-token")), 401);
+
+  httplib::Client cw("127.0.0.1", port);
+  for (const char* token : {"cw-a-token", "cw-b-token"}) {
+    auto res = cw.Get("/api/v1/accounts/1/contacts", {{"api_access_token", token}});
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200) << token;
+  }
+  auto refused = cw.Get("/api/v1/accounts/1/contacts", {{"api_access_token", "cw-c-token"}});
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+
+  auto log = cw.Get("/__admin/requests");
+  ASSERT_TRUE(log);
+  const Json entries = Json::parse(log->body)["requests"];
+  int a = 0, b_seen = 0, cw_b = 0;
+  for (const Json& e : entries) {
+    const Json& h = e["headers"];
+    if (h.value("authorization", "") == "Bearer org-a-token") ++a;
+    if (h.value("authorization", "") == "Bearer org-b-token") ++b_seen;
+    if (h.value("api_access_token", "") == "cw-b-token") ++cw_b;
+  }
+  EXPECT_EQ(a, 6);
+  EXPECT_EQ(b_seen, 1);
+  EXPECT_EQ(cw_b, 1);
+}
+
 TEST_F(SandboxTest, RateLimit429) {
   StartServer(/*rate_limits=*/true);
   // GET /contact/list allows 5 requests per second.

@@ -20,9 +20,12 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:8081",
           "HOST:PORT to listen on (port 0 picks a free port)");
 ABSL_FLAG(std::string, respondio_token, "sandbox-token",
-          "Bearer token the respond.io emulator accepts");
+          "Bearer tokens the respond.io emulator accepts, comma-separated (one per "
+          "organization, each with its own rate limits; the request log shows which one each "
+          "request carried)");
 ABSL_FLAG(std::string, chatwoot_token, "sandbox-token",
-          "api_access_token the Chatwoot emulator accepts");
+          "api_access_tokens the Chatwoot emulator accepts, comma-separated (its rate limit "
+          "stays per client IP)");
 ABSL_FLAG(int, chatwoot_rate_limit_per_minute, 3000,
           "Chatwoot's per-client-IP limit (requests per minute, all endpoints)");
 ABSL_FLAG(bool, rate_limits, true,
