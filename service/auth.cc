@@ -1,5 +1,6 @@
 #include "service/auth.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -62,14 +63,16 @@ bool RpcPatternMatches(absl::string_view pattern, absl::string_view rpc) {
   return GlobMatch(pattern, rpc);
 }
 
-absl::StatusOr<CallerAuth> CallerAuth::Load(const std::string& path, const RouteTable& routes) {
+absl::StatusOr<CallerAuth> CallerAuth::Load(const std::string& path, const RouteTable& routes,
+                                            const std::vector<std::string>* workspaces) {
   auto text = ReadFile(path);
   if (!text.ok()) return Invalid("callers file", text.status().message());
-  return Parse(*text, path, routes);
+  return Parse(*text, path, routes, workspaces);
 }
 
 absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::string_view origin,
-                                             const RouteTable& routes) {
+                                             const RouteTable& routes,
+                                             const std::vector<std::string>* workspaces) {
   nlohmann::json root = nlohmann::json::parse(text, nullptr, false);
   if (root.is_discarded() || !root.is_object()) return Invalid(origin, "not a JSON object");
   for (const auto& [key, value] : root.items()) {
@@ -78,13 +81,14 @@ absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::strin
   if (!root.contains("callers") || !root["callers"].is_array() || root["callers"].empty()) {
     return Invalid(origin, "\"callers\" must be a non-empty array");
   }
-  CallerAuth auth;
+  Callers auth;
   for (size_t i = 0; i < root["callers"].size(); ++i) {
     const nlohmann::json& entry = root["callers"][i];
     std::string where = absl::StrCat("callers[", i, "]");
     if (!entry.is_object()) return Invalid(origin, absl::StrCat(where, " is not an object"));
     for (const auto& [key, value] : entry.items()) {
-      if (key != "name" && key != "token" && key != "token_file" && key != "allow") {
+      if (key != "name" && key != "token" && key != "token_file" && key != "allow" &&
+          key != "workspaces") {
         return Invalid(origin, absl::StrCat(where, ": unknown key \"", key, "\""));
       }
     }
@@ -110,6 +114,7 @@ absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::strin
       if (!entry["token_file"].is_string()) {
         return Invalid(origin, absl::StrCat(where, ": \"token_file\" must be a string"));
       }
+      auth.token_files.push_back(entry["token_file"].get<std::string>());
       auto token = ReadFile(entry["token_file"].get<std::string>());
       if (!token.ok()) return Invalid(origin, absl::StrCat(where, ": ", token.status().message()));
       caller.token = std::string(absl::StripAsciiWhitespace(*token));
@@ -122,7 +127,7 @@ absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::strin
         return Invalid(origin, absl::StrCat(where, ": the token has whitespace or control characters"));
       }
     }
-    for (const Caller& other : auth.callers_) {
+    for (const Caller& other : auth.callers) {
       if (other.name == caller.name) return Invalid(origin, absl::StrCat(where, " is listed twice"));
       if (other.token == caller.token) {
         return Invalid(origin, absl::StrCat(where, " has the same token as caller \"", other.name,
@@ -157,9 +162,66 @@ absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::strin
                                             "\" matches no RPC the gateway serves"));
       }
     }
-    auth.callers_.push_back(std::move(caller));
+    if (entry.contains("workspaces")) {
+      const nlohmann::json& list = entry["workspaces"];
+      if (!list.is_array() || list.empty()) {
+        return Invalid(origin, absl::StrCat(where, ": \"workspaces\" must be a non-empty array of "
+                                                   "workspace names (or [\"*\"])"));
+      }
+      caller.all_workspaces = false;
+      for (const nlohmann::json& name_json : list) {
+        if (!name_json.is_string()) {
+          return Invalid(origin, absl::StrCat(where, ": workspace names are strings"));
+        }
+        const std::string name = name_json.get<std::string>();
+        if (name == "*") {
+          caller.all_workspaces = true;
+          continue;
+        }
+        if (workspaces != nullptr &&
+            std::find(workspaces->begin(), workspaces->end(), name) == workspaces->end()) {
+          return Invalid(origin, absl::StrCat(where, ": workspace \"", name,
+                                              "\" is not in the configuration's workspaces"));
+        }
+        caller.workspaces.insert(name);
+      }
+    }
+    auth.callers.push_back(std::move(caller));
   }
-  return auth;
+  CallerAuth out;
+  {
+    absl::MutexLock lock(&out.shared_->mu);
+    out.shared_->current = std::make_shared<const Callers>(std::move(auth));
+  }
+  return out;
+}
+
+std::shared_ptr<const CallerAuth::Callers> CallerAuth::Snapshot() const {
+  absl::MutexLock lock(&shared_->mu);
+  return shared_->current;
+}
+
+void CallerAuth::Replace(const CallerAuth& next) {
+  std::shared_ptr<const Callers> callers = next.Snapshot();
+  absl::MutexLock lock(&shared_->mu);
+  shared_->current = std::move(callers);
+}
+
+std::vector<std::string> CallerAuth::TokenFiles() const { return Snapshot()->token_files; }
+
+absl::Status CallerAuth::CheckWorkspace(absl::string_view caller,
+                                        absl::string_view workspace) const {
+  const std::shared_ptr<const Callers> callers = Snapshot();
+  for (const Caller& c : callers->callers) {
+    if (c.name != caller) continue;
+    if (c.all_workspaces || c.workspaces.contains(workspace)) return absl::OkStatus();
+    break;
+  }
+  return upstream::GatewayError(
+      absl::StatusCode::kPermissionDenied,
+      absl::StrCat("caller \"", caller, "\" may not use workspace \"", workspace, "\""),
+      {.reason = "WORKSPACE_NOT_ALLOWED",
+       .metadata = {{"caller", std::string(caller)}, {"workspace", std::string(workspace)}}});
 }
 
 absl::StatusOr<std::string> CallerAuth::Check(absl::string_view authorization,
@@ -180,8 +242,9 @@ absl::StatusOr<std::string> CallerAuth::CheckRpc(absl::string_view authorization
   if (value.size() > 7 && absl::EqualsIgnoreCase(value.substr(0, 7), "bearer ")) {
     token = absl::StripLeadingAsciiWhitespace(value.substr(7));
   }
+  const std::shared_ptr<const Callers> callers = Snapshot();
   const Caller* found = nullptr;
-  for (const Caller& caller : callers_) {
+  for (const Caller& caller : callers->callers) {
     // Check every caller, so the time taken does not tell which one was close.
     if (ConstantTimeEquals(caller.token, token) && !token.empty()) found = &caller;
   }
@@ -203,7 +266,7 @@ absl::StatusOr<std::string> CallerAuth::CheckRpc(absl::string_view authorization
 
 std::vector<std::string> CallerAuth::CallerNames() const {
   std::vector<std::string> names;
-  for (const Caller& caller : callers_) names.push_back(caller.name);
+  for (const Caller& caller : Snapshot()->callers) names.push_back(caller.name);
   return names;
 }
 

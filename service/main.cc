@@ -52,6 +52,7 @@
 #include "service/health.h"
 #include "service/metrics.h"
 #include "service/reflection.h"
+#include "service/reloader.h"
 #include "service/route_table.h"
 #include "service/status_page.h"
 #include "upstream/pipeline/dispatcher.h"
@@ -115,6 +116,9 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "on SIGTERM, how long to keep serving while reporting NOT_SERVING before refusing new "
           "calls (lets load balancers notice; Kubernetes' preStop hook does the same)");
 ABSL_FLAG(bool, log_calls, true, "write one JSON line per call to stdout");
+ABSL_FLAG(absl::Duration, reload_poll_interval, absl::Seconds(2),
+          "how often the callers file (and the token files it names) are read for changes, "
+          "which are then applied without a restart (also on SIGHUP); 0 disables polling");
 ABSL_FLAG(std::string, webhook_listen, "",
           "webhook HTTP listen address HOST:PORT serving POST /webhooks/respondio and "
           "/webhooks/chatwoot (default: none; port 0 picks a free port, printed at start-up). The "
@@ -148,13 +152,14 @@ int StartupError(absl::string_view message) {
   return 2;
 }
 
-// Blocks SIGTERM and SIGINT in this thread and every thread it starts, so they can be taken
-// with sigwait() instead of a handler (nothing runs in signal context).
+// Blocks SIGTERM, SIGINT and SIGHUP (reload) in this thread and every thread it starts, so they
+// can be taken with sigwait() instead of a handler (nothing runs in signal context).
 sigset_t BlockTerminationSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
@@ -497,6 +502,39 @@ int main(int argc, char** argv) {
     }
   });
 
+  // Reloading without a restart: the callers file (and the token files it names) on SIGHUP and
+  // when their content changes. A rejected file is logged and counted, and the previous callers
+  // keep serving; readiness does not change.
+  gateway::service::Reloader reloader(
+      {.poll_interval = absl::GetFlag(FLAGS_reload_poll_interval), .log = stderr});
+  if (auth.has_value()) {
+    const std::string callers_file = absl::GetFlag(FLAGS_callers_file);
+    std::vector<std::string> files = {callers_file};
+    for (const std::string& f : auth->TokenFiles()) files.push_back(f);
+    reloader.Add({.name = "callers",
+                  .files = files,
+                  .reload = [&auth, &routes, callers_file](std::vector<std::string>* files_out) {
+                    auto loaded = gateway::service::CallerAuth::Load(callers_file, *routes);
+                    if (!loaded.ok()) return loaded.status();
+                    auth->Replace(*loaded);
+                    *files_out = {callers_file};
+                    for (const std::string& f : loaded->TokenFiles()) files_out->push_back(f);
+                    return absl::OkStatus();
+                  }});
+  }
+  metrics.AddCollector([&reloader](gateway::service::MetricsWriter& out) {
+    for (const auto& [source, c] : reloader.counters()) {
+      out.Counter("gateway_config_reloads_total",
+                  "Reloads of a configuration source (callers) on SIGHUP or a file change, by "
+                  "result: applied, or rejected (invalid; the previous one keeps serving).",
+                  {{"source", source}, {"result", "applied"}}, c.applied);
+      out.Counter("gateway_config_reloads_total",
+                  "Reloads of a configuration source (callers) on SIGHUP or a file change, by "
+                  "result: applied, or rejected (invalid; the previous one keeps serving).",
+                  {{"source", source}, {"result", "rejected"}}, c.rejected);
+    }
+  });
+
   // Readiness: the configuration is loaded (or we would have exited). Components that can be
   // unreachable (Redis) add hooks here: health.AddCheck("redis", [&] { return ...; });
   gateway::service::HealthMonitor health({});
@@ -556,6 +594,7 @@ int main(int argc, char** argv) {
     const std::string admin_host = admin_listen.substr(0, admin_listen.rfind(':'));
     std::cout << "admin listening on " << admin_host << ":" << admin->port() << std::endl;
   }
+  reloader.Start();
   std::unique_ptr<gateway::events::WebhookServer> webhooks;
   if (const std::string listen = absl::GetFlag(FLAGS_webhook_listen); !listen.empty()) {
     auto started = gateway::events::WebhookServer::Start(
@@ -576,10 +615,14 @@ int main(int argc, char** argv) {
             << " RPCs)" << std::endl;
 
   int signal_number = 0;
-  sigwait(&termination, &signal_number);
+  while (sigwait(&termination, &signal_number) == 0 && signal_number == SIGHUP) {
+    std::cout << "gateway: SIGHUP received, reloading" << std::endl;
+    reloader.ReloadAll();
+  }
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
   std::cout << "gateway: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
             << " received, draining (grace " << absl::FormatDuration(grace) << ")" << std::endl;
+  reloader.Stop();
   health.SetDraining();
   absl::SleepFor(absl::GetFlag(FLAGS_drain_delay));
   // Webhooks are refused from here on (the upstream retries, or Chatwoot's one attempt fails

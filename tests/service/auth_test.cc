@@ -86,5 +86,53 @@ TEST_F(AuthTest, InvalidFilesNameTheProblem) {
   }
 }
 
+TEST_F(AuthTest, WorkspacesACallerMayUse) {
+  const std::vector<std::string> configured = {"acme", "globex"};
+  auto auth = CallerAuth::Parse(R"({"callers": [
+      {"name": "acme-bot", "token": "acme-token-0123456789", "allow": ["*"], "workspaces": ["acme"]},
+      {"name": "ops", "token": "ops-token-0123456789", "allow": ["*"], "workspaces": ["*"]},
+      {"name": "legacy", "token": "legacy-token-0123456789", "allow": ["*"]}]})",
+                                "callers.json", *routes_, &configured);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  EXPECT_TRUE(auth->CheckWorkspace("acme-bot", "acme").ok());
+  const absl::Status refused = auth->CheckWorkspace("acme-bot", "globex");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(upstream::ErrorReasonOf(refused), "WORKSPACE_NOT_ALLOWED");
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("globex"));
+  EXPECT_TRUE(auth->CheckWorkspace("ops", "globex").ok());
+  EXPECT_TRUE(auth->CheckWorkspace("legacy", "globex").ok());  // no list: every workspace
+  EXPECT_FALSE(auth->CheckWorkspace("nobody", "acme").ok());
+
+  // A workspace the configuration does not define is a typo, caught at load.
+  auto typo = CallerAuth::Parse(R"({"callers": [
+      {"name": "a", "token": "acme-token-0123456789", "allow": ["*"], "workspaces": ["acmee"]}]})",
+                                "callers.json", *routes_, &configured);
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(std::string(typo.status().message()), HasSubstr("workspace \"acmee\" is not in"));
+  auto empty = CallerAuth::Parse(R"({"callers": [
+      {"name": "a", "token": "acme-token-0123456789", "allow": ["*"], "workspaces": []}]})",
+                                 "callers.json", *routes_, &configured);
+  EXPECT_FALSE(empty.ok());
+}
+
+TEST_F(AuthTest, ReplaceSwapsTheCallersOfEveryCopy) {
+  auto first = CallerAuth::Parse(R"({"callers": [
+      {"name": "old", "token": "old-token-0123456789", "allow": ["*"]}]})",
+                                 "callers.json", *routes_);
+  ASSERT_TRUE(first.ok());
+  const CallerAuth copy = *first;  // e.g. the one the service holds
+  auto next = CallerAuth::Parse(R"({"callers": [
+      {"name": "new", "token": "new-token-0123456789", "allow": ["@read"]}]})",
+                                "callers.json", *routes_);
+  ASSERT_TRUE(next.ok());
+  const auto& get = Route("/respondio.v2.ContactService/GetContact");
+  EXPECT_EQ(*copy.Check("Bearer old-token-0123456789", get), "old");
+  first->Replace(*next);
+  EXPECT_EQ(upstream::ErrorReasonOf(copy.Check("Bearer old-token-0123456789", get).status()),
+            "INVALID_TOKEN");  // a rotated token stops working at once
+  EXPECT_EQ(*copy.Check("Bearer new-token-0123456789", get), "new");
+  EXPECT_EQ(copy.CallerNames(), std::vector<std::string>{"new"});
+}
+
 }  // namespace
 }  // namespace gateway::service
