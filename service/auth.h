@@ -11,7 +11,8 @@
 //      "allow": ["respondio.v2.MessageService/*", "respondio.v2.ContactService/GetContact"]}
 //   ]}
 //
-// Allow patterns: "*" (every RPC), "@read" (every RPC whose upstream call is a GET),
+// Allow patterns: "*" (every RPC), "@read" (every read RPC, Route::read:
+// its upstream call is a GET or its policy declares it retry_safe, such as a POST search),
 // "gateway.v1.EventService/Subscribe" (and .../Ack) for the webhook event streams,
 // "package.Service/Method" (a leading "/" is optional), and '*' wildcards anywhere
 // ("respondio.v2.*/List*"). A pattern that matches no RPC is an error, so typos fail start-up.

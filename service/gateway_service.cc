@@ -1,6 +1,7 @@
 #include "service/gateway_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -70,7 +71,8 @@ bool BypassesCache(const grpc::GenericCallbackServerContext* context) {
 }
 
 // One unary call: check the caller, read one request message, dispatch it, write the reply and
-// finish.
+// finish. When the caller goes away (OnCancel: it cancelled, its deadline passed, or the server
+// is shutting down) the pipeline's Call is cancelled, so nothing of it is sent upstream later.
 class UnaryCall : public grpc::ServerGenericBidiReactor {
  public:
   UnaryCall(grpc::GenericCallbackServerContext* context, const upstream::Route* route,
@@ -129,13 +131,22 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
           {.reason = "MALFORMED_REQUEST"}));
       return;
     }
-    dispatcher_->Call(*route_, *request,
-                      {.deadline = deadline_,
-                       .caller = record_.caller,
-                       .bypass_cache = BypassesCache(context_),
-                       .stats = &stats_,
-                       .trace_headers = trace_.Headers()},
-                      [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
+    call_ = dispatcher_->Call(*route_, *request,
+                              {.deadline = deadline_,
+                               .caller = record_.caller,
+                               .bypass_cache = BypassesCache(context_),
+                               .stats = &stats_,
+                               .trace_headers = trace_.Headers()},
+                              [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
+    // OnCancel may run on another thread at any time: whichever of the two sees the other's
+    // flag cancels (Call::Cancel is idempotent and a no-op once the call ended).
+    published_.store(true);
+    if (cancelled_.load()) call_->Cancel(upstream::Call::CancelReason::kCallerLeft);
+  }
+
+  void OnCancel() override {
+    cancelled_.store(true);
+    if (published_.load()) call_->Cancel(upstream::Call::CancelReason::kCallerLeft);
   }
 
   void OnDone() override { delete this; }
@@ -144,6 +155,12 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
   void Reply(absl::StatusOr<std::string> reply) {
     if (!reply.ok()) {
       Fail(reply.status());
+      return;
+    }
+    if (cancelled_.load()) {
+      // The caller is gone (or the server cancelled the call): it never receives this OK.
+      Record(grpc::StatusCode::CANCELLED, "CALLER_CANCELLED");
+      Finish(grpc::Status::CANCELLED);
       return;
     }
     Record(grpc::StatusCode::OK, "");
@@ -182,6 +199,9 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
   upstream::CallStats stats_;
   grpc::ByteBuffer request_buffer_;
   grpc::ByteBuffer response_buffer_;
+  std::shared_ptr<upstream::Call> call_;  // set once, before published_
+  std::atomic<bool> published_{false};
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace

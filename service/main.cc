@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -374,7 +375,8 @@ int main(int argc, char** argv) {
     const gateway::upstream::Dispatcher::Counters d = dispatcher.counters();
     const std::pair<const char*, int64_t> dispatcher_counters[] = {
         {"calls", d.calls}, {"upstream_requests", d.upstream_requests}, {"retries", d.retries},
-        {"coalesced", d.coalesced}, {"idempotent_replays", d.idempotent_replays}};
+        {"coalesced", d.coalesced}, {"idempotent_replays", d.idempotent_replays},
+        {"cancelled", d.cancelled}, {"aborted_in_flight", d.aborted_in_flight}};
     for (const auto& [name, value] : dispatcher_counters) {
       out.Counter(absl::StrCat("gateway_dispatcher_", name, "_total"),
                   "Dispatcher events (upstream/pipeline/dispatcher.h).", {}, value);
@@ -628,14 +630,19 @@ int main(int argc, char** argv) {
   // Webhooks are refused from here on (the upstream retries, or Chatwoot's one attempt fails
   // rather than being answered 2xx without being stored).
   if (webhooks != nullptr) webhooks->Stop();
-  // A call that outlives the grace is cancelled, but its reactor still waits for its upstream
-  // request (bounded by the call's deadline); do not let that hold the process much longer.
+  // Calls still waiting on upstream work shortly before the grace ends are answered UNAVAILABLE
+  // SHUTTING_DOWN by the pipeline (queued ones before their request exists, marked not_sent),
+  // so none is answered by the server's cancellation and then sent anyway; the margin lets those
+  // answers reach the callers before the server cancels what is left.
+  const absl::Time grace_end = absl::Now() + grace;
+  dispatcher.Shutdown(grace_end - std::min(grace / 5, absl::Seconds(1)));
+  // Should anything still hold the process after the grace, do not let it linger.
   std::thread([grace] {
     absl::SleepFor(grace + absl::Seconds(5));
     std::cout << "gateway: in-flight calls did not finish after the grace; exiting" << std::endl;
     std::_Exit(0);
   }).detach();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server->Shutdown(absl::ToChronoTime(grace_end));
   server->Wait();
   health.Stop();
   if (admin != nullptr) admin->Stop();

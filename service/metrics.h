@@ -75,15 +75,6 @@ class MetricsWriter {
   void Histogram(absl::string_view name, absl::string_view help, const MetricLabels& labels,
                  const std::vector<double>& bounds, const std::vector<uint64_t>& cumulative,
                  double sum, uint64_t count);
-  // Adds every counter of a struct with ForEach(f(name, value)) as `<prefix><name>_total`.
-  template <typename Counters>
-  void CounterStruct(absl::string_view prefix, absl::string_view help,
-                     const MetricLabels& labels, const Counters& counters) {
-    counters.ForEach([&](absl::string_view name, int64_t value) {
-      Counter(std::string(prefix) + std::string(name) + "_total", help, labels,
-              static_cast<double>(value));
-    });
-  }
   // A family that is exposed (HELP and TYPE) even while it has no series.
   void Declare(absl::string_view name, prometheus::MetricType type, absl::string_view help);
 

@@ -339,7 +339,9 @@ TEST(RouteOverride, ChangesVerbAndPathAndRouteTableAppliesIt) {
   ASSERT_NE(list, nullptr);
   EXPECT_EQ(list->binding.method(), "POST");
   EXPECT_EQ(list->binding.body(), "*");
-  EXPECT_FALSE(list->is_read());
+  // Still a read: its policy declares it retry_safe, and Route::read is decided once from the
+  // verb and the policy (cache, coalescing, retries, pooling and @read agree on it).
+  EXPECT_TRUE(list->is_read());
   EXPECT_EQ(list->binding.pagination(), "respondio_cursor");  // not overridden: kept
   const upstream::Route* channels =
       table->Find("/respondio.v2.ContactService/ListContactChannels");

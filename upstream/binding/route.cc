@@ -75,7 +75,51 @@ absl::StatusOr<std::vector<const FieldDescriptor*>> ResolveFieldPath(const Descr
   return out;
 }
 
+// Compiles one tag template over `d`; `what` names the policy field for errors.
+absl::StatusOr<TagTemplate> CompileTag(const google::protobuf::MethodDescriptor* method,
+                                       const Descriptor* d, const std::string& text,
+                                       absl::string_view what) {
+  TagTemplate tag;
+  tag.text = text;
+  absl::string_view rest = text;
+  while (!rest.empty()) {
+    const size_t open = rest.find('{');
+    if (open == absl::string_view::npos) {
+      tag.parts.push_back({std::string(rest), "", {}});
+      break;
+    }
+    if (open > 0) tag.parts.push_back({std::string(rest.substr(0, open)), "", {}});
+    const size_t close = rest.find('}', open);
+    if (close == absl::string_view::npos) {
+      return RouteError(method, absl::StrCat(what, " template '", text, "': unclosed '{'"));
+    }
+    const std::string name(rest.substr(open + 1, close - open - 1));
+    auto resolved = ResolveFieldPath(d, name);
+    if (!resolved.ok() || !IsPathScalar(resolved->back())) {
+      return RouteError(method, absl::StrCat(what, " template '", text, "': {", name,
+                                             "} names no scalar field of ", d->full_name()));
+    }
+    tag.parts.push_back({"", name, *std::move(resolved)});
+    rest.remove_prefix(close + 1);
+  }
+  return tag;
+}
+
 }  // namespace
+
+std::string ExpandTag(const TagTemplate& tag, const Message& message) {
+  std::string out;
+  for (const PathPart& part : tag.parts) {
+    if (part.field_path.empty()) {
+      out.append(part.literal);
+      continue;
+    }
+    std::string value = FieldPathText(message, part.field_path);
+    if (value.empty()) return "";
+    out.append(value);
+  }
+  return out;
+}
 
 std::string PercentEncodePathSegment(absl::string_view value) { return Encode(value, true); }
 std::string PercentEncodeQuery(absl::string_view value) { return Encode(value, false); }
@@ -153,6 +197,22 @@ absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* met
     if (route.page_size_field == nullptr || route.page_token_field == nullptr ||
         route.next_page_token_field == nullptr) {
       return RouteError(method, "a paginated RPC needs page_size, page_token and next_page_token");
+    }
+  }
+  route.read = verb == "GET" || policy.retry_safe();
+  const struct {
+    const google::protobuf::RepeatedPtrField<std::string>& texts;
+    const Descriptor* over;
+    std::vector<TagTemplate>* into;
+    const char* what;
+  } tag_sets[] = {{policy.cache_tags(), in, &route.cache_tags, "cache_tags"},
+                  {policy.invalidates(), in, &route.invalidates, "invalidates"},
+                  {policy.aliases(), out, &route.aliases, "aliases"}};
+  for (const auto& set : tag_sets) {
+    for (const std::string& text : set.texts) {
+      auto tag = CompileTag(method, set.over, text, set.what);
+      if (!tag.ok()) return tag.status();
+      set.into->push_back(*std::move(tag));
     }
   }
   // Fields that become query parameters must be scalars (or repeated scalars).
@@ -236,29 +296,6 @@ absl::StatusOr<UpstreamRequestParts> BuildUpstreamRequest(
                     "=", PercentEncodeQuery(query[i].second));
   }
   return parts;
-}
-
-std::string ExpandTemplate(absl::string_view templ, const Message& request) {
-  std::string out;
-  absl::string_view rest = templ;
-  while (!rest.empty()) {
-    const size_t open = rest.find('{');
-    const size_t close = open == absl::string_view::npos ? open : rest.find('}', open);
-    if (close == absl::string_view::npos) {
-      absl::StrAppend(&out, rest);
-      break;
-    }
-    absl::StrAppend(&out, rest.substr(0, open));
-    const absl::string_view name = rest.substr(open + 1, close - open - 1);
-    auto resolved = ResolveFieldPath(request.GetDescriptor(), name);
-    if (resolved.ok() && IsPathScalar(resolved->back())) {
-      absl::StrAppend(&out, FieldPathText(request, *resolved));
-    } else {
-      absl::StrAppend(&out, rest.substr(open, close - open + 1));
-    }
-    rest.remove_prefix(close + 1);
-  }
-  return out;
 }
 
 }  // namespace gateway::upstream

@@ -36,6 +36,13 @@ struct PathPart {
   std::vector<const google::protobuf::FieldDescriptor*> field_path;  // resolved placeholder
 };
 
+// A cache-tag template ("contact:{identifier}") compiled against one message type: literals and
+// resolved scalar fields, so expanding it does no name lookups.
+struct TagTemplate {
+  std::string text;             // the template as written, for messages
+  std::vector<PathPart> parts;  // literal parts have an empty field_path
+};
+
 struct Route {
   std::string rpc;  // "/respondio.v2.ContactService/GetContact"
   const google::protobuf::MethodDescriptor* method = nullptr;
@@ -54,13 +61,28 @@ struct Route {
   const google::protobuf::FieldDescriptor* next_page_token_field = nullptr;
   const google::protobuf::FieldDescriptor* request_id_field = nullptr;
   const Pagination* pagination = nullptr;  // nullptr when the RPC does not paginate
+  // policy.cache_tags and policy.invalidates compiled over the request, policy.aliases over the
+  // reply.
+  std::vector<TagTemplate> cache_tags;
+  std::vector<TagTemplate> invalidates;
+  std::vector<TagTemplate> aliases;
+  // The one notion of a read, decided here: the upstream call is a GET, or the policy declares
+  // it retry_safe (a POST search such as respond.io's contact list). Reads may be cached,
+  // coalesced, retried on transient failures and sent on pooled connections, and are what
+  // caller auth's "@read" allows; everything else is a write.
+  bool read = false;
 
-  bool is_read() const { return binding.method() == "GET"; }
+  bool is_read() const { return read; }
 };
 
+// Expands a compiled tag template over `message` (of the type it was compiled for). Returns ""
+// when a placeholder's field is unset or empty ("contact:email:" names no contact).
+std::string ExpandTag(const TagTemplate& tag, const google::protobuf::Message& message);
+
 // Compiles a binding for `method`. Errors (INVALID_ARGUMENT, naming the RPC): unknown verb or
-// upstream-less binding, placeholder naming no field (or a repeated/message field), unknown body
-// or response field, unknown pagination hook, page fields missing on a paginated RPC.
+// upstream-less binding, placeholder naming no field (or a repeated/message field) in the path or
+// in a cache_tags / invalidates (request) or aliases (reply) template, unknown body or response
+// field, unknown pagination hook, page fields missing on a paginated RPC.
 absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* method,
                                    const gateway::v1::Binding& binding,
                                    const gateway::v1::Policy& policy);
@@ -86,10 +108,6 @@ std::string PercentEncodePathSegment(absl::string_view value);
 
 // Percent-encodes a query key or value (everything but unreserved characters).
 std::string PercentEncodeQuery(absl::string_view value);
-
-// Expands a cache-tag template such as "contact:{identifier}" over `request`.
-// Placeholders naming unset fields expand to "". Unknown placeholders are kept verbatim.
-std::string ExpandTemplate(absl::string_view templ, const google::protobuf::Message& request);
 
 }  // namespace gateway::upstream
 

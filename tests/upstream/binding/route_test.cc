@@ -9,6 +9,7 @@
 #include "gateway/v1/annotations.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "respondio/v2/comment_service.pb.h"
@@ -480,22 +481,56 @@ TEST(CompileRoute, MessageFieldCannotBeAQueryParameter) {
 
 // ---- cache-tag templates ----
 
-TEST(ExpandTemplate, ExpandsKnownPlaceholdersOnly) {
-  respondio::v2::GetContactRequest get;
-  get.set_identifier("id:1");
-  EXPECT_EQ(ExpandTemplate("contact:{identifier}", get), "contact:id:1");
-  EXPECT_EQ(ExpandTemplate("contacts", get), "contacts");
-  EXPECT_EQ(ExpandTemplate("contact:{nope}", get), "contact:{nope}");
-  EXPECT_EQ(ExpandTemplate("contact:{identifier", get), "contact:{identifier");
+// Compiles `rpc`'s declared binding with `policy` (tag templates only).
+absl::StatusOr<Route> WithPolicy(const std::string& rpc, const std::string& policy_text) {
+  const auto* method = Method(rpc);
+  gateway::v1::Policy policy;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(policy_text, &policy));
+  return CompileRoute(method, method->options().GetExtension(gateway::v1::binding), policy);
+}
 
-  respondio::v2::MergeContactsRequest merge;
-  merge.set_primary_contact_id(42);
-  EXPECT_EQ(ExpandTemplate("contact:id:{primary_contact_id}", merge), "contact:id:42");
-  EXPECT_EQ(ExpandTemplate("contact:id:{secondary_contact_id}", merge), "contact:id:");
+TEST(TagTemplates, CompiledWithTheRouteAndExpandedWithoutLookups) {
+  auto get = WithPolicy("respondio.v2.ContactService.GetContact",
+                        R"(cache_tags: "contact:{identifier}" cache_tags: "contacts"
+                           aliases: "contact:id:{contact.id}")");
+  ASSERT_TRUE(get.ok()) << get.status();
+  ASSERT_EQ(get->cache_tags.size(), 2u);
+  respondio::v2::GetContactRequest request;
+  request.set_identifier("id:1");
+  EXPECT_EQ(ExpandTag(get->cache_tags[0], request), "contact:id:1");
+  EXPECT_EQ(ExpandTag(get->cache_tags[1], request), "contacts");
+  respondio::v2::GetContactResponse reply;
+  reply.mutable_contact()->set_id(12);
+  ASSERT_EQ(get->aliases.size(), 1u);
+  EXPECT_EQ(ExpandTag(get->aliases[0], reply), "contact:id:12");
+  // An unset placeholder names nothing.
+  EXPECT_EQ(ExpandTag(get->aliases[0], respondio::v2::GetContactResponse()), "");
 
-  respondio::v2::SendMessageRequest send;
-  send.mutable_message()->set_text("hi");
-  EXPECT_EQ(ExpandTemplate("{message.text}/{message}", send), "hi/{message}");
+  auto merge = WithPolicy("respondio.v2.ContactService.MergeContacts",
+                          R"(invalidates: "contact:id:{primary_contact_id}"
+                             invalidates: "contact:id:{secondary_contact_id}")");
+  ASSERT_TRUE(merge.ok()) << merge.status();
+  respondio::v2::MergeContactsRequest m;
+  m.set_primary_contact_id(42);
+  EXPECT_EQ(ExpandTag(merge->invalidates[0], m), "contact:id:42");
+  EXPECT_EQ(ExpandTag(merge->invalidates[1], m), "");
+}
+
+TEST(TagTemplates, BadTemplateIsAStartUpError) {
+  for (const char* policy : {R"(cache_tags: "contact:{nope}")", R"(invalidates: "contact:{identifier")",
+                             R"(aliases: "contact:{identifier}")",  // a request field, not the reply's
+                             R"(cache_tags: "{contact}")"}) {
+    auto route = WithPolicy("respondio.v2.ContactService.GetContact", policy);
+    ASSERT_FALSE(route.ok()) << policy;
+    EXPECT_EQ(ErrorInfoOf(route.status()).reason(), "INVALID_ROUTE") << policy;
+  }
+}
+
+TEST(Route, OneNotionOfARead) {
+  EXPECT_TRUE(WithPolicy("respondio.v2.ContactService.GetContact", "")->read);
+  EXPECT_FALSE(WithPolicy("respondio.v2.CommentService.CreateComment", "")->read);
+  // A POST the policy declares retry_safe (a search) is a read.
+  EXPECT_TRUE(WithPolicy("respondio.v2.CommentService.CreateComment", "retry_safe: true")->read);
 }
 
 }  // namespace

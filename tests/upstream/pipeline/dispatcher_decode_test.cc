@@ -1,4 +1,4 @@
-// DecodeReply: a 2xx upstream body -> the serialized reply of a route (upstream/pipeline/dispatcher.h).
+// DecodeReply: a 2xx upstream body -> the serialized reply of a route (upstream/pipeline/commit_stage.h).
 #include <string>
 #include <utility>
 
@@ -161,11 +161,14 @@ TEST(DecodeReply, EmptyBodyIsAnEmptyReply) {
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(*bytes, "");
 
-  // With a response field, nothing is made up either: the field stays unset.
+  // A Get whose reply is one resource gets none from an empty or null body: that is a bad
+  // response, not an OK without the resource.
   const Route get = DeclaredRoute("respondio.v2.ContactService.GetContact");
-  bytes = DecodeReply(get, "respondio", "", 0, "");
-  ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(*bytes, "");
+  for (const char* body : {"", "null", " \n"}) {
+    bytes = DecodeReply(get, "respondio", "", 0, body);
+    EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInternal) << body;
+    EXPECT_EQ(ErrorInfoOf(bytes.status()).reason(), "UPSTREAM_BAD_RESPONSE") << body;
+  }
 
   const Route list = DeclaredRoute("respondio.v2.ContactService.ListContacts");
   bytes = DecodeReply(list, "respondio", "", 10, "");

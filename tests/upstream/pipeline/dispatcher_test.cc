@@ -1,0 +1,556 @@
+// The pipeline on a manual clock with a fake HttpTransport: exactly which upstream requests
+// happen (and which must not) for cancel, deadline, shutdown, retry and coalescing, plus
+// request_id records per caller and Gets without a resource (upstream/pipeline/dispatcher.h).
+#include "upstream/pipeline/dispatcher.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/v1/annotations.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "gtest/gtest.h"
+#include "respondio/v2/comment_service.pb.h"
+#include "respondio/v2/contact_service.pb.h"
+#include "tests/upstream/status_details.h"
+#include "upstream/budget/idempotency_store.h"
+#include "upstream/budget/rate_limiter.h"
+#include "upstream/budget/response_cache.h"
+#include "upstream/scheduler.h"
+#include "upstream/transport/http_transport.h"
+
+namespace gateway::upstream {
+namespace {
+
+using ::gateway::testing::ErrorInfoOf;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+// Records every request handed to it ("the upstream received it") and answers only when the
+// test says so. Cancel of a pending request answers CANCELLED (not marked not-sent: the fake
+// treats every handed-over request as in flight) on the scheduler, never on Cancel's stack.
+class FakeTransport : public HttpTransport {
+ public:
+  explicit FakeTransport(ManualScheduler* clock) : clock_(clock) {}
+
+  RequestId Send(HttpRequest request, Done done) override {
+    absl::MutexLock lock(&mu_);
+    const RequestId id = ++next_id_;
+    sent_.push_back(std::move(request));
+    pending_.emplace(id, std::move(done));
+    ids_.push_back(id);
+    return id;
+  }
+
+  void Cancel(RequestId id) override {
+    Done done;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_.push_back(id);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;
+      done = std::move(it->second);
+      pending_.erase(it);
+    }
+    clock_->RunAt(clock_->Now(), [done = std::move(done)]() mutable {
+      std::move(done)(absl::CancelledError("cancelled"));
+    });
+  }
+
+  // Answers request number `index` (0-based, in send order). False when it is not pending.
+  bool Respond(size_t index, int status, std::string body,
+               absl::flat_hash_map<std::string, std::string> headers = {}) {
+    Done done;
+    {
+      absl::MutexLock lock(&mu_);
+      if (index >= ids_.size()) return false;
+      auto it = pending_.find(ids_[index]);
+      if (it == pending_.end()) return false;
+      done = std::move(it->second);
+      pending_.erase(it);
+    }
+    HttpResponse response;
+    response.status = status;
+    response.body = std::move(body);
+    response.headers = std::move(headers);
+    std::move(done)(std::move(response));
+    return true;
+  }
+
+  size_t sent() const {
+    absl::MutexLock lock(&mu_);
+    return sent_.size();
+  }
+  HttpRequest request(size_t index) const {
+    absl::MutexLock lock(&mu_);
+    return sent_.at(index);
+  }
+  size_t pending() const {
+    absl::MutexLock lock(&mu_);
+    return pending_.size();
+  }
+  std::vector<RequestId> cancelled() const {
+    absl::MutexLock lock(&mu_);
+    return cancelled_;
+  }
+  RequestId id(size_t index) const {
+    absl::MutexLock lock(&mu_);
+    return ids_.at(index);
+  }
+
+ private:
+  ManualScheduler* clock_;
+  mutable absl::Mutex mu_;
+  RequestId next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<HttpRequest> sent_ ABSL_GUARDED_BY(mu_);
+  std::vector<RequestId> ids_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<RequestId, Done> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<RequestId> cancelled_ ABSL_GUARDED_BY(mu_);
+};
+
+Route DeclaredRoute(const std::string& full_name) {
+  const auto* method =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
+  EXPECT_NE(method, nullptr) << full_name;
+  auto route = CompileRoute(method, method->options().GetExtension(gateway::v1::binding),
+                            method->options().GetExtension(gateway::v1::policy));
+  EXPECT_TRUE(route.ok()) << route.status();
+  return route.ok() ? *std::move(route) : Route();
+}
+
+// One call's outcome, once it ended.
+struct Outcome {
+  bool ended = false;
+  absl::StatusOr<std::string> result = absl::UnknownError("not ended");
+};
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  PipelineTest()
+      : http_(&clock_),
+        limiter_({}, &clock_, nullptr),
+        cache_({}, &clock_, nullptr),
+        idempotency_({}, &clock_, nullptr) {}
+
+  void SetUp() override { MakeDispatcher(); }
+
+  void MakeDispatcher(double rate = 5) {
+    Dispatcher::Options options;
+    options.default_bucket = {.rate_per_second = rate, .burst = 0};
+    dispatcher_ = std::make_unique<Dispatcher>(
+        absl::flat_hash_map<std::string, UpstreamConfig>{
+            {"respondio", {.name = "respondio", .base_url = "http://upstream.test/v2",
+                           .token = "secret"}}},
+        Dispatcher::Components{.http = &http_,
+                               .scheduler = &clock_,
+                               .limiter = &limiter_,
+                               .cache = &cache_,
+                               .idempotency = &idempotency_},
+        options);
+  }
+
+  std::shared_ptr<Outcome> Start(const Route& route, const google::protobuf::Message& request,
+                                 absl::Duration timeout, std::shared_ptr<Call>* call = nullptr,
+                                 std::string caller = "", bool bypass_cache = false) {
+    auto outcome = std::make_shared<Outcome>();
+    auto started = dispatcher_->Call(
+        route, request,
+        {.deadline = clock_.Now() + timeout, .caller = std::move(caller),
+         .bypass_cache = bypass_cache},
+        [outcome](absl::StatusOr<std::string> result) {
+          EXPECT_FALSE(outcome->ended) << "a call ended twice";
+          outcome->ended = true;
+          outcome->result = std::move(result);
+        });
+    if (call != nullptr) *call = started;
+    return outcome;
+  }
+
+  static respondio::v2::CreateCommentRequest Comment(int i, std::string request_id = "") {
+    respondio::v2::CreateCommentRequest request;
+    request.set_identifier("id:1");
+    request.set_text("comment " + std::to_string(i));
+    request.set_request_id(std::move(request_id));
+    return request;
+  }
+  static respondio::v2::GetContactRequest Contact(const std::string& identifier = "id:7") {
+    respondio::v2::GetContactRequest request;
+    request.set_identifier(identifier);
+    return request;
+  }
+
+  const std::string comment_bucket_ = "respondio:";  // prefix; the account part is a hash
+  ManualScheduler clock_;
+  FakeTransport http_;
+  RateLimiter limiter_;
+  ResponseCache cache_;
+  IdempotencyStore idempotency_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  const Route comment_ = DeclaredRoute("respondio.v2.CommentService.CreateComment");
+  const Route get_contact_ = DeclaredRoute("respondio.v2.ContactService.GetContact");
+};
+
+std::string BucketOf(const FakeTransport& http) { return http.request(0).fairness_key; }
+
+// Item 2: callers that cancel queued writes. The upstream never receives them, and they spend
+// no token: the next call is admitted one interval after the one that was sent.
+TEST_F(PipelineTest, CancelledQueuedWritesAreNeverSentAndSpendNoToken) {
+  std::vector<std::shared_ptr<Call>> calls(10);
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 10; ++i) {
+    outcomes.push_back(Start(comment_, Comment(i), absl::Seconds(60), &calls[i]));
+  }
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);  // 5 per second, no burst: one now, the rest queued
+  for (int i = 1; i < 10; ++i) calls[i]->Cancel(Call::CancelReason::kCallerLeft);
+  clock_.RunDue();
+  for (int i = 1; i < 10; ++i) {
+    ASSERT_TRUE(outcomes[i]->ended) << i;
+    EXPECT_EQ(outcomes[i]->result.status().code(), absl::StatusCode::kCancelled);
+    const auto info = ErrorInfoOf(outcomes[i]->result.status());
+    EXPECT_EQ(info.reason(), "CALLER_CANCELLED");
+    EXPECT_EQ(info.metadata().at("not_sent"), "true");
+    EXPECT_EQ(calls[i]->state(), Call::State::kDone);
+  }
+  clock_.AdvanceBy(absl::Seconds(10));
+  EXPECT_EQ(http_.sent(), 1u) << "a cancelled write reached the upstream";
+  EXPECT_THAT(http_.cancelled(), IsEmpty()) << "nothing was in flight to cancel";
+
+  const RateLimiter::Counters counters = limiter_.counters(BucketOf(http_));
+  EXPECT_EQ(counters.total, 10);
+  EXPECT_EQ(counters.admitted, 1);
+  EXPECT_EQ(counters.cancelled, 9);
+  EXPECT_EQ(counters.rejected, 0);
+  EXPECT_EQ(counters.queued, 0);
+
+  // The first write still completes normally.
+  ASSERT_TRUE(http_.Respond(0, 200, "{}"));
+  EXPECT_TRUE(outcomes[0]->ended);
+  EXPECT_TRUE(outcomes[0]->result.ok()) << outcomes[0]->result.status();
+  EXPECT_EQ(dispatcher_->counters().cancelled, 9);
+  EXPECT_EQ(dispatcher_->counters().upstream_requests, 1);
+  EXPECT_EQ(dispatcher_->live_exchanges(), 0u);
+}
+
+TEST_F(PipelineTest, CancelledTokensGoToTheNextCaller) {
+  std::shared_ptr<Call> first, second;
+  Start(comment_, Comment(1), absl::Seconds(60), &first);
+  auto cancelled = Start(comment_, Comment(2), absl::Seconds(60), &second);
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  second->Cancel(Call::CancelReason::kCallerLeft);
+  clock_.RunDue();
+  auto third = Start(comment_, Comment(3), absl::Seconds(60));
+  clock_.AdvanceBy(absl::Milliseconds(199));
+  EXPECT_EQ(http_.sent(), 1u);
+  clock_.AdvanceBy(absl::Milliseconds(1));  // one interval after the first, not two
+  EXPECT_EQ(http_.sent(), 2u);
+  EXPECT_EQ(http_.request(1).body, R"({"text":"comment 3"})");
+}
+
+// A write cancelled while its request is in flight: the request is aborted, and the answer says
+// the upstream may have processed it.
+TEST_F(PipelineTest, WriteCancelledInFlightIsAbortedAndReportedHonestly) {
+  std::shared_ptr<Call> call;
+  auto outcome = Start(comment_, Comment(1), absl::Seconds(60), &call);
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  call->Cancel(Call::CancelReason::kCallerLeft);
+  EXPECT_THAT(http_.cancelled(), ElementsAre(http_.id(0)));
+  EXPECT_FALSE(outcome->ended) << "ends when the abort is settled";
+  clock_.RunDue();
+  ASSERT_TRUE(outcome->ended);
+  EXPECT_EQ(outcome->result.status().code(), absl::StatusCode::kCancelled);
+  const auto info = ErrorInfoOf(outcome->result.status());
+  EXPECT_EQ(info.metadata().at("not_sent"), "false");
+  EXPECT_EQ(info.metadata().at("upstream_may_have_processed"), "true");
+  EXPECT_FALSE(http_.Respond(0, 200, "{}"));  // nothing left to answer
+  EXPECT_EQ(http_.sent(), 1u);
+}
+
+// The caller's deadline cancels a queued write: never sent, no token; one in flight: aborted.
+TEST_F(PipelineTest, DeadlineCancelsQueuedAndInFlightWrites) {
+  MakeDispatcher(/*rate=*/1);
+  auto in_flight = Start(comment_, Comment(1), absl::Seconds(3));
+  auto queued = Start(comment_, Comment(2), absl::Milliseconds(2500));  // turn at 1 s
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_EQ(http_.sent(), 2u);  // the second is admitted at its turn
+  clock_.AdvanceBy(absl::Milliseconds(1500));  // t = 2.5 s: the second's deadline
+  ASSERT_TRUE(queued->ended);
+  EXPECT_EQ(queued->result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(ErrorInfoOf(queued->result.status()).metadata().at("not_sent"), "false");
+  EXPECT_THAT(http_.cancelled(), ElementsAre(http_.id(1)));
+  clock_.AdvanceBy(absl::Milliseconds(500));  // t = 3 s: the first's
+  ASSERT_TRUE(in_flight->ended);
+  EXPECT_EQ(in_flight->result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(http_.cancelled(), ElementsAre(http_.id(1), http_.id(0)));
+  EXPECT_EQ(http_.sent(), 2u);
+}
+
+TEST_F(PipelineTest, QueuedWriteWhoseDeadlinePassesIsNeverSent) {
+  MakeDispatcher(/*rate=*/1);
+  auto first = Start(comment_, Comment(1), absl::Seconds(60));
+  clock_.RunDue();
+  // Queued behind the first (turn at 1 s); its deadline (1.2 s) leaves just enough time for the
+  // limiter to admit it, but the caller leaves at 0.5 s.
+  std::shared_ptr<Call> call;
+  auto second = Start(comment_, Comment(2), absl::Milliseconds(1200), &call);
+  clock_.AdvanceBy(absl::Milliseconds(500));
+  call->Cancel(Call::CancelReason::kDeadline);
+  clock_.RunDue();
+  ASSERT_TRUE(second->ended);
+  EXPECT_EQ(ErrorInfoOf(second->result.status()).metadata().at("not_sent"), "true");
+  clock_.AdvanceBy(absl::Seconds(5));
+  EXPECT_EQ(http_.sent(), 1u);
+}
+
+// Item 3: shutdown. Queued writes are answered UNAVAILABLE SHUTTING_DOWN, not_sent, before their
+// request exists, and never sent afterwards; nothing of an answered call is sent later.
+TEST_F(PipelineTest, ShutdownAnswersQueuedWritesBeforeTheirRequestExists) {
+  MakeDispatcher(/*rate=*/1);
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 5; ++i) outcomes.push_back(Start(comment_, Comment(i), absl::Seconds(60)));
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  ASSERT_TRUE(http_.Respond(0, 200, "{}"));
+  dispatcher_->Shutdown(clock_.Now() + absl::Milliseconds(1500));
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_EQ(http_.sent(), 2u);  // the grace still lets the next turn run
+  clock_.AdvanceBy(absl::Milliseconds(500));
+  for (int i = 1; i < 5; ++i) {
+    ASSERT_TRUE(outcomes[i]->ended) << i;
+    EXPECT_EQ(outcomes[i]->result.status().code(), absl::StatusCode::kUnavailable) << i;
+    const auto info = ErrorInfoOf(outcomes[i]->result.status());
+    EXPECT_EQ(info.reason(), "SHUTTING_DOWN");
+    // The one in flight was aborted (it may have been processed); the others never existed.
+    EXPECT_EQ(info.metadata().at("not_sent"), i == 1 ? "false" : "true") << i;
+  }
+  EXPECT_THAT(http_.cancelled(), ElementsAre(http_.id(1)));
+  clock_.AdvanceBy(absl::Seconds(30));
+  EXPECT_EQ(http_.sent(), 2u) << "an answered call was sent later";
+
+  // After the sweep, a new call ends at once, unsent.
+  auto late = Start(comment_, Comment(9), absl::Seconds(60));
+  clock_.AdvanceBy(absl::Seconds(5));
+  ASSERT_TRUE(late->ended);
+  EXPECT_EQ(ErrorInfoOf(late->result.status()).reason(), "SHUTTING_DOWN");
+  EXPECT_EQ(ErrorInfoOf(late->result.status()).metadata().at("not_sent"), "true");
+  EXPECT_EQ(http_.sent(), 2u);
+  EXPECT_EQ(limiter_.counters(BucketOf(http_)).queued, 0);
+}
+
+// Item 5: a coalesced follower keeps its own deadline and gets the result after the leader's
+// deadline passed; the request runs to the latest deadline still waiting.
+TEST_F(PipelineTest, FollowerOutlivesTheLeadersDeadline) {
+  auto leader = Start(get_contact_, Contact(), absl::Milliseconds(500));
+  clock_.AdvanceBy(absl::Milliseconds(100));
+  auto follower = Start(get_contact_, Contact(), absl::Seconds(10));
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  EXPECT_EQ(http_.request(0).deadline, absl::InfiniteFuture());  // ended by its waiters only
+  clock_.AdvanceBy(absl::Milliseconds(400));  // the leader's deadline
+  ASSERT_TRUE(leader->ended);
+  EXPECT_EQ(leader->result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(follower->ended);
+  EXPECT_THAT(http_.cancelled(), IsEmpty()) << "the follower still waits";
+  clock_.AdvanceBy(absl::Seconds(2));
+  ASSERT_TRUE(http_.Respond(0, 200, R"({"id": 7, "firstName": "Ann"})"));
+  ASSERT_TRUE(follower->ended);
+  ASSERT_TRUE(follower->result.ok()) << follower->result.status();
+  respondio::v2::GetContactResponse reply;
+  ASSERT_TRUE(reply.ParseFromString(*follower->result));
+  EXPECT_EQ(reply.contact().first_name(), "Ann");
+  EXPECT_EQ(http_.sent(), 1u);
+  EXPECT_EQ(dispatcher_->counters().coalesced, 1);
+}
+
+TEST_F(PipelineTest, FollowerJoinedWhileQueuedKeepsItsDeadline) {
+  MakeDispatcher(/*rate=*/1);
+  auto blocker = Start(get_contact_, Contact("id:1"), absl::Seconds(60));
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  // Queued behind the blocker (turn at 1 s): the 0.5 s leader cannot make it, the follower can.
+  auto leader = Start(get_contact_, Contact(), absl::Milliseconds(500));
+  auto follower = Start(get_contact_, Contact(), absl::Seconds(10));
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_TRUE(leader->ended);
+  EXPECT_FALSE(leader->result.ok());
+  EXPECT_FALSE(follower->ended);
+  ASSERT_EQ(http_.sent(), 2u);
+  ASSERT_TRUE(http_.Respond(1, 200, R"({"id": 7})"));
+  ASSERT_TRUE(follower->ended);
+  EXPECT_TRUE(follower->result.ok()) << follower->result.status();
+}
+
+TEST_F(PipelineTest, FollowerLeavesWithoutCancellingTheLeader) {
+  auto leader = Start(get_contact_, Contact(), absl::Seconds(5));
+  std::shared_ptr<Call> follower_call;
+  auto follower = Start(get_contact_, Contact(), absl::Seconds(5), &follower_call);
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  follower_call->Cancel(Call::CancelReason::kCallerLeft);
+  ASSERT_TRUE(follower->ended);
+  EXPECT_EQ(follower->result.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(http_.cancelled(), IsEmpty());
+  ASSERT_TRUE(http_.Respond(0, 200, R"({"id": 7})"));
+  ASSERT_TRUE(leader->ended);
+  EXPECT_TRUE(leader->result.ok());
+}
+
+TEST_F(PipelineTest, LeaderLeavesFollowerStillGetsTheResult) {
+  std::shared_ptr<Call> leader_call;
+  auto leader = Start(get_contact_, Contact(), absl::Seconds(5), &leader_call);
+  auto follower = Start(get_contact_, Contact(), absl::Seconds(5));
+  clock_.RunDue();
+  leader_call->Cancel(Call::CancelReason::kCallerLeft);
+  ASSERT_TRUE(leader->ended);
+  EXPECT_THAT(http_.cancelled(), IsEmpty());
+  ASSERT_TRUE(http_.Respond(0, 200, R"({"id": 7})"));
+  EXPECT_TRUE(follower->result.ok());
+}
+
+TEST_F(PipelineTest, WhenEveryWaiterLeavesTheReadIsAborted) {
+  std::shared_ptr<Call> a, b;
+  auto ra = Start(get_contact_, Contact(), absl::Seconds(5), &a);
+  auto rb = Start(get_contact_, Contact(), absl::Seconds(5), &b);
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  a->Cancel(Call::CancelReason::kCallerLeft);
+  b->Cancel(Call::CancelReason::kCallerLeft);
+  EXPECT_THAT(http_.cancelled(), ElementsAre(http_.id(0)));
+  clock_.RunDue();
+  EXPECT_TRUE(ra->ended && rb->ended);
+  // Nothing stored: the next identical read goes upstream again.
+  auto again = Start(get_contact_, Contact(), absl::Seconds(5));
+  clock_.AdvanceBy(absl::Seconds(1));
+  EXPECT_EQ(http_.sent(), 2u);
+}
+
+// Retries: reads on 503 after a backoff; writes never on 503, only on 429/449; a call cancelled
+// while backing off is not sent again.
+TEST_F(PipelineTest, ReadIsRetriedOn503) {
+  auto outcome = Start(get_contact_, Contact(), absl::Seconds(10));
+  clock_.RunDue();
+  ASSERT_TRUE(http_.Respond(0, 503, "busy"));
+  EXPECT_EQ(http_.sent(), 1u);
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_EQ(http_.sent(), 2u);
+  ASSERT_TRUE(http_.Respond(1, 200, R"({"id": 7})"));
+  EXPECT_TRUE(outcome->result.ok());
+  EXPECT_EQ(dispatcher_->counters().retries, 1);
+}
+
+TEST_F(PipelineTest, WriteIsNotRetriedOn503ButOn429) {
+  auto on503 = Start(comment_, Comment(1), absl::Seconds(10));
+  clock_.RunDue();
+  ASSERT_TRUE(http_.Respond(0, 503, "busy"));
+  clock_.AdvanceBy(absl::Seconds(5));
+  EXPECT_EQ(http_.sent(), 1u);
+  ASSERT_TRUE(on503->ended);
+  EXPECT_EQ(on503->result.status().code(), absl::StatusCode::kUnavailable);
+
+  auto on429 = Start(comment_, Comment(2), absl::Seconds(10));
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 2u);
+  ASSERT_TRUE(http_.Respond(1, 429, "slow down", {{"retry-after", "1"}}));
+  clock_.AdvanceBy(absl::Seconds(2));
+  ASSERT_EQ(http_.sent(), 3u);
+  ASSERT_TRUE(http_.Respond(2, 200, "{}"));
+  EXPECT_TRUE(on429->result.ok());
+}
+
+TEST_F(PipelineTest, CallCancelledWhileBackingOffIsNotSentAgain) {
+  std::shared_ptr<Call> call;
+  auto outcome = Start(get_contact_, Contact(), absl::Seconds(10), &call);
+  clock_.RunDue();
+  ASSERT_TRUE(http_.Respond(0, 503, "busy"));
+  call->Cancel(Call::CancelReason::kCallerLeft);
+  ASSERT_TRUE(outcome->ended);
+  clock_.AdvanceBy(absl::Seconds(5));
+  EXPECT_EQ(http_.sent(), 1u);
+}
+
+// Item 11: request_id records are per caller.
+TEST_F(PipelineTest, RequestIdRecordsArePerCaller) {
+  const std::string id = "0b6f2f6e-8a1e-4c61-9f43-5d8f3c2e1a7b";
+  auto a = Start(comment_, Comment(1, id), absl::Seconds(10), nullptr, "alice");
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  ASSERT_TRUE(http_.Respond(0, 200, "{}"));
+  ASSERT_TRUE(a->result.ok());
+
+  // Bob with Alice's id and request: his own call, not Alice's result.
+  auto b = Start(comment_, Comment(1, id), absl::Seconds(10), nullptr, "bob");
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_EQ(http_.sent(), 2u);
+  ASSERT_TRUE(http_.Respond(1, 422, R"({"message": "bob's own answer"})"));
+  ASSERT_TRUE(b->ended);
+  EXPECT_EQ(b->result.status().code(), absl::StatusCode::kInvalidArgument);
+  // Bob with Alice's id and another request: no REQUEST_ID_REUSED probe answer either.
+  auto probe = Start(comment_, Comment(2, id), absl::Seconds(10), nullptr, "bob");
+  clock_.AdvanceBy(absl::Seconds(1));
+  EXPECT_NE(ErrorInfoOf(probe->result.status()).reason(), "REQUEST_ID_REUSED");
+  ASSERT_EQ(http_.sent(), 3u);
+  ASSERT_TRUE(http_.Respond(2, 200, "{}"));
+
+  // Alice's repeat replays her result without a request.
+  auto again = Start(comment_, Comment(1, id), absl::Seconds(10), nullptr, "alice");
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_TRUE(again->ended);
+  EXPECT_TRUE(again->result.ok());
+  EXPECT_EQ(http_.sent(), 3u);
+  EXPECT_EQ(dispatcher_->counters().idempotent_replays, 1);
+}
+
+TEST_F(PipelineTest, CancelledWriteReleasesItsRequestId) {
+  const std::string id = "0b6f2f6e-8a1e-4c61-9f43-5d8f3c2e1a7c";
+  auto blocker = Start(comment_, Comment(0), absl::Seconds(60));
+  std::shared_ptr<Call> call;
+  auto first = Start(comment_, Comment(1, id), absl::Seconds(60), &call, "alice");
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  call->Cancel(Call::CancelReason::kCallerLeft);
+  clock_.RunDue();
+  ASSERT_TRUE(first->ended);
+  // Never sent: the retry runs (it is not answered with the cancellation).
+  auto retry = Start(comment_, Comment(1, id), absl::Seconds(60), nullptr, "alice");
+  clock_.AdvanceBy(absl::Seconds(1));
+  EXPECT_EQ(http_.sent(), 2u);
+}
+
+// Item 11: a Get whose 200 carries no resource.
+TEST_F(PipelineTest, GetWithEmptyOrNullBodyIsBadResponse) {
+  for (const std::string body : {"", "null", "  "}) {
+    auto outcome = Start(get_contact_, Contact("id:" + std::to_string(body.size() + 10)),
+                         absl::Seconds(10));
+    clock_.AdvanceBy(absl::Seconds(1));
+    const size_t index = http_.sent() - 1;
+    ASSERT_TRUE(http_.Respond(index, 200, body));
+    ASSERT_TRUE(outcome->ended);
+    EXPECT_EQ(outcome->result.status().code(), absl::StatusCode::kInternal) << "'" << body << "'";
+    EXPECT_EQ(ErrorInfoOf(outcome->result.status()).reason(), "UPSTREAM_BAD_RESPONSE");
+  }
+}
+
+TEST_F(PipelineTest, CacheHitSendsNothing) {
+  auto first = Start(get_contact_, Contact(), absl::Seconds(10));
+  clock_.RunDue();
+  ASSERT_TRUE(http_.Respond(0, 200, R"({"id": 7})"));
+  auto second = Start(get_contact_, Contact(), absl::Seconds(10));
+  ASSERT_TRUE(second->ended);
+  EXPECT_TRUE(second->result.ok());
+  clock_.AdvanceBy(absl::Seconds(1));
+  EXPECT_EQ(http_.sent(), 1u);
+  EXPECT_EQ(dispatcher_->live_exchanges(), 0u);
+}
+
+}  // namespace
+}  // namespace gateway::upstream

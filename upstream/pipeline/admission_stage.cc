@@ -1,0 +1,63 @@
+#include "upstream/pipeline/admission_stage.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+
+namespace gateway::upstream {
+
+RateLimiter::AcquireId AdmissionStage::Admit(const PreparedCall& prepared,
+                                             const std::string& caller, absl::Time deadline,
+                                             RateLimiter::Done done) {
+  RateLimiter::Ticket ticket;
+  ticket.bucket_key = prepared.bucket_key;
+  ticket.config = prepared.bucket;
+  ticket.caller = caller;
+  ticket.deadline = deadline;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!bucket_keys_.contains(prepared.bucket_key)) bucket_keys_.insert(prepared.bucket_key);
+  }
+  ticket.expected_latency = ExpectedLatency(prepared.bucket_key);
+  return limiter_->Acquire(std::move(ticket), std::move(done));
+}
+
+absl::Duration AdmissionStage::ExpectedLatency(const std::string& bucket_key) const {
+  // Beyond the upstream's own latency, the reply must still travel back to the caller before
+  // its deadline: a call the limiter can only admit later than this is better answered now.
+  constexpr absl::Duration kReplyMargin = absl::Milliseconds(50);
+  absl::MutexLock lock(&mu_);
+  auto it = latency_.find(bucket_key);
+  return kReplyMargin + (it == latency_.end() ? absl::Milliseconds(50) : it->second);
+}
+
+std::vector<std::string> AdmissionStage::BucketKeys() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> keys(bucket_keys_.begin(), bucket_keys_.end());
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+void AdmissionStage::Feedback(const PreparedCall& prepared, const HttpResponse& response,
+                              std::optional<absl::Duration> retry_after) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = latency_.try_emplace(prepared.bucket_key, response.elapsed);
+    if (!inserted) it->second = it->second * 0.8 + response.elapsed * 0.2;
+  }
+  if (limiter_ == nullptr) return;
+  if (response.status == 429) {
+    limiter_->Pause(prepared.bucket_key, prepared.bucket, retry_after.value_or(absl::Seconds(1)));
+  }
+  auto limit = response.headers.find("x-ratelimit-limit");
+  auto remaining = response.headers.find("x-ratelimit-remaining");
+  int limit_value = 0, remaining_value = 0;
+  if (limit != response.headers.end() && remaining != response.headers.end() &&
+      absl::SimpleAtoi(limit->second, &limit_value) &&
+      absl::SimpleAtoi(remaining->second, &remaining_value)) {
+    limiter_->ObserveRemaining(prepared.bucket_key, prepared.bucket, limit_value, remaining_value);
+  }
+}
+
+}  // namespace gateway::upstream

@@ -1,0 +1,59 @@
+// Stage 4, admission: a token from the shared rate limiter before each upstream attempt, and the
+// upstream's feedback to it.
+//
+//   AdmissionStage admission(&limiter, &scheduler);   // limiter may be null: no limiting
+//   RateLimiter::AcquireId id = admission.Admit(prepared, deadline, caller, done);
+//   admission.Cancel(id);                   // the call left: no token is spent
+//   admission.Feedback(prepared, response); // 429 Retry-After, X-RateLimit-*
+//
+// CONTRACT. Admit asks for a token of prepared.bucket_key by `deadline`, minus the bucket's
+// expected upstream latency (an exponentially weighted average of RecordLatency, plus a margin
+// for the reply to travel back); `done` runs exactly once (RateLimiter::Acquire). Cancel is
+// RateLimiter::Cancel: a waiting call leaves the queue without spending a token and `done` gets
+// CANCELLED; after admission, a no-op. Without a limiter Enabled() is false and nothing may be
+// asked. Feedback: a 429 pauses the bucket for its Retry-After (1 s without one); X-RateLimit-
+// Limit/Remaining tighten it (RateLimiter::ObserveRemaining). BucketKeys lists every bucket
+// that asked for a token, for metrics. Thread-safe.
+#ifndef GATEWAY_UPSTREAM_PIPELINE_ADMISSION_STAGE_H_
+#define GATEWAY_UPSTREAM_PIPELINE_ADMISSION_STAGE_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "upstream/budget/rate_limiter.h"
+#include "upstream/pipeline/call.h"
+#include "upstream/transport/http_transport.h"
+
+namespace gateway::upstream {
+
+class AdmissionStage {
+ public:
+  explicit AdmissionStage(RateLimiter* limiter) : limiter_(limiter) {}
+
+  bool Enabled() const { return limiter_ != nullptr; }
+  RateLimiter::AcquireId Admit(const PreparedCall& prepared, const std::string& caller,
+                               absl::Time deadline, RateLimiter::Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Cancel(RateLimiter::AcquireId id) const { limiter_->Cancel(id); }
+
+  void Feedback(const PreparedCall& prepared, const HttpResponse& response,
+                std::optional<absl::Duration> retry_after) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Duration ExpectedLatency(const std::string& bucket_key) const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::string> BucketKeys() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  RateLimiter* limiter_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, absl::Duration> latency_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> bucket_keys_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace gateway::upstream
+
+#endif  // GATEWAY_UPSTREAM_PIPELINE_ADMISSION_STAGE_H_

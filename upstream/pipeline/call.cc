@@ -1,0 +1,97 @@
+#include "upstream/pipeline/call.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "upstream/errors.h"
+#include "upstream/pipeline/exchange.h"
+
+namespace gateway::upstream {
+
+Call::Call(CallOptions options, Done done) : options_(std::move(options)), done_(std::move(done)) {}
+
+Call::State Call::state() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+bool Call::Advance(State next) {
+  absl::MutexLock lock(&mu_);
+  if (state_ == State::kDone) return false;
+  state_ = next;
+  return true;
+}
+
+bool Call::Attach(std::shared_ptr<Exchange> exchange) {
+  absl::MutexLock lock(&mu_);
+  if (state_ == State::kDone) return false;
+  state_ = State::kWaiting;
+  exchange_ = std::move(exchange);
+  return true;
+}
+
+bool Call::End(absl::StatusOr<std::string> result) {
+  Done done;
+  std::shared_ptr<Exchange> exchange;  // released outside the lock
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == State::kDone) return false;
+    state_ = State::kDone;
+    done = std::move(done_);
+    exchange = std::move(exchange_);
+  }
+  std::move(done)(std::move(result));
+  return true;
+}
+
+void Call::Cancel(CancelReason reason) {
+  std::shared_ptr<Exchange> exchange;
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == State::kDone) return;
+    exchange = exchange_;
+  }
+  if (exchange != nullptr) {
+    exchange->Leave(this, reason);  // ends the call now, or once the abort is settled
+    return;
+  }
+  // Not yet waiting on upstream work: nothing of it was sent.
+  End(CancelStatus(reason, prepared_, /*not_sent=*/true));
+}
+
+absl::Status Call::CancelStatus(CancelReason reason, const PreparedCall& prepared, bool not_sent) {
+  ErrorDetails details;
+  absl::StatusCode code = absl::StatusCode::kCancelled;
+  std::string message;
+  switch (reason) {
+    case CancelReason::kCallerLeft:
+      code = absl::StatusCode::kCancelled;
+      details.reason = "CALLER_CANCELLED";
+      message = "the caller cancelled the call";
+      break;
+    case CancelReason::kDeadline:
+      code = absl::StatusCode::kDeadlineExceeded;
+      details.reason = "DEADLINE_EXCEEDED";
+      message = "the call's deadline passed before the upstream answered";
+      break;
+    case CancelReason::kShutdown:
+      code = absl::StatusCode::kUnavailable;
+      details.reason = "SHUTTING_DOWN";
+      message = "the gateway is shutting down";
+      break;
+  }
+  const bool write = prepared.route != nullptr && !prepared.route->read;
+  if (not_sent) {
+    absl::StrAppend(&message, "; the upstream request was not sent");
+  } else if (write) {
+    absl::StrAppend(&message,
+                    "; the request was in flight and the upstream may have processed it");
+    details.metadata["upstream_may_have_processed"] = "true";
+  }
+  details.metadata["not_sent"] = not_sent ? "true" : "false";
+  if (prepared.route != nullptr) details.metadata["rpc"] = prepared.route->rpc;
+  if (prepared.upstream != nullptr) details.metadata["upstream"] = prepared.upstream->name;
+  return GatewayError(code, message, details);
+}
+
+}  // namespace gateway::upstream
