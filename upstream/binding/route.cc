@@ -298,4 +298,27 @@ absl::StatusOr<UpstreamRequestParts> BuildUpstreamRequest(
   return parts;
 }
 
+std::string ExpandTemplate(absl::string_view templ, const Message& request) {
+  std::string out;
+  absl::string_view rest = templ;
+  while (!rest.empty()) {
+    const size_t open = rest.find('{');
+    const size_t close = open == absl::string_view::npos ? open : rest.find('}', open);
+    if (close == absl::string_view::npos) {
+      absl::StrAppend(&out, rest);
+      break;
+    }
+    absl::StrAppend(&out, rest.substr(0, open));
+    const absl::string_view name = rest.substr(open + 1, close - open - 1);
+    auto resolved = ResolveFieldPath(request.GetDescriptor(), name);
+    if (resolved.ok() && IsPathScalar(resolved->back())) {
+      absl::StrAppend(&out, FieldPathText(request, *resolved));
+    } else {
+      absl::StrAppend(&out, rest.substr(open, close - open + 1));
+    }
+    rest.remove_prefix(close + 1);
+  }
+  return out;
+}
+
 }  // namespace gateway::upstream

@@ -109,6 +109,11 @@ std::string PercentEncodePathSegment(absl::string_view value);
 // Percent-encodes a query key or value (everything but unreserved characters).
 std::string PercentEncodeQuery(absl::string_view value);
 
+// Expands a template such as "contact:{identifier}" over any message, resolving names per call
+// (for event payloads; routes use their compiled TagTemplates and ExpandTag). Placeholders
+// naming unset fields expand to "". Unknown placeholders are kept verbatim.
+std::string ExpandTemplate(absl::string_view templ, const google::protobuf::Message& request);
+
 }  // namespace gateway::upstream
 
 #endif  // GATEWAY_UPSTREAM_ROUTE_H_

@@ -533,5 +533,23 @@ TEST(Route, OneNotionOfARead) {
   EXPECT_TRUE(WithPolicy("respondio.v2.CommentService.CreateComment", "retry_safe: true")->read);
 }
 
+TEST(ExpandTemplate, ExpandsKnownPlaceholdersOnly) {
+  respondio::v2::GetContactRequest get;
+  get.set_identifier("id:1");
+  EXPECT_EQ(ExpandTemplate("contact:{identifier}", get), "contact:id:1");
+  EXPECT_EQ(ExpandTemplate("contacts", get), "contacts");
+  EXPECT_EQ(ExpandTemplate("contact:{nope}", get), "contact:{nope}");
+  EXPECT_EQ(ExpandTemplate("contact:{identifier", get), "contact:{identifier");
+
+  respondio::v2::MergeContactsRequest merge;
+  merge.set_primary_contact_id(42);
+  EXPECT_EQ(ExpandTemplate("contact:id:{primary_contact_id}", merge), "contact:id:42");
+  EXPECT_EQ(ExpandTemplate("contact:id:{secondary_contact_id}", merge), "contact:id:");
+
+  respondio::v2::SendMessageRequest send;
+  send.mutable_message()->set_text("hi");
+  EXPECT_EQ(ExpandTemplate("{message.text}/{message}", send), "hi/{message}");
+}
+
 }  // namespace
 }  // namespace gateway::upstream
