@@ -395,8 +395,13 @@ void ChatwootApi::Handle(const RequestContext& ctx, httplib::Response& res) {
 
   // 6. The operation. nlohmann::json throws on type errors; never let one escape into httplib.
   ApiResult result;
+  const bool changes = ctx.method != "GET" && hooks_.after != nullptr;
   try {
+    const Json before = changes && hooks_.before != nullptr
+                            ? hooks_.before(route->endpoint, request)
+                            : Json();
     result = (state_->*(route->handler))(request);
+    if (changes && result.status / 100 == 2) hooks_.after(route->endpoint, request, result, before);
   } catch (const nlohmann::json::exception& e) {
     result = CwError(422, absl::StrCat("invalid request: ", e.what()));
   } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 #ifndef SANDBOX_CHATWOOT_ROUTES_H_
 #define SANDBOX_CHATWOOT_ROUTES_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,18 @@ class ChatwootApi {
   // POST /__admin/chatwoot/join: ChatwootState::SimulateInviteJoin. No auth.
   void HandleAdmin(const RequestContext& ctx, httplib::Response& res);
 
+  // Observers of state changes (the sandbox's webhooks): for every operation that is not a GET,
+  // `before` runs first (its result is handed to `after`), and `after` runs when the operation
+  // answered 2xx, with the operation's reply before the dialect's shaping.
+  struct ChangeHooks {
+    std::function<Json(const std::string& endpoint, const CwRequest& request)> before;
+    std::function<void(const std::string& endpoint, const CwRequest& request,
+                       const ApiResult& result, const Json& before)>
+        after;
+  };
+  // Call before serving.
+  void SetChangeHooks(ChangeHooks hooks) { hooks_ = std::move(hooks); }
+
   // Every route served, in matching order.
   std::vector<EndpointInfo> Endpoints() const;
   int per_minute() const { return per_minute_; }
@@ -75,6 +88,7 @@ class ChatwootApi {
                      bool* other_method) const;
 
   ChatwootState* state_;
+  ChangeHooks hooks_;
   Dialect dialect_;
   RateLimiter* limiter_;
   // Accepted api_access_tokens (users' or bots'); the limit stays per client IP.

@@ -588,6 +588,13 @@ ApiResult RespondioState::GetContact(const Identifier& ident) const {
   return Ok(ContactJsonLocked(*c));
 }
 
+ApiResult RespondioState::GetConversation(const Identifier& ident) const {
+  absl::ReaderMutexLock lock(&mu_);
+  const Contact* c = FindLocked(ident);
+  if (c == nullptr) return NotFound(ident);
+  return Ok(ConversationJsonLocked(*c));
+}
+
 ApiResult RespondioState::UpdateContact(const Identifier& ident,
                                         const ContactPatch& patch) {
   absl::MutexLock lock(&mu_);

@@ -104,6 +104,8 @@ class RespondioState {
   ApiResult CreateOrUpdateContact(const Identifier& ident,
                                   const ContactPatch& patch);
   ApiResult GetContact(const Identifier& ident) const;
+  // The contact's conversation as the conversation endpoints answer it (for webhooks).
+  ApiResult GetConversation(const Identifier& ident) const;
   ApiResult UpdateContact(const Identifier& ident, const ContactPatch& patch);
   ApiResult DeleteContact(const Identifier& ident);
   // All contacts (optionally filtered by a case-insensitive substring of

@@ -68,6 +68,14 @@ bool SandboxServer::Start(std::string* error) {
         WebhookEmitter::Options{.url = options_.webhook_url,
                                 .respondio_secret = options_.respondio_webhook_secret,
                                 .chatwoot_secret = options_.chatwoot_webhook_secret});
+    chatwoot_webhooks_ = std::make_unique<ChatwootWebhooks>(&chatwoot_state_, webhooks_.get());
+    ChatwootWebhooks* cw = chatwoot_webhooks_.get();
+    chatwoot_api_.SetChangeHooks(
+        {.before = [cw](const std::string& endpoint,
+                        const chatwoot::CwRequest& request) { return cw->Before(endpoint, request); },
+         .after = [cw](const std::string& endpoint, const chatwoot::CwRequest& request,
+                       const ApiResult& result,
+                       const Json& before) { cw->After(endpoint, request, result, before); }});
   }
   // A client that goes away mid-response must not kill the process.
   signal(SIGPIPE, SIG_IGN);
@@ -164,18 +172,28 @@ std::optional<Json> SandboxServer::RespondioContact(
 
 void SandboxServer::EmitForRespondioCall(const RequestContext& ctx,
                                          const std::string& endpoint) {
-  // Which API calls change state that respond.io reports by webhook.
-  static const auto* const kEvents = new std::map<std::string, std::string>{
-      {"update_contact", "contact.updated"},
-      {"create_or_update_contact", "contact.updated"},
-      {"contact_tag", "contact.tag.updated"},
-      {"send_message", "message.sent"},
-  };
-  auto event = kEvents->find(endpoint);
-  if (event == kEvents->end() || ctx.segments.size() < 2) return;
+  const Json body = Json::parse(ctx.body(), nullptr, /*allow_exceptions=*/false);
+  const std::string event = RespondioEventFor(endpoint, body);
+  if (event.empty() || ctx.segments.size() < 2) return;
   std::optional<Json> contact = RespondioContact(ctx.segments[1]);
   if (!contact.has_value()) return;
-  webhooks_->EmitRespondio(event->second, Json{{"contact", *contact}});
+  Json fields = {{"contact", *contact}};
+  if (event == "conversation.opened" || event == "conversation.closed") {
+    // respond.io's conversation object: {category, summary, openedTime, closedTime}.
+    respondio::Identifier ident;
+    std::string error;
+    if (respondio::ParseIdentifier(ctx.segments[1], &ident, &error)) {
+      ApiResult found = respondio_state_.GetConversation(ident);
+      if (found.status == 200) {
+        const Json& c = found.body;
+        fields["conversation"] = Json{{"category", c.value("category", Json())},
+                                      {"summary", c.value("summary", Json())},
+                                      {"openedTime", c.value("opened", Json())},
+                                      {"closedTime", c.value("closed", Json())}};
+      }
+    }
+  }
+  webhooks_->EmitRespondio(event, std::move(fields));
 }
 
 void SandboxServer::HandleRequest(const httplib::Request& req,

@@ -63,7 +63,8 @@ class SandboxServer {
 
  private:
   void HandleRequest(const httplib::Request& req, httplib::Response& res);
-  // Emits the respond.io webhook a successful API call implies (--webhook_url).
+  // Emits the respond.io webhook a successful API call implies (--webhook_url; Chatwoot's go
+  // through ChatwootApi's change hooks).
   void EmitForRespondioCall(const RequestContext& ctx, const std::string& endpoint);
   std::optional<Json> RespondioContact(const std::string& identifier) const;
 
@@ -73,6 +74,7 @@ class SandboxServer {
 
   RequestLog log_;
   std::unique_ptr<WebhookEmitter> webhooks_;  // null without --webhook_url
+  std::unique_ptr<ChatwootWebhooks> chatwoot_webhooks_;  // likewise
   FaultInjector faults_;
   RateLimiter limiter_;
   respondio::RespondioState respondio_state_;

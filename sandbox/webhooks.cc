@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 
 #include "absl/strings/escaping.h"
@@ -101,6 +102,132 @@ void WebhookEmitter::Worker() {
     ++posted_;
     if (result && result->status / 100 == 2) ++accepted_;
   }
+}
+
+std::string RespondioEventFor(const std::string& endpoint, const Json& request_body) {
+  // Which API calls change state that respond.io reports by webhook.
+  static const auto* const kEvents = new std::map<std::string, std::string>{
+      {"create_contact", "contact.created"},
+      {"update_contact", "contact.updated"},
+      {"create_or_update_contact", "contact.updated"},
+      {"contact_tag", "contact.tag.updated"},
+      {"send_message", "message.sent"},
+      {"assign_conversation", "contact.assignee.updated"},
+  };
+  if (endpoint == "conversation_status") {
+    const std::string status =
+        request_body.is_object() ? request_body.value("status", "") : std::string();
+    if (status == "open") return "conversation.opened";
+    if (status == "close") return "conversation.closed";
+    return "";
+  }
+  auto it = kEvents->find(endpoint);
+  return it == kEvents->end() ? "" : it->second;
+}
+
+const ChatwootWebhooks::Emission* ChatwootWebhooks::EmissionFor(const std::string& endpoint) {
+  // operationId -> event; Chatwoot's models dispatch these on create/update commits.
+  static const auto* const kEmissions = new std::map<std::string, Emission>{
+      {"contactCreate", {"contact_created", Record::kContact, false}},
+      {"contactUpdate", {"contact_updated", Record::kContact, true}},
+      {"newConversation", {"conversation_created", Record::kConversation, false}},
+      {"toggle-status-of-a-conversation",
+       {"conversation_status_changed", Record::kConversation, true}},
+      {"update-conversation", {"conversation_updated", Record::kConversation, true}},
+      {"toggle-priority-of-a-conversation",
+       {"conversation_updated", Record::kConversation, true}},
+      {"update-custom-attributes-of-a-conversation",
+       {"conversation_updated", Record::kConversation, true}},
+      {"assign-a-conversation", {"conversation_updated", Record::kConversation, true}},
+      {"conversation-add-labels", {"conversation_updated", Record::kConversation, true}},
+      {"create-a-new-message-in-a-conversation",
+       {"message_created", Record::kMessage, false}},
+      {"update-a-message", {"message_updated", Record::kMessage, true}},
+  };
+  auto it = kEmissions->find(endpoint);
+  return it == kEmissions->end() ? nullptr : &it->second;
+}
+
+Json ChatwootWebhooks::Fetch(Record record, int64_t account_id, int64_t id,
+                             int64_t message_id) const {
+  chatwoot::CwRequest request;
+  request.account_id = account_id;
+  request.ids = {id};
+  switch (record) {
+    case Record::kContact: {
+      ApiResult r = state_->GetContact(request);
+      return r.status == 200 ? r.body.value("payload", Json()) : Json();
+    }
+    case Record::kConversation: {
+      ApiResult r = state_->GetConversation(request);
+      return r.status == 200 ? r.body : Json();
+    }
+    case Record::kMessage: {
+      ApiResult r = state_->ListMessages(request);
+      if (r.status != 200) return Json();
+      for (const Json& m : r.body.value("payload", Json::array())) {
+        if (m.value("id", int64_t{0}) == message_id) return m;
+      }
+      return Json();
+    }
+  }
+  return Json();
+}
+
+Json ChatwootWebhooks::Before(const std::string& endpoint,
+                              const chatwoot::CwRequest& request) const {
+  const Emission* emission = EmissionFor(endpoint);
+  if (emission == nullptr || !emission->update || request.ids.empty()) return Json();
+  return Fetch(emission->record, request.account_id, request.ids[0],
+               request.ids.size() > 1 ? request.ids[1] : 0);
+}
+
+void ChatwootWebhooks::After(const std::string& endpoint, const chatwoot::CwRequest& request,
+                             const ApiResult& result, const Json& before) const {
+  const Emission* emission = EmissionFor(endpoint);
+  if (emission == nullptr) return;
+  // The record's id: in the path for updates (and a message's conversation), else in the reply
+  // (contact create answers {payload: {contact}} live and {id, payload: [..]} in the openapi
+  // dialect; conversation and message creates answer the record or {id, ...}).
+  int64_t id = 0, message_id = 0;
+  const Json& body = result.body;
+  auto id_in = [](const Json& j) {
+    return j.is_object() && j.contains("id") && j["id"].is_number_integer()
+               ? j["id"].get<int64_t>()
+               : int64_t{0};
+  };
+  if (emission->record == Record::kMessage) {
+    if (request.ids.empty()) return;
+    id = request.ids[0];
+    message_id = request.ids.size() > 1 ? request.ids[1] : id_in(body);
+  } else if (emission->update) {
+    if (request.ids.empty()) return;
+    id = request.ids[0];
+  } else {
+    id = id_in(body);
+    if (id == 0 && body.is_object() && body.contains("payload")) {
+      const Json& payload = body["payload"];
+      id = payload.is_object() ? id_in(payload.value("contact", Json()))
+                               : (payload.is_array() && !payload.empty() ? id_in(payload[0]) : 0);
+    }
+  }
+  if (id == 0) return;
+  Json record = Fetch(emission->record, request.account_id, id, message_id);
+  if (!record.is_object()) return;
+  if (!record.contains("account")) record["account"] = Json{{"id", request.account_id}};
+  if (emission->update) {
+    Json changed = Json::array();
+    if (before.is_object()) {
+      for (const auto& [key, value] : record.items()) {
+        const Json previous = before.value(key, Json());
+        if (previous != value && key != "account") {
+          changed.push_back(Json{{key, {{"previous_value", previous}, {"current_value", value}}}});
+        }
+      }
+    }
+    record["changed_attributes"] = std::move(changed);
+  }
+  emitter_->EmitChatwoot(emission->event, std::move(record));
 }
 
 bool HandleInboundMessage(const RequestContext& ctx, WebhookEmitter* emitter,

@@ -1,6 +1,17 @@
 // Webhook emission (--webhook_url): the sandbox POSTs signed webhooks in each upstream's format,
-// as the live services do, when its state changes through the respond.io API, and when a
-// customer's inbound message is simulated through the admin API:
+// as the live services do, when its state changes through either API, and when a customer's
+// inbound message is simulated through the admin API:
+//
+//   respond.io (RespondioEventFor): contact created/updated -> contact.created/contact.updated,
+//     tags -> contact.tag.updated, message sent -> message.sent, conversation status open/close
+//     -> conversation.opened/conversation.closed (with `conversation`), conversation assignee ->
+//     contact.assignee.updated
+//   Chatwoot (ChatwootWebhooks, the account webhook's events): contact create/update ->
+//     contact_created/contact_updated, conversation create -> conversation_created, status
+//     toggle -> conversation_status_changed, conversation update/priority/custom attributes/
+//     assignment/labels -> conversation_updated, message create/update ->
+//     message_created/message_updated; updates carry `changed_attributes`
+//     ([{attr: {previous_value, current_value}}], the record's top-level keys that changed)
 //
 //   POST /__admin/respondio/inbound_message {"identifier": "id:12345", "text": "hi"}
 //     -> message.received to {webhook_url}/webhooks/respondio
@@ -11,7 +22,8 @@
 // event_type, contact, message?}. Chatwoot: X-Chatwoot-Signature = sha256=<hex HMAC-SHA256(secret,
 // "{timestamp}.{body}")>, X-Chatwoot-Timestamp, X-Chatwoot-Delivery, body = the model + "event".
 // Each webhook is one attempt with a 5 s timeout (Chatwoot does not retry either), posted by a
-// worker thread in order; the inbound messages are not added to the emulators' state.
+// worker thread in order; the inbound messages are not added to the emulators' state. Not
+// emitted: Chatwoot's typing and webwidget_triggered events (no API call causes them).
 // Shares no code with the gateway (so a signing bug cannot hide on both sides). Thread-safe.
 #ifndef SANDBOX_WEBHOOKS_H_
 #define SANDBOX_WEBHOOKS_H_
@@ -22,6 +34,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "sandbox/chatwoot_state.h"
 #include "sandbox/http_util.h"
 
 namespace sandbox {
@@ -60,6 +73,38 @@ class WebhookEmitter {
   int64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread worker_;
+};
+
+// The respond.io webhook event type a successful API call implies ("" for none). `endpoint` is
+// the request log's endpoint name; `request_body` the call's JSON body (null when none).
+std::string RespondioEventFor(const std::string& endpoint, const Json& request_body);
+
+// Chatwoot's webhooks for calls of its API: hook Before/After into ChatwootApi::ChangeHooks.
+// The webhook body is the record as the API renders it (Chatwoot's webhook data: contact,
+// conversation or message at the top level) plus "event", and `changed_attributes` for updates.
+class ChatwootWebhooks {
+ public:
+  // Both must outlive this.
+  ChatwootWebhooks(chatwoot::ChatwootState* state, WebhookEmitter* emitter)
+      : state_(state), emitter_(emitter) {}
+  // The record an update is about, before it changes (null when the call emits nothing).
+  Json Before(const std::string& endpoint, const chatwoot::CwRequest& request) const;
+  // Emits the call's event, with the record after the change.
+  void After(const std::string& endpoint, const chatwoot::CwRequest& request,
+             const ApiResult& result, const Json& before) const;
+
+ private:
+  enum class Record { kContact, kConversation, kMessage };
+  struct Emission {
+    const char* event;
+    Record record;
+    bool update;  // about an existing record named in the path: carries changed_attributes
+  };
+  static const Emission* EmissionFor(const std::string& endpoint);
+  Json Fetch(Record record, int64_t account_id, int64_t id, int64_t message_id) const;
+
+  chatwoot::ChatwootState* const state_;
+  WebhookEmitter* const emitter_;
 };
 
 // Handles POST /__admin/{respondio,chatwoot}/inbound_message; false when `ctx` is not one of

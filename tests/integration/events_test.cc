@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "respondio/v2/events.pb.h"
+#include "chatwoot/v1/events.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/harness.h"
 
@@ -37,7 +38,10 @@ class EventsTest : public ::testing::Test {
     ASSERT_NE(redis_, nullptr);
     webhook_ports_ = {FreePort(), FreePort()};
     // The sandbox posts its webhooks to replica A, as respond.io and Chatwoot would.
-    sandbox_ = Sandbox::Start({absl::StrCat("--webhook_url=http://127.0.0.1:", webhook_ports_[0]),
+    // Chatwoot in its live dialect: the gateway makes no Chatwoot call here, and live Chatwoot
+    // has the message update (message_updated) the spec lacks.
+    sandbox_ = Sandbox::Start({"--chatwoot_dialect=live",
+                               absl::StrCat("--webhook_url=http://127.0.0.1:", webhook_ports_[0]),
                                absl::StrCat("--respondio_webhook_secret=", kSecret),
                                absl::StrCat("--chatwoot_webhook_secret=", kChatwootSecret)});
     ASSERT_NE(sandbox_, nullptr);
@@ -212,6 +216,133 @@ TEST_F(EventsTest, RejectedWebhooksStoreNothing) {
   gw::EventEnvelope envelope;
   ASSERT_TRUE(reader->Read(&envelope));
   EXPECT_EQ(envelope.upstream(), "chatwoot");
+  context.TryCancel();
+  reader->Finish();
+}
+
+// The sandbox's state changed through its APIs: each change arrives as its typed event on B's
+// stream, posted by the sandbox to A in the upstream's own format and signature.
+TEST_F(EventsTest, SandboxApiChangesArriveAsTypedEvents) {
+  auto stub = gw::EventService::NewStub(gateways_[1]->channel());
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  gw::SubscribeRequest request;
+  request.set_start_position(gw::START_POSITION_NEWEST);
+  auto reader = stub->Subscribe(&context, request);
+  reader->WaitForInitialMetadata();
+  gw::EventEnvelope envelope;
+
+  const std::vector<std::string> rio_headers = {"Authorization: Bearer sandbox-token",
+                                                "Content-Type: application/json"};
+  auto respondio = [&](const std::string& path, const std::string& body) {
+    HttpResult r = HttpCall(sandbox_->port(), "POST", path, body, rio_headers);
+    EXPECT_EQ(r.status / 100, 2) << path << ": " << r.body;
+    EXPECT_TRUE(reader->Read(&envelope));
+    EXPECT_EQ(envelope.upstream(), "respondio");
+    rio::Event event;
+    EXPECT_TRUE(envelope.event().UnpackTo(&event));
+    return event;
+  };
+  rio::Event closed = respondio("/contact/id:12345/conversation/status",
+                                R"({"status":"close","category":"Resolved","summary":"shipped"})");
+  ASSERT_EQ(closed.payload_case(), rio::Event::kConversationClosed) << closed.DebugString();
+  EXPECT_EQ(closed.type(), "conversation.closed");
+  EXPECT_EQ(closed.conversation_closed().contact().id(), 12345);
+  EXPECT_EQ(closed.conversation_closed().conversation().category(), "Resolved");
+  EXPECT_EQ(closed.conversation_closed().conversation().summary(), "shipped");
+  EXPECT_TRUE(closed.conversation_closed().conversation().has_closed_time());
+  rio::Event opened = respondio("/contact/id:12345/conversation/status", R"({"status":"open"})");
+  ASSERT_EQ(opened.payload_case(), rio::Event::kConversationOpened) << opened.DebugString();
+  EXPECT_EQ(opened.conversation_opened().contact().id(), 12345);
+  EXPECT_TRUE(opened.conversation_opened().conversation().has_opened_time());
+  rio::Event assigned = respondio("/contact/id:12345/conversation/assignee",
+                                  R"({"assignee":"email:agent@example.com"})");
+  ASSERT_EQ(assigned.payload_case(), rio::Event::kContactAssigneeUpdated)
+      << assigned.DebugString();
+  EXPECT_EQ(assigned.contact_assignee_updated().contact().id(), 12345);
+
+  const std::vector<std::string> cw_headers = {"api_access_token: sandbox-token",
+                                               "Content-Type: application/json"};
+  auto chatwoot = [&](const std::string& method, const std::string& path,
+                      const std::string& body) {
+    HttpResult r = HttpCall(sandbox_->port(), method, "/api/v1/accounts/1" + path, body,
+                            cw_headers);
+    EXPECT_EQ(r.status / 100, 2) << method << " " << path << ": " << r.body;
+    EXPECT_TRUE(reader->Read(&envelope));
+    EXPECT_EQ(envelope.upstream(), "chatwoot");
+    chatwoot::v1::Event event;
+    EXPECT_TRUE(envelope.event().UnpackTo(&event));
+    EXPECT_FALSE(event.delivery_id().empty());  // X-Chatwoot-Delivery
+    return std::make_pair(event, nlohmann::json::parse(r.body, nullptr, false));
+  };
+  // What changed, from changed_attributes: [{attr: {previous_value, current_value}}].
+  auto changed = [](const google::protobuf::Value& v, const std::string& attribute) {
+    for (const auto& item : v.list_value().values()) {
+      auto it = item.struct_value().fields().find(attribute);
+      if (it != item.struct_value().fields().end()) return it->second;
+    }
+    return google::protobuf::Value();
+  };
+
+  auto [contact_updated, r1] = chatwoot("PUT", "/contacts/1", R"({"name":"Ana Maria Souza"})");
+  ASSERT_EQ(contact_updated.payload_case(), chatwoot::v1::Event::kContactUpdated)
+      << contact_updated.DebugString();
+  EXPECT_EQ(contact_updated.type(), "contact_updated");
+  EXPECT_EQ(contact_updated.contact_updated().contact().id(), 1);
+  EXPECT_EQ(contact_updated.contact_updated().contact().name(), "Ana Maria Souza");
+  const auto name = changed(contact_updated.contact_updated().changed_attributes(), "name");
+  EXPECT_EQ(name.struct_value().fields().at("previous_value").string_value(), "Ana Souza");
+  EXPECT_EQ(name.struct_value().fields().at("current_value").string_value(), "Ana Maria Souza");
+
+  auto [status_changed, r2] =
+      chatwoot("POST", "/conversations/1/toggle_status", R"({"status":"resolved"})");
+  ASSERT_EQ(status_changed.payload_case(), chatwoot::v1::Event::kConversationStatusChanged)
+      << status_changed.DebugString();
+  EXPECT_EQ(status_changed.conversation_status_changed().conversation().id(), 1);
+  const auto status =
+      changed(status_changed.conversation_status_changed().changed_attributes(), "status");
+  EXPECT_EQ(status.struct_value().fields().at("previous_value").string_value(), "open");
+  EXPECT_EQ(status.struct_value().fields().at("current_value").string_value(), "resolved");
+
+  auto [assignee_changed, r3] =
+      chatwoot("POST", "/conversations/1/assignments", R"({"assignee_id":3})");
+  ASSERT_EQ(assignee_changed.payload_case(), chatwoot::v1::Event::kConversationUpdated)
+      << assignee_changed.DebugString();
+  EXPECT_EQ(assignee_changed.conversation_updated().conversation().id(), 1);
+  EXPECT_GT(assignee_changed.conversation_updated().changed_attributes().list_value().values_size(),
+            0);
+
+  auto [message_created, r4] = chatwoot("POST", "/conversations/1/messages",
+                                        R"({"content":"It is on its way","message_type":"outgoing"})");
+  ASSERT_EQ(message_created.payload_case(), chatwoot::v1::Event::kMessageCreated)
+      << message_created.DebugString();
+  EXPECT_EQ(message_created.message_created().message().content(), "It is on its way");
+  EXPECT_EQ(message_created.message_created().message().conversation_id(), 1);
+  const int64_t message_id = r4.value("id", int64_t{0});
+  ASSERT_GT(message_id, 0) << r4.dump();
+
+  auto [message_updated, r5] = chatwoot("PATCH", absl::StrCat("/conversations/1/messages/", message_id),
+                                        R"({"content":"It is on its way, tracking 42"})");
+  ASSERT_EQ(message_updated.payload_case(), chatwoot::v1::Event::kMessageUpdated)
+      << message_updated.DebugString();
+  EXPECT_EQ(message_updated.message_updated().message().id(), message_id);
+  EXPECT_EQ(message_updated.message_updated().message().content(), "It is on its way, tracking 42");
+
+  auto [contact_created, r6] = chatwoot(
+      "POST", "/contacts", R"({"name":"Dora Nunes","email":"dora@example.com","inbox_id":1})");
+  ASSERT_EQ(contact_created.payload_case(), chatwoot::v1::Event::kContactCreated)
+      << contact_created.DebugString();
+  EXPECT_EQ(contact_created.contact_created().contact().name(), "Dora Nunes");
+  const int64_t dora = contact_created.contact_created().contact().id();
+  EXPECT_GT(dora, 0);
+
+  auto [conversation_created, r7] = chatwoot(
+      "POST", "/conversations",
+      absl::StrCat(R"({"source_id":"web-dora","inbox_id":1,"contact_id":)", dora, "}"));
+  ASSERT_EQ(conversation_created.payload_case(), chatwoot::v1::Event::kConversationCreated)
+      << conversation_created.DebugString();
+  EXPECT_EQ(conversation_created.conversation_created().conversation().id(),
+            r7.value("id", int64_t{0}));
   context.TryCancel();
   reader->Finish();
 }
