@@ -1,5 +1,6 @@
 #include "events/event_service.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
@@ -110,10 +111,11 @@ class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::
     }
     // Sends headers at once, so that a client knows the subscription is live before any event.
     StartSendInitialMetadata();
+    int count = options.batch;
     while (!Stopped()) {
-      auto batch = grouped ? log->ReadGroup(request_.group(), consumer_, options.batch,
+      auto batch = grouped ? log->ReadGroup(request_.group(), consumer_, count,
                                             options.visibility_timeout)
-                           : log->ReadAfter(position, options.batch);
+                           : log->ReadAfter(position, count);
       if (!batch.ok()) {
         // A Redis outage is retried (the stream stays open); anything else ends the stream.
         if (batch.status().code() != absl::StatusCode::kUnavailable) return batch.status();
@@ -124,11 +126,30 @@ class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::
         log->WaitForAppend(options.poll_interval);
         continue;
       }
+      // Bound what this stream holds: a plain subscriber keeps events up to the byte budget
+      // (at least one) and reads the rest again; the next count is sized from the largest.
+      int64_t held = 0, largest = 0;
+      size_t keep = batch->size();
+      for (size_t i = 0; i < batch->size(); ++i) {
+        const int64_t size = static_cast<int64_t>((*batch)[i].payload.size());
+        if (!grouped && i > 0 && held + size > options.max_buffered_bytes) {
+          keep = i;
+          break;
+        }
+        held += size;
+        largest = std::max(largest, size);
+      }
+      batch->resize(keep);
+      count = static_cast<int>(std::clamp<int64_t>(
+          options.max_buffered_bytes / std::max<int64_t>(1, largest), 1, options.batch));
+      Holding holding(service_, held);
       std::vector<std::string> skipped;
       for (LogEntry& entry : *batch) {
+        const int64_t entry_size = static_cast<int64_t>(entry.payload.size());
         if (!grouped) position = entry.id;
         if (!Matches(entry)) {
           if (grouped) skipped.push_back(entry.id);
+          holding.Release(entry_size);
           continue;
         }
         gateway::v1::EventEnvelope envelope;
@@ -140,13 +161,33 @@ class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::
         envelope.set_id(entry.id);
         envelope.set_resume_token(entry.id);
         envelope.set_delivery_count(static_cast<int32_t>(grouped ? entry.delivery_count : 0));
+        std::string().swap(entry.payload);  // the envelope holds it now
         if (!Write(envelope)) return absl::CancelledError("the subscriber went away");
+        holding.Release(entry_size);
         service_->CountDelivered(request_.group());
       }
       if (!skipped.empty()) log->Ack(request_.group(), skipped).IgnoreError();
     }
     return absl::CancelledError("the subscriber went away");
   }
+
+  // Payload bytes of one batch, counted in the service's gauges until written or dropped.
+  class Holding {
+   public:
+    Holding(EventService* service, int64_t bytes) : service_(service), bytes_(bytes) {
+      service_->Buffered(bytes_, bytes_);
+    }
+    ~Holding() { Release(bytes_); }
+    void Release(int64_t bytes) {
+      bytes = std::min(bytes, bytes_);
+      bytes_ -= bytes;
+      if (bytes > 0) service_->Buffered(-bytes, bytes_);
+    }
+
+   private:
+    EventService* const service_;
+    int64_t bytes_;
+  };
 
   EventService* const service_;
   const gateway::v1::SubscribeRequest request_;
@@ -203,6 +244,12 @@ grpc::ServerUnaryReactor* EventService::Ack(grpc::CallbackServerContext* context
 void EventService::CountDelivered(const std::string& group) {
   absl::MutexLock lock(&mu_);
   ++counters_.delivered[group];
+}
+
+void EventService::Buffered(int64_t delta, int64_t now) {
+  absl::MutexLock lock(&mu_);
+  counters_.buffered_bytes += delta;
+  counters_.peak_stream_buffered_bytes = std::max(counters_.peak_stream_buffered_bytes, now);
 }
 
 void EventService::StreamOpened(int delta) {

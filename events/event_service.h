@@ -1,11 +1,15 @@
 // gateway.v1.EventService: streams the event log to subscribers (see event_service.proto).
 //
-// Each Subscribe stream has one delivery thread: it reads a batch from the log (at most
-// Options::batch events in memory), writes one envelope, and writes the next only after gRPC's
-// OnWriteDone, so a subscriber that stops reading is held back by HTTP/2 flow control and costs
-// one batch of memory, never more. With a group, events are read through the log's consumer
-// group and delivered with their delivery_count; an event outside the member's filter is
-// acknowledged without delivery.
+// Each Subscribe stream has one delivery thread: it reads a batch from the log, writes one
+// envelope, and writes the next only after gRPC's OnWriteDone, so a subscriber that stops
+// reading is held back by HTTP/2 flow control and costs one batch of memory, never more. A
+// batch is at most Options::batch events and, for a subscriber without a group, at most
+// Options::max_buffered_bytes of event payloads (always at least one event; the rest is read
+// again later); the next read's count is sized from the largest event of the previous one, so a
+// group member's batch (which the log has already marked delivered, and is kept whole) stays
+// near that budget too. Counters::buffered_bytes and peak_stream_buffered_bytes show it. With a
+// group, events are read through the log's consumer group and delivered with their
+// delivery_count; an event outside the member's filter is acknowledged without delivery.
 //
 // Thread-safe. `log` must outlive the service and every stream (shut the gRPC server down
 // first); delivery threads end within Options::poll_interval of a cancellation.
@@ -34,6 +38,8 @@ class EventService final : public gateway::v1::EventService::CallbackService {
     absl::Duration visibility_timeout = absl::Seconds(30);
     // Events read from the log at a time per stream.
     int batch = 64;
+    // Payload bytes a stream holds at once (read from the log, not yet written), see above.
+    int64_t max_buffered_bytes = 1 << 20;
     // How often an idle stream looks for events appended on other replicas.
     absl::Duration poll_interval = absl::Milliseconds(50);
   };
@@ -41,6 +47,8 @@ class EventService final : public gateway::v1::EventService::CallbackService {
   struct Counters {
     std::map<std::string, int64_t> delivered;  // by group ("" without a group)
     int64_t streams = 0;                       // open Subscribe streams
+    int64_t buffered_bytes = 0;  // event payload bytes streams hold now, summed over streams
+    int64_t peak_stream_buffered_bytes = 0;  // the most one stream held at once, since start
   };
 
   EventService(EventLog* log, Options options);
@@ -57,6 +65,8 @@ class EventService final : public gateway::v1::EventService::CallbackService {
   class Stream;
   void CountDelivered(const std::string& group);
   void StreamOpened(int delta);
+  // A stream's buffered payload bytes changed by `delta`, to `now`.
+  void Buffered(int64_t delta, int64_t now);
 
   EventLog* const log_;
   const Options options_;

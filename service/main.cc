@@ -496,6 +496,12 @@ int main(int argc, char** argv) {
                   {{"group", group}}, n);
     }
     out.Gauge("gateway_event_streams", "Open Subscribe streams.", {}, e.streams);
+    out.Gauge("gateway_event_buffered_bytes",
+              "Event payload bytes Subscribe streams hold (read from the log, not yet written).",
+              {}, e.buffered_bytes);
+    out.Gauge("gateway_event_stream_buffered_bytes_peak",
+              "The most event payload bytes one Subscribe stream held at once since start.", {},
+              e.peak_stream_buffered_bytes);
     for (const gateway::events::GroupInfo& g : event_log->Groups()) {
       out.Gauge("gateway_event_group_lag", "Retained events not yet delivered to the group.",
                 {{"group", g.name}}, g.lag);

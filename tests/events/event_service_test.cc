@@ -272,20 +272,36 @@ TEST_F(EventServiceTest, GroupOfTwoGetsEachEventOnceAndRedeliversWhenAMemberDies
 }
 
 TEST_F(EventServiceTest, ASubscriberThatStopsReadingIsHeldBackByFlowControl) {
-  StartServer();
+  StartServer({.max_buffered_bytes = 256 << 10});
   gw::SubscribeRequest request;
   request.set_start_position(gw::START_POSITION_OLDEST);
   auto sub = Subscribe(request);
   // 2000 events of ~16 KiB (32 MiB) that the subscriber never reads.
   for (int i = 0; i < 2000; ++i) Append("chatwoot", "t", absl::StrCat(i), "", 16 << 10);
   absl::SleepFor(absl::Milliseconds(500));
-  const int64_t delivered = service_->counters().delivered[""];
+  EventService::Counters c = service_->counters();
+  const int64_t delivered = c.delivered[""];
   // gRPC's windows hold a few MiB at most; the rest waits in the log, not in the gateway.
   EXPECT_LT(delivered, 1000) << delivered;
+  // What the stream itself holds stays within its budget (plus one event) however many wait.
+  std::printf("32 MiB of events, subscriber not reading: %lld written, stream held at most %lld "
+              "bytes, holds %lld now\n",
+              static_cast<long long>(delivered),
+              static_cast<long long>(c.peak_stream_buffered_bytes),
+              static_cast<long long>(c.buffered_bytes));
+  EXPECT_LE(c.peak_stream_buffered_bytes, (256 << 10) + (17 << 10));
+  EXPECT_GT(c.buffered_bytes, 0);  // it is stuck holding its current batch
+  EXPECT_LE(c.buffered_bytes, (256 << 10) + (17 << 10));
   gw::EventEnvelope e;
   int read = 0;
-  while (read < 1500 && sub->reader->Read(&e)) ++read;  // reading again resumes delivery
-  EXPECT_EQ(read, 1500);
+  std::set<std::string> ids;
+  while (read < 2000 && sub->reader->Read(&e)) {  // reading again resumes delivery
+    ++read;
+    ids.insert(e.id());
+  }
+  EXPECT_EQ(read, 2000);
+  EXPECT_EQ(ids.size(), 2000u);  // each once: the byte budget neither loses nor repeats one
+  EXPECT_LE(service_->counters().peak_stream_buffered_bytes, (256 << 10) + (17 << 10));
 }
 
 TEST_F(EventServiceTest, AuthorizationIsChecked) {
