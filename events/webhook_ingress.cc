@@ -85,19 +85,33 @@ WebhookIngress::Result WebhookIngress::Handle(const std::string& upstream,
                                " bytes"));
   }
   // Signature before parsing: nothing of an unauthenticated body is looked at.
-  auto secret = options_.secrets.find(upstream);
-  if (secret == options_.secrets.end() || secret->second.empty()) {
+  std::string secret;
+  if (!workspace.empty() && options_.workspace_secret) {
+    absl::StatusOr<std::string> found = options_.workspace_secret(upstream, workspace);
+    if (absl::IsNotFound(found.status())) {
+      return Reject(upstream, 404, "UNKNOWN_WORKSPACE",
+                    absl::StrCat("no workspace \"", workspace, "\""));
+    }
+    if (!found.ok()) {
+      return Reject(upstream, 503, "WORKSPACE_UNAVAILABLE", std::string(found.status().message()));
+    }
+    secret = *std::move(found);
+  } else if (auto it = options_.secrets.find(upstream); it != options_.secrets.end()) {
+    secret = it->second;
+  }
+  if (secret.empty()) {
     if (!options_.allow_unsigned) {
       return Reject(upstream, 401, "NO_SECRET",
-                    absl::StrCat("no webhook secret is configured for ", upstream));
+                    absl::StrCat("no webhook secret is configured for ", upstream,
+                                 workspace.empty() ? "" : absl::StrCat(" in workspace ", workspace)));
     }
   } else {
     absl::Status verified =
         upstream == "chatwoot"
-            ? VerifyChatwoot(secret->second, Header(headers, "X-Chatwoot-Signature"),
+            ? VerifyChatwoot(secret, Header(headers, "X-Chatwoot-Signature"),
                              Header(headers, "X-Chatwoot-Timestamp"), body, options_.clock(),
                              options_.max_timestamp_age)
-            : VerifyRespondio(secret->second, options_.respondio_scheme,
+            : VerifyRespondio(secret, options_.respondio_scheme,
                               Header(headers, options_.respondio_scheme.header), body);
     if (!verified.ok()) {
       return Reject(upstream, 401, upstream::ErrorReasonOf(verified),

@@ -8,7 +8,7 @@
 //   400  MALFORMED_JSON (not JSON), MALFORMED_EVENT (no event type)
 //   401  SIGNATURE_MISSING, SIGNATURE_INVALID, TIMESTAMP_MISSING, TIMESTAMP_STALE,
 //        NO_SECRET (no secret configured for the upstream and unsigned webhooks not allowed)
-//   404  UNKNOWN_UPSTREAM
+//   404  UNKNOWN_UPSTREAM, UNKNOWN_WORKSPACE (Options::workspace_secret says it does not exist)
 //   413  BODY_TOO_LARGE (over Options::max_body_bytes)
 //   503  STORE_UNAVAILABLE (the event log could not store it; the sender may retry)
 // Nothing is stored unless the answer is 200. 200 is sent only after the log stored the event.
@@ -39,6 +39,15 @@ class WebhookIngress {
     // Secrets per upstream ("respondio", "chatwoot"); an upstream without one rejects every
     // webhook unless allow_unsigned.
     std::map<std::string, std::string> secrets;
+    // Per-workspace webhooks (/webhooks/{upstream}/{workspace}): the secret that workspace's
+    // webhooks are signed with, "" for none (then allow_unsigned decides); NOT_FOUND for a
+    // workspace that does not exist (answered 404 UNKNOWN_WORKSPACE, nothing stored). This is
+    // the hook for workspaces (issue 11); unset, a workspace path is checked with `secrets` and
+    // its name is only carried in the envelope and the dedupe key. The path without a workspace
+    // always uses `secrets`.
+    std::function<absl::StatusOr<std::string>(const std::string& upstream,
+                                              const std::string& workspace)>
+        workspace_secret;
     // Accept webhooks without checking signatures (loopback development only; the server
     // refuses it on other addresses).
     bool allow_unsigned = false;

@@ -178,6 +178,41 @@ TEST_F(WebhookIngressTest, WorkspaceFromThePath) {
   EXPECT_EQ(envelope.workspace(), "acme");
 }
 
+TEST(WebhookIngressWorkspaceTest, TheWorkspaceHookNamesEachWorkspacesSecret) {
+  upstream::ManualScheduler clock;
+  MemoryEventLog log({}, &clock);
+  WebhookIngress::Options options;
+  options.secrets = {{"respondio", "default-secret"}};
+  options.workspace_secret = [](const std::string& upstream,
+                                const std::string& workspace) -> absl::StatusOr<std::string> {
+    if (upstream == "respondio" && workspace == "acme") return std::string("acme-secret");
+    return absl::NotFoundError("no such workspace");
+  };
+  auto ingress = WebhookIngress::Create(options, &log);
+  ASSERT_TRUE(ingress.ok());
+  auto post = [&](const std::string& workspace, const std::string& secret) {
+    return (*ingress)->Handle(
+        "respondio", workspace,
+        {{"x-webhook-signature", SignRespondio(secret, {}, kContactUpdated)}}, kContactUpdated);
+  };
+  WebhookIngress::Result unknown = post("globex", "default-secret");
+  EXPECT_EQ(unknown.http_status, 404);
+  EXPECT_EQ(unknown.reason, "UNKNOWN_WORKSPACE");
+  EXPECT_EQ(post("acme", "default-secret").http_status, 401);  // not that workspace's secret
+  EXPECT_TRUE(log.ReadAfter("0-0", 10)->empty());
+  WebhookIngress::Result stored = post("acme", "acme-secret");
+  ASSERT_EQ(stored.http_status, 200) << stored.Body();
+  // The default workspace's path keeps the default secret; the same event_id in another
+  // workspace is another delivery.
+  EXPECT_EQ(post("", "default-secret").http_status, 200);
+  auto all = log.ReadAfter("0-0", 10);
+  ASSERT_EQ(all->size(), 2u);
+  gateway::v1::EventEnvelope envelope;
+  ASSERT_TRUE(envelope.ParseFromString((*all)[0].payload));
+  EXPECT_EQ(envelope.workspace(), "acme");
+  EXPECT_EQ(((*ingress)->counters().rejected[{"respondio", "UNKNOWN_WORKSPACE"}]), 1);
+}
+
 TEST(WebhookServerTest, UnsignedOnlyOnLoopbackAndOnlyWhenAllowed) {
   upstream::ManualScheduler clock;
   MemoryEventLog log({}, &clock);
