@@ -158,6 +158,9 @@ WebhookIngress::Result WebhookIngress::Handle(const std::string& upstream,
       if (decoded->unknown) ++counters_.unknown[{upstream, decoded->type}];
     }
   }
+  if (!stored->duplicate && decoded->unknown && options_.on_unknown_event) {
+    options_.on_unknown_event(upstream, decoded->type, decoded->decode_error);
+  }
   if (!stored->duplicate && options_.invalidate &&
       (!decoded->invalidates.empty() || !decoded->aliases.empty())) {
     options_.invalidate(decoded->invalidates, decoded->aliases);

@@ -56,6 +56,12 @@ class WebhookIngress {
     size_t max_body_bytes = 1 << 20;
     // The clock of the Chatwoot timestamp check and of received_time.
     std::function<absl::Time()> clock = [] { return absl::Now(); };
+    // Called once per stored event (not for duplicates) that was kept as unknown: an event type
+    // the protos do not know (`decode_error` "") or a known type whose JSON did not fit
+    // (`decode_error` says why). main.cc records it in the drift report.
+    std::function<void(const std::string& upstream, const std::string& type,
+                       const std::string& decode_error)>
+        on_unknown_event;
     // Called after an event was stored with the cache tags it makes stale (may be empty).
     std::function<void(const std::vector<std::string>& tags,
                        const std::vector<std::string>& aliases)>

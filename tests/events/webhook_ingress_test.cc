@@ -157,6 +157,36 @@ TEST_F(WebhookIngressTest, RejectionsStoreNothingAndAnswerTheirStatus) {
   EXPECT_EQ((counters.rejected[{"respondio", "MALFORMED_JSON"}]), 1);
 }
 
+TEST(WebhookIngressUnknownTest, UnknownEventsAreReportedOncePerStoredEvent) {
+  upstream::ManualScheduler clock;
+  MemoryEventLog log({}, &clock);
+  WebhookIngress::Options options;
+  options.secrets = {{"respondio", "rio-secret"}};
+  std::vector<std::string> reported;
+  options.on_unknown_event = [&](const std::string& upstream, const std::string& type,
+                                 const std::string& decode_error) {
+    reported.push_back(absl::StrCat(upstream, " ", type, " [", decode_error.empty() ? "" : "error",
+                                    "]"));
+  };
+  auto ingress = WebhookIngress::Create(options, &log);
+  ASSERT_TRUE(ingress.ok());
+  auto post = [&](const std::string& body) {
+    return (*ingress)->Handle("respondio", "",
+                              {{"x-webhook-signature", SignRespondio("rio-secret", {}, body)}},
+                              body).http_status;
+  };
+  const std::string lifecycle =
+      R"({"event_id":"u1","event_type":"lifecycle.updated","lifecycle":"Lead"})";
+  EXPECT_EQ(post(lifecycle), 200);
+  EXPECT_EQ(post(lifecycle), 200);  // a redelivery: stored once, reported once
+  EXPECT_EQ(post(kContactUpdated), 200);  // typed: not reported
+  // A known type whose JSON does not fit its typed message.
+  EXPECT_EQ(post(R"({"event_id":"u2","event_type":"contact.updated","contact":"not an object"})"),
+            200);
+  EXPECT_THAT(reported, ElementsAre("respondio lifecycle.updated []",
+                                    "respondio contact.updated [error]"));
+}
+
 TEST_F(WebhookIngressTest, UnknownEventTypeIsStoredAndCounted) {
   const std::string body = R"({"event_id":"e9","event_type":"lifecycle.updated","lifecycle":"x"})";
   auto r = PostRespondio(body, SignRespondio("rio-secret", {}, body));
