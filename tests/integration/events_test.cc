@@ -4,13 +4,19 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "events/signature.h"
@@ -21,6 +27,7 @@
 #include "chatwoot/v1/events.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/harness.h"
+#include "tests/integration/production_helpers.h"
 
 namespace gateway::testing {
 namespace {
@@ -345,6 +352,100 @@ TEST_F(EventsTest, SandboxApiChangesArriveAsTypedEvents) {
             r7.value("id", int64_t{0}));
   context.TryCancel();
   reader->Finish();
+}
+
+int64_t RssBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t kib = 0;
+    if (line.rfind("VmRSS:", 0) == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                                                              absl::StripSuffix(line.substr(6), "kB")),
+                                                          &kib)) {
+      return kib * 1024;
+    }
+  }
+  return -1;
+}
+
+double MetricValue(const std::string& metrics, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    if (absl::StartsWith(line, name + " ")) {
+      double v = -1;
+      if (absl::SimpleAtod(line.substr(name.size() + 1), &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// A subscriber that stops reading while ~25 MiB of webhooks arrive, and one that starts from the
+// oldest of them and does not read: the gateway's resident memory and what a stream holds
+// (gateway_event_stream_buffered_bytes_peak) stay bounded; the events wait in Redis.
+TEST(EventsSlowSubscriberTest, AStalledSubscriberDoesNotGrowTheGatewaysMemory) {
+  std::unique_ptr<RedisServer> redis = RedisServer::Start();
+  ASSERT_NE(redis, nullptr);
+  const std::string secret_file = WriteTempFile("respondio_webhook_secret", kSecret);
+  const int webhook_port = FreePort();
+  auto gateway = Gateway::Start({"--redis_url=" + redis->url(),
+                                 absl::StrCat("--webhook_listen=127.0.0.1:", webhook_port),
+                                 "--respondio_webhook_secret_file=" + secret_file,
+                                 "--admin_listen=127.0.0.1:0", "--log_calls=false"});
+  ASSERT_NE(gateway, nullptr);
+  const int admin_port = AdminPort(*gateway);
+  ASSERT_GT(admin_port, 0);
+  auto post = [&](int i) {
+    const std::string body = absl::StrCat(
+        R"({"event_id":"slow-)", i,
+        // An event type the protos do not know: kept whole (raw JSON), so each is ~32 KiB.
+        R"(","event_type":"lifecycle.updated","notes":")", std::string(32 << 10, 'n'), R"("})");
+    return HttpCall(webhook_port, "POST", "/webhooks/respondio", body,
+                    {"Content-Type: application/json",
+                     "x-webhook-signature: " + events::SignRespondio(kSecret, {}, body)})
+        .status;
+  };
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  gw::SubscribeRequest request;
+  request.set_start_position(gw::START_POSITION_NEWEST);
+  auto reader = gw::EventService::NewStub(gateway->channel())->Subscribe(&context, request);
+  reader->WaitForInitialMetadata();
+  gw::EventEnvelope envelope;
+  // Warm up (threads, connections, allocator), read one, then stop reading.
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(post(i), 200);
+  ASSERT_TRUE(reader->Read(&envelope));
+  absl::SleepFor(absl::Milliseconds(300));
+  const int64_t rss_before = RssBytes(gateway->process().pid());
+  constexpr int kEvents = 800;  // 800 x 32 KiB = 25 MiB
+  for (int i = 50; i < 50 + kEvents; ++i) ASSERT_EQ(post(i), 200);
+  absl::SleepFor(absl::Milliseconds(300));
+  // A second subscriber starts from the oldest (850 events waiting) and does not read either:
+  // its stream reads batches up to its byte budget.
+  grpc::ClientContext backlog_context;
+  backlog_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  gw::SubscribeRequest from_oldest;
+  from_oldest.set_start_position(gw::START_POSITION_OLDEST);
+  auto backlog =
+      gw::EventService::NewStub(gateway->channel())->Subscribe(&backlog_context, from_oldest);
+  backlog->WaitForInitialMetadata();
+  absl::SleepFor(absl::Milliseconds(500));
+  const int64_t rss_after = RssBytes(gateway->process().pid());
+  const std::string metrics = HttpCall(admin_port, "GET", "/metrics").body;
+  const double peak = MetricValue(metrics, "gateway_event_stream_buffered_bytes_peak");
+  const double delivered = MetricValue(metrics, "gateway_events_delivered_total{group=\"\"}");
+  std::printf("stalled subscriber, %d x 32 KiB webhooks: gateway RSS %lld -> %lld KiB (+%lld), "
+              "a stream held at most %.0f bytes, %.0f events written to the two\n",
+              kEvents, static_cast<long long>(rss_before / 1024),
+              static_cast<long long>(rss_after / 1024),
+              static_cast<long long>((rss_after - rss_before) / 1024), peak, delivered);
+  ASSERT_GT(rss_before, 0);
+  EXPECT_LT(rss_after - rss_before, 12 << 20);  // half of what arrived; gRPC windows included
+  EXPECT_GT(peak, 0);
+  EXPECT_LE(peak, (1 << 20) + (40 << 10));  // the stream's budget plus one event
+  EXPECT_LT(delivered, 2 * (50 + kEvents));  // flow control stopped both streams' writes
+  context.TryCancel();
+  reader->Finish();
+  backlog_context.TryCancel();
+  backlog->Finish();
 }
 
 // Redis killed (SIGKILL) and restarted on its append-only file while webhooks keep arriving at
