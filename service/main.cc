@@ -81,6 +81,10 @@ ABSL_FLAG(std::string, chatwoot_token_file, "",
           "file holding the Chatwoot api_access_token (else env CHATWOOT_API_TOKEN)");
 ABSL_FLAG(int64_t, chatwoot_account_id, 0,
           "Chatwoot account used when a request's account_id is 0 (default 1)");
+ABSL_FLAG(absl::Duration, coalescing_lease, absl::Seconds(2),
+          "With --redis_url: how long the replica leading a cached read holds its Redis lease; "
+          "identical reads on other replicas wait for its cache fill, and send their own "
+          "request when the lease lapses without one (the leader died or was slower)");
 ABSL_FLAG(std::string, redis_url, "",
           "redis://HOST:PORT[/DB] shared by all replicas for rate limits, the reply cache and "
           "request_id records (default: in-process state, enough for one replica)");
@@ -363,7 +367,10 @@ int main(int argc, char** argv) {
                                             .scheduler = &scheduler,
                                             .limiter = &limiter,
                                             .cache = config->cache_max_bytes > 0 ? &cache : nullptr,
-                                            .idempotency = &idempotency},
+                                            .idempotency = &idempotency,
+                                            .redis = redis.get(),
+                                            .coalescing_lease =
+                                                absl::GetFlag(FLAGS_coalescing_lease)},
                                            dispatch_options);
 
   // Observability: metrics (scraped from the admin listener) and one log line per call.

@@ -17,7 +17,9 @@ Dispatcher::Dispatcher(absl::flat_hash_map<std::string, UpstreamConfig> upstream
                              .has_cache = components.cache != nullptr,
                              .has_idempotency = components.idempotency != nullptr}),
       replay_(components.idempotency),
-      cache_(components.cache),
+      cache_(components.cache, {.redis = components.redis,
+                                .scheduler = components.scheduler,
+                                .lease = components.coalescing_lease}),
       admission_(components.limiter),
       send_(components.http, components.scheduler, options.retry),
       commit_(components.cache, components.idempotency) {
@@ -98,7 +100,7 @@ void Dispatcher::StartExchange(const CallPtr& call,
     return std::make_shared<Exchange>(&stages_, call, ticket);
   });
   if (leads) {
-    exchange->Start();
+    cache_.Begin(exchange, /*stored=*/ticket.has_value());
   } else {
     counters_.coalesced.fetch_add(1, std::memory_order_relaxed);
   }

@@ -14,7 +14,7 @@
 //   replay_stage.h     writes with request_id: replay a recorded result of the same caller, or
 //                      wait for its first call still in flight (on this or another replica)
 //   cache_stage.h      reads: the reply cache (a hit is a copy of stored bytes), else join an
-//                      identical read in flight, else lead one
+//                      identical read in flight, else lead one (with Redis: across replicas)
 //   admission_stage.h  the shared rate limiter: a token per attempt, upstream feedback
 //   send_stage.h       the HTTP request over the shared transport, retries when safe
 //   commit_stage.h     decode; store the reply or invalidate what a write changed; record the
@@ -51,6 +51,7 @@
 #include "upstream/pipeline/send_stage.h"
 #include "upstream/scheduler.h"
 #include "upstream/transport/http_transport.h"
+#include "upstream/transport/redis_client.h"
 
 namespace gateway::upstream {
 
@@ -70,6 +71,11 @@ class Dispatcher {
     RateLimiter* limiter = nullptr;
     ResponseCache* cache = nullptr;
     IdempotencyStore* idempotency = nullptr;
+    // Coalescing across replicas (cache_stage.h): identical cached reads on replicas sharing
+    // this Redis wait for one leader's fill. Null: coalescing within this process only.
+    RedisClient* redis = nullptr;
+    // Lease of a cross-replica coalescing leader (CacheStage::Sharing::lease).
+    absl::Duration coalescing_lease = absl::Seconds(2);
   };
   struct Options {
     RetryPolicy retry;

@@ -28,10 +28,11 @@ void Exchange::ArmDeadline(const std::shared_ptr<Call>& call) {
   });
 }
 
-void Exchange::Start() {
+void Exchange::Start(bool wait_for_fill) {
   bool nobody_waits = false;
   {
     absl::MutexLock lock(&mu_);
+    if (wait_for_fill) state_ = State::kWaitingForFill;
     if (owner_->Attach(shared_from_this())) {
       waiters_.push_back(owner_);
       ArmDeadline(owner_);
@@ -47,7 +48,13 @@ void Exchange::Start() {
   }
   // After shutdown began, nothing new is sent: the exchange aborts before its request exists.
   if (!stages_->registry->Add(shared_from_this())) Abort(Call::CancelReason::kShutdown);
-  Admit();
+  if (!wait_for_fill) Admit();
+}
+
+void Exchange::Proceed() { Admit(); }
+
+void Exchange::Resolve(std::string reply) {
+  Finish(std::move(reply), /*aborted=*/false, /*commit=*/false);
 }
 
 bool Exchange::Join(const std::shared_ptr<Call>& call) {
@@ -71,6 +78,7 @@ Exchange::AbortAction Exchange::BeginAbortLocked(Call::CancelReason reason) {
       action.request = request_id_;  // 0: not stored yet; Send cancels once it is
       break;
     case State::kNew:
+    case State::kWaitingForFill:
     case State::kBackingOff:
       action.finish_now = true;  // nothing outstanding; a pending retry timer will do nothing
       break;
@@ -300,7 +308,7 @@ void Exchange::OnResponse(int attempt, absl::StatusOr<HttpResponse> response) {
          /*aborted=*/false);
 }
 
-void Exchange::Finish(absl::StatusOr<std::string> result, bool aborted) {
+void Exchange::Finish(absl::StatusOr<std::string> result, bool aborted, bool commit) {
   std::vector<std::shared_ptr<Call>> waiters;
   Call::CancelReason reason;
   bool maybe_sent, maybe_processed;
@@ -316,13 +324,16 @@ void Exchange::Finish(absl::StatusOr<std::string> result, bool aborted) {
     maybe_processed = maybe_processed_;
   }
   const PreparedCall& p = prepared();
-  if (p.coalesced) stages_->cache->Remove(p.cache_key, this);
   stages_->registry->Remove(this);
   absl::StatusOr<std::string> answer =
       aborted ? absl::StatusOr<std::string>(Call::CancelStatus(reason, p, !maybe_sent))
               : std::move(result);
-  stages_->commit->Commit(p, ticket_.has_value() && !aborted ? &*ticket_ : nullptr, answer,
-                          maybe_sent, maybe_processed);
+  if (commit) {
+    stages_->commit->Commit(p, ticket_.has_value() && !aborted ? &*ticket_ : nullptr, answer,
+                            maybe_sent, maybe_processed);
+  }
+  // After the commit: a cross-replica lease is released once the fill is on its way to Redis.
+  if (p.coalesced) stages_->cache->Remove(p.cache_key, this);
   if (aborted && !waiters.empty()) {
     stages_->counters->cancelled.fetch_add(static_cast<int64_t>(waiters.size()),
                                            std::memory_order_relaxed);

@@ -4,14 +4,21 @@
 //
 //   auto exchange = std::make_shared<Exchange>(&stages, leader, ticket);
 //   exchange->Start();                         // admission -> send -> (retry) -> commit
+//   exchange->Start(/*wait_for_fill=*/true);   // or first wait: another replica leads the read
+//   exchange->Resolve(bytes) / ->Proceed();    //   ... its reply arrived / send our own
 //   exchange->Join(follower);                  // an identical read joins (false once ending)
 //   follower->Cancel(kCallerLeft);             // the follower leaves; the exchange goes on
 //
 // States, forward only except the retry loop:
 //
-//   kNew ─▶ kAdmitting ─▶ kSending ─▶ kDone
-//               ▲             │
-//               └─ kBackingOff ◀┘  (a retry the policy allows and the deadline fits)
+//   kNew ─▶ [kWaitingForFill] ─▶ kAdmitting ─▶ kSending ─▶ kDone
+//              │                      ▲             │
+//              └─▶ kDone (Resolve)    └─ kBackingOff ◀┘  (a retry the policy allows and the
+//                                                        deadline fits)
+//
+// kWaitingForFill (cache_stage.h, coalescing across replicas): an identical read is led by
+// another replica; the exchange waits for its cache fill (Resolve: answered without a request
+// or a commit of its own) or for its lease to lapse (Proceed: admission as usual).
 //
 // CONTRACT
 // - Each waiter keeps its own deadline: a timer per waiter cancels that waiter (kDeadline) at its
@@ -80,15 +87,23 @@ struct ExchangeStages {
 
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
-  enum class State { kNew, kAdmitting, kSending, kBackingOff, kDone };
+  enum class State { kNew, kWaitingForFill, kAdmitting, kSending, kBackingOff, kDone };
 
   // `first` is the first waiter (its PreparedCall describes the request). `ticket`: the cache
   // miss of `first`, when the reply is to be stored.
   Exchange(const ExchangeStages* stages, std::shared_ptr<Call> first,
            std::optional<ResponseCache::ReadTicket> ticket);
 
-  // Attaches `first` and starts admission. Call once.
-  void Start() ABSL_LOCKS_EXCLUDED(mu_);
+  // Attaches `first` and starts admission. Call once. `wait_for_fill`: attach only and wait in
+  // kWaitingForFill for Resolve or Proceed (waiters' deadlines and Abort apply while waiting).
+  void Start(bool wait_for_fill = false) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // From kWaitingForFill: starts admission (no-op once done or aborted).
+  void Proceed() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Answers every waiter with `reply`, obtained elsewhere (another replica's cache fill):
+  // nothing is sent or committed. No-op once done.
+  void Resolve(std::string reply) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Adds a follower (an identical read). False when the exchange is ending (aborted or done):
   // the caller should start its own. True also when `call` had already ended (nothing to do).
@@ -108,8 +123,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void OnAdmitted(int attempt, absl::Status admitted) ABSL_LOCKS_EXCLUDED(mu_);
   void Send() ABSL_LOCKS_EXCLUDED(mu_);
   void OnResponse(int attempt, absl::StatusOr<HttpResponse> response) ABSL_LOCKS_EXCLUDED(mu_);
-  // Commits and answers every waiter; `aborted`: answer with the abort reason. Once.
-  void Finish(absl::StatusOr<std::string> result, bool aborted) ABSL_LOCKS_EXCLUDED(mu_);
+  // Commits (unless `commit` is false) and answers every waiter; `aborted`: answer with the
+  // abort reason. Once.
+  void Finish(absl::StatusOr<std::string> result, bool aborted, bool commit = true)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Starts the abort of the current step (the caller then runs `action`). Requires aborting_.
   struct AbortAction {
     RateLimiter::AcquireId acquire = 0;
