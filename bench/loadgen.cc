@@ -6,7 +6,8 @@
 //   loadgen hit    --gateway=H:P --bare=H:P ...        cache-hit path vs the bare server
 //   loadgen miss   --gateway=H:P --sandbox=URL ...     no-cache call vs a direct HTTP GET
 //   loadgen budget --gateways=H:P,H:P,H:P --sandbox=URL ...   10x overload on one bucket
-//   loadgen report --hit=F --miss=F --budget=F         the summary table
+//   loadgen coalesce --gateways=H:P,H:P,H:P --sandbox=URL   identical cold reads over replicas
+//   loadgen report --hit=F --miss=F --budget=F --coalesce=F   the summary table
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -76,6 +77,10 @@ ABSL_FLAG(std::vector<std::string>, gateways, {}, "budget: the replicas' gRPC ad
 ABSL_FLAG(int, limit, 10, "budget: the upstream's limit for the bucket, requests per second");
 ABSL_FLAG(double, overload, 10, "budget: offered load as a multiple of --limit");
 ABSL_FLAG(absl::Duration, deadline, absl::Milliseconds(1500), "budget: each call's deadline");
+ABSL_FLAG(int, coalesce_calls, 100, "coalesce: concurrent identical calls");
+ABSL_FLAG(std::string, coalesce_identifier, "id:67890",
+          "coalesce: the contact read (not read before in the run: a cold cache)");
+ABSL_FLAG(std::string, coalesce, "", "report: the coalesce mode's JSON");
 ABSL_FLAG(std::string, hit, "", "report: the hit mode's JSON");
 ABSL_FLAG(std::string, miss, "", "report: the miss mode's JSON");
 ABSL_FLAG(std::string, budget, "", "report: the budget mode's JSON");
@@ -808,6 +813,70 @@ int Budget() {
   return 0;
 }
 
+// ---- coalesce: identical cold reads spread over replicas ----
+
+// --coalesce_calls concurrent GetContact(--coalesce_identifier) calls, call i on replica
+// i % replicas, all started before any can finish (the sandbox delays the upstream: run.sh
+// injects the delay); then the upstream requests they caused, from the sandbox's log.
+int Coalesce() {
+  std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
+  for (const auto& address : absl::GetFlag(FLAGS_gateways)) {
+    auto one = Stubs(address, 1);
+    stubs.push_back(std::move(one[0]));
+  }
+  if (stubs.empty()) {
+    std::cerr << "loadgen coalesce: --gateways is empty\n";
+    return 1;
+  }
+  const std::string sandbox = absl::GetFlag(FLAGS_sandbox);
+  const int calls = absl::GetFlag(FLAGS_coalesce_calls);
+  ClearSandboxRequests(sandbox);
+  respondio::v2::GetContactRequest request;
+  request.set_identifier(absl::GetFlag(FLAGS_coalesce_identifier));
+  const std::string request_bytes = request.SerializeAsString();
+  struct Call {
+    grpc::ClientContext context;
+    grpc::ByteBuffer request;
+    grpc::ByteBuffer reply;
+  };
+  absl::BlockingCounter pending(calls);
+  absl::Mutex mu;
+  int ok = 0, same = 0;
+  std::string first_reply, error_example;
+  for (int i = 0; i < calls; ++i) {
+    auto* call = new Call();
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    call->request = ToBuffer(request_bytes);
+    stubs[i % stubs.size()]->UnaryCall(
+        &call->context, kMethod, grpc::StubOptions(), &call->request, &call->reply,
+        [&, call](grpc::Status status) {
+          {
+            absl::MutexLock lock(&mu);
+            if (status.ok()) {
+              const std::string reply = FromBuffer(call->reply);
+              if (ok++ == 0) first_reply = reply;
+              if (reply == first_reply) ++same;
+            } else if (error_example.empty()) {
+              error_example = absl::StrCat(status.error_code(), " ", status.error_message());
+            }
+          }
+          delete call;
+          pending.DecrementCount();
+        });
+  }
+  pending.Wait();
+  const size_t upstream = SandboxRequests(sandbox, "get_contact").size();
+  std::cerr << absl::StrFormat(
+      "  coalesce: %d identical cold reads over %zu replicas: %d OK (%d with the same reply), "
+      "upstream saw %zu\n",
+      calls, stubs.size(), ok, same, upstream);
+  json j = {{"replicas", stubs.size()}, {"calls", calls},        {"ok", ok},
+            {"same_reply", same},       {"upstream_requests", upstream}};
+  if (!error_example.empty()) j["error_example"] = error_example;
+  Emit(j);
+  return 0;
+}
+
 // ---- report ----
 
 json Load(const std::string& path) {
@@ -1068,6 +1137,28 @@ int Report() {
   } else {
     o << "3. Budget: no result\n";
   }
+  const json coalesce = Load(absl::GetFlag(FLAGS_coalesce));
+  if (coalesce.is_object() && coalesce.contains("upstream_requests")) {
+    const int upstream = coalesce["upstream_requests"].get<int>();
+    const int calls = coalesce["calls"].get<int>();
+    const bool all_ok = coalesce["ok"].get<int>() == calls && coalesce["same_reply"].get<int>() == calls;
+    o << absl::StrFormat(
+        "\n4. Coalescing: %d gateway replicas + redis-server + sandbox (no rate limits, 200 ms "
+        "upstream delay)\n",
+        coalesce["replicas"].get<int>());
+    o << absl::StrFormat(
+        "   upstream requests for %d concurrent identical cold reads over %d replicas: %d "
+        "(before 3, target 1; ratio to before %.3f): %s\n",
+        calls, coalesce["replicas"].get<int>(), upstream, upstream / 3.0,
+        Verdict(upstream == 1 && all_ok));
+    o << absl::StrFormat("   callers saw: %d OK, %d with the same reply bytes%s\n",
+                         coalesce["ok"].get<int>(), coalesce["same_reply"].get<int>(),
+                         coalesce.contains("error_example")
+                             ? ", first error: " + coalesce["error_example"].get<std::string>()
+                             : std::string());
+  } else {
+    o << "\n4. Coalescing: no result\n";
+  }
   std::cout << o.str() << std::flush;
   const std::string out = absl::GetFlag(FLAGS_out);
   if (!out.empty()) std::ofstream(out) << o.str();
@@ -1089,7 +1180,8 @@ int main(int argc, char** argv) {
   if (mode == "hit") return b::Hit();
   if (mode == "miss") return b::Miss();
   if (mode == "budget") return b::Budget();
+  if (mode == "coalesce") return b::Coalesce();
   if (mode == "report") return b::Report();
-  std::cerr << "usage: loadgen fetch|hit|miss|budget|report --flags (see bench/loadgen.cc)\n";
+  std::cerr << "usage: loadgen fetch|hit|miss|budget|coalesce|report --flags (see bench/loadgen.cc)\n";
   return 1;
 }

@@ -6,6 +6,7 @@
 #      (closed loop for the peak, then open loop at half the gateway's peak and at a quarter)
 #   2. miss path: gateway with `cache-control: no-cache` vs a direct HTTP GET on the sandbox
 #   3. budget: 3 replicas + redis-server + sandbox (rate limits on), 10x overload on one bucket
+#   4. coalescing: 3 replicas + redis-server + sandbox (200 ms upstream), 100 identical cold reads
 #
 # Everything shares the machine's cores (2 here) with the load generator, so every figure is
 # read against a baseline measured in the same run. About 1.5 minutes after the build.
@@ -14,7 +15,8 @@
 # like "32,64" runs each), BENCH_CHANNELS (client connections, 2), BENCH_REPS (closed-loop runs
 # of each server, alternating, 4), BENCH_DURATION (seconds per closed-loop run, 3),
 # BENCH_OPEN_DURATION (seconds per open-loop run, 5), BENCH_MISS_CALLS (2000), BAZEL,
-# BENCH_ONLY ("budget": phase 3 alone; "hit": phases 1 and 2; the others print "no result").
+# BENCH_ONLY ("budget": phase 3 alone; "hit": phases 1 and 2; "coalesce": phase 4; the others
+# print "no result").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -155,8 +157,39 @@ stop "${PIDS[@]}"
 PIDS=()
 fi
 
+# ---- 4: identical cold reads over three replicas sharing one redis-server ----
+if [[ -z ${BENCH_ONLY:-} || ${BENCH_ONLY:-} == coalesce ]]; then
+echo "== 4. coalescing: 3 replicas + redis-server + sandbox (200 ms upstream), identical cold reads" >&2
+redis_port=
+for _ in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 30000))
+  if start redis-coalesce "Ready to accept connections" redis-server --port "$port" \
+    --bind 127.0.0.1 --save "" --appendonly no; then
+    redis_port=$port
+    break
+  fi
+done
+[[ -n $redis_port ]] || { echo "bench: could not start redis-server" >&2; exit 1; }
+start sandbox-coalesce "sandbox listening on" "$SANDBOX" --listen=127.0.0.1:0 --rate_limits=false
+sandbox_url=http://127.0.0.1:$STARTED_PORT
+replicas=()
+for i in 1 2 3; do
+  start "coalesce$i" " RPCs)" "$GATEWAY" --listen=127.0.0.1:0 --respondio_base_url="$sandbox_url" \
+    --redis_url="redis://127.0.0.1:$redis_port" --log_calls=false --shutdown_grace=2s
+  replicas+=("127.0.0.1:$STARTED_PORT")
+done
+# Every GetContact takes 200 ms upstream, so all the calls are in flight together.
+curl -sf -X POST -d '{"fault":"delay","delay_ms":200,"endpoint":"get_contact","count":-1}' \
+  "$sandbox_url/__admin/faults" >/dev/null
+"$LOADGEN" coalesce --gateways="$(IFS=,; echo "${replicas[*]}")" --sandbox="$sandbox_url" \
+  --coalesce_calls=100 --out="$WORK/coalesce.json"
+stop "${PIDS[@]}"
+PIDS=()
+fi
+
 # ---- summary ----
 echo >&2
 "$LOADGEN" report --hit="$WORK/hit.json" --miss="$WORK/miss.json" --budget="$WORK/budget.json" \
+  --coalesce="$WORK/coalesce.json" \
   --commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" --out=bench/results.txt
 echo "(also written to bench/results.txt)"
