@@ -171,18 +171,28 @@ std::optional<Json> SandboxServer::RespondioContact(
 }
 
 void SandboxServer::EmitForRespondioCall(const RequestContext& ctx,
-                                         const std::string& endpoint) {
+                                         const std::string& endpoint,
+                                         const httplib::Response& res) {
   const Json body = Json::parse(ctx.body(), nullptr, /*allow_exceptions=*/false);
   const std::string event = RespondioEventFor(endpoint, body);
   if (event.empty() || ctx.segments.size() < 2) return;
   std::optional<Json> contact = RespondioContact(ctx.segments[1]);
   if (!contact.has_value()) return;
   Json fields = {{"contact", *contact}};
+  respondio::Identifier ident;
+  std::string error;
+  const bool parsed = respondio::ParseIdentifier(ctx.segments[1], &ident, &error);
+  if (event == "message.sent" && parsed) {
+    // The sent message, by the messageId the call answered.
+    const Json reply = Json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+    if (reply.is_object() && reply.contains("messageId") && reply["messageId"].is_number_integer()) {
+      ApiResult found = respondio_state_.GetMessage(ident, reply["messageId"].get<int64_t>());
+      if (found.status == 200) fields["message"] = found.body;
+    }
+  }
   if (event == "conversation.opened" || event == "conversation.closed") {
     // respond.io's conversation object: {category, summary, openedTime, closedTime}.
-    respondio::Identifier ident;
-    std::string error;
-    if (respondio::ParseIdentifier(ctx.segments[1], &ident, &error)) {
+    if (parsed) {
       ApiResult found = respondio_state_.GetConversation(ident);
       if (found.status == 200) {
         const Json& c = found.body;
@@ -235,7 +245,7 @@ void SandboxServer::HandleRequest(const httplib::Request& req,
   } else {
     respondio_api_.Handle(ctx, res);
     if (webhooks_ != nullptr && res.status / 100 == 2 && ctx.method != "GET") {
-      EmitForRespondioCall(ctx, endpoint);
+      EmitForRespondioCall(ctx, endpoint, res);
     }
   }
   log_.Finish(seq, res.status, fault_kind);

@@ -65,7 +65,8 @@ class SandboxServer {
   void HandleRequest(const httplib::Request& req, httplib::Response& res);
   // Emits the respond.io webhook a successful API call implies (--webhook_url; Chatwoot's go
   // through ChatwootApi's change hooks).
-  void EmitForRespondioCall(const RequestContext& ctx, const std::string& endpoint);
+  void EmitForRespondioCall(const RequestContext& ctx, const std::string& endpoint,
+                            const httplib::Response& res);
   std::optional<Json> RespondioContact(const std::string& identifier) const;
 
   SandboxOptions options_;

@@ -262,6 +262,12 @@ TEST_F(EventsTest, SandboxApiChangesArriveAsTypedEvents) {
   ASSERT_EQ(opened.payload_case(), rio::Event::kConversationOpened) << opened.DebugString();
   EXPECT_EQ(opened.conversation_opened().contact().id(), 12345);
   EXPECT_TRUE(opened.conversation_opened().conversation().has_opened_time());
+  rio::Event sent = respondio("/contact/id:12345/message",
+                              R"({"channelId":123,"message":{"type":"text","text":"On its way"}})");
+  ASSERT_EQ(sent.payload_case(), rio::Event::kMessageSent) << sent.DebugString();
+  EXPECT_EQ(sent.message_sent().contact().id(), 12345);
+  EXPECT_EQ(sent.message_sent().message().message().text(), "On its way");
+  EXPECT_EQ(sent.message_sent().message().traffic(), rio::MESSAGE_TRAFFIC_OUTGOING);
   rio::Event assigned = respondio("/contact/id:12345/conversation/assignee",
                                   R"({"assignee":"email:agent@example.com"})");
   ASSERT_EQ(assigned.payload_case(), rio::Event::kContactAssigneeUpdated)
