@@ -1,6 +1,7 @@
 #include "upstream/pipeline/send_stage.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -37,20 +38,21 @@ SendStage::Outcome SendStage::Classify(const PreparedCall& prepared,
                                        const absl::StatusOr<HttpResponse>& response) const {
   const Route& route = *prepared.route;
   const UpstreamCallInfo info{prepared.upstream->name, route.rpc, route.policy.bucket()};
+  // The one outcome table (error_mapping.h): code, reason, what may be retried, what certainly
+  // was not processed. HTTP-date Retry-After values are read on the pipeline's clock.
+  HttpOutcome row;
   Outcome outcome;
   if (response.ok()) {
     outcome.http_status = response->status;
-    outcome.retry_after = ParseRetryAfter(*response, clock_->Now());
-    outcome.status = StatusFromHttp(info, *response);
-    const int http = response->status;
-    outcome.not_processed =
-        !outcome.status.ok() &&
-        (http == 429 || http == 449 || (http >= 400 && http < 500 && http != 408));
+    row = ClassifyResponse(info, *response, clock_->Now());
   } else {
-    outcome.status = StatusFromTransport(info, response.status());
+    row = ClassifyTransportFailure(info, response.status());
     outcome.not_sent = IsNotSent(response.status());
-    outcome.not_processed = outcome.not_sent;
   }
+  outcome.status = std::move(row.status);
+  outcome.retry_after = row.retry_after;
+  outcome.not_processed = row.not_processed;
+  outcome.retryable = route.read ? row.retry_read : row.retry_write;
   return outcome;
 }
 
@@ -58,14 +60,9 @@ std::optional<absl::Duration> SendStage::RetryDelay(const PreparedCall& prepared
                                                     const Outcome& outcome, int attempt,
                                                     absl::Time deadline,
                                                     absl::Duration margin) const {
-  if (outcome.status.ok() || attempt + 1 >= retry_.max_attempts) return std::nullopt;
-  const int http = outcome.http_status;
-  const bool not_processed = http == 429 || http == 449;
-  const bool transient =
-      not_processed || http == 502 || http == 503 || http == 504 ||
-      (http == 0 && outcome.status.code() == absl::StatusCode::kUnavailable);
-  const bool safe = prepared.route->read ? transient : not_processed;
-  if (!safe) return std::nullopt;
+  if (outcome.status.ok() || !outcome.retryable || attempt + 1 >= retry_.max_attempts) {
+    return std::nullopt;
+  }
   absl::Duration backoff =
       std::min(retry_.max_backoff, retry_.initial_backoff * (1 << std::min(attempt, 20)));
   backoff = backoff * absl::Uniform(absl::BitGen(), 0.5, 1.0);  // jitter

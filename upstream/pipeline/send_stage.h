@@ -12,13 +12,16 @@
 //   fairness_key = the bucket key, the upstream's max_response_bytes, the call's trace context
 //   headers) and hands it to HttpTransport::Send; writes go on a fresh
 //   connection (a reused one can make libcurl resend them), reads on pooled ones.
-// - Classify maps the outcome with the error model (error_mapping.h) and says what the upstream
-//   may have done: `not_sent` (the transport proved no byte left), `not_processed` (also: the
-//   upstream answered 429, 449 or a 4xx other than 408, which mean it did not act).
-// - RetryDelay: reads are retried on 429, 449, 502, 503, 504 and connection failures; writes
-//   only on 429 and 449 (not processed); at most RetryPolicy::max_attempts attempts, with
-//   exponential backoff and jitter, at least the upstream's Retry-After, and only when the next
-//   attempt fits before `deadline` (plus `margin`, the expected latency); nullopt otherwise.
+// - Classify is error_mapping's one outcome table (ClassifyResponse, ClassifyTransportFailure)
+//   applied to the route: the status, `not_sent` (the transport proved no byte left),
+//   `not_processed` (also: the upstream answered 429, 449 or a 4xx other than 408, which mean it
+//   did not act), `retryable` (the table's retry_read for reads, retry_write for writes) and the
+//   capped Retry-After. The pipeline has no table of its own.
+// - RetryDelay: only what Classify called retryable (reads on 429, 449, 502, 503, 504 and
+//   connection failures; writes on 429, 449 and failures that provably never left the gateway),
+//   at most RetryPolicy::max_attempts attempts, with exponential backoff and jitter, at least
+//   the upstream's Retry-After, and only when the next attempt fits before `deadline` (plus
+//   `margin`, the expected latency); nullopt otherwise.
 // Thread-safe (immutable after construction).
 #ifndef GATEWAY_UPSTREAM_PIPELINE_SEND_STAGE_H_
 #define GATEWAY_UPSTREAM_PIPELINE_SEND_STAGE_H_
@@ -59,6 +62,7 @@ class SendStage {
     std::optional<absl::Duration> retry_after;
     bool not_sent = false;       // provably never left the gateway
     bool not_processed = false;  // not_sent, or the upstream said it did not act
+    bool retryable = false;      // the table allows sending it again (for this route's kind)
   };
   Outcome Classify(const PreparedCall& prepared,
                    const absl::StatusOr<HttpResponse>& response) const;

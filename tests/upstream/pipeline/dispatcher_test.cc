@@ -83,6 +83,21 @@ class FakeTransport : public HttpTransport {
     return true;
   }
 
+  // Fails request number `index` with the transport error `status`. False when not pending.
+  bool Fail(size_t index, absl::Status status) {
+    Done done;
+    {
+      absl::MutexLock lock(&mu_);
+      if (index >= ids_.size()) return false;
+      auto it = pending_.find(ids_[index]);
+      if (it == pending_.end()) return false;
+      done = std::move(it->second);
+      pending_.erase(it);
+    }
+    std::move(done)(std::move(status));
+    return true;
+  }
+
   size_t sent() const {
     absl::MutexLock lock(&mu_);
     return sent_.size();
@@ -465,6 +480,51 @@ TEST_F(PipelineTest, WriteIsNotRetriedOn503ButOn429) {
   ASSERT_EQ(http_.sent(), 3u);
   ASSERT_TRUE(http_.Respond(2, 200, "{}"));
   EXPECT_TRUE(on429->result.ok());
+}
+
+// What is retried is what error_mapping's one outcome table says (ClassifyResponse,
+// ClassifyTransportFailure), not a second table in the pipeline.
+TEST_F(PipelineTest, RetriesFollowTheOutcomeTable) {
+  // A 503 whose body nests too deep is UPSTREAM_RESPONSE_TOO_DEEP: nothing of it is trusted, and
+  // it is not retried, even for a read.
+  auto deep = Start(get_contact_, Contact(), absl::Seconds(10));
+  clock_.RunDue();
+  ASSERT_TRUE(http_.Respond(0, 503, std::string(200, '[') + std::string(200, ']')));
+  clock_.AdvanceBy(absl::Seconds(5));
+  EXPECT_EQ(http_.sent(), 1u);
+  ASSERT_TRUE(deep->ended);
+  EXPECT_EQ(ErrorInfoOf(deep->result.status()).reason(), "UPSTREAM_RESPONSE_TOO_DEEP");
+
+  // A write that provably never left the gateway (connection refused) may be sent again...
+  auto refused = Start(comment_, Comment(1), absl::Seconds(10));
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_EQ(http_.sent(), 2u);
+  ASSERT_TRUE(http_.Fail(1, MarkNotSent(absl::UnavailableError("connection refused"))));
+  clock_.AdvanceBy(absl::Seconds(2));
+  ASSERT_EQ(http_.sent(), 3u);
+  ASSERT_TRUE(http_.Respond(2, 200, "{}"));
+  ASSERT_TRUE(refused->ended);
+  EXPECT_TRUE(refused->result.ok()) << refused->result.status();
+
+  // ... one that may have reached it (reset after sending) is not.
+  auto reset = Start(comment_, Comment(2), absl::Seconds(10));
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_EQ(http_.sent(), 4u);
+  ASSERT_TRUE(http_.Fail(3, absl::UnavailableError("connection reset")));
+  clock_.AdvanceBy(absl::Seconds(5));
+  EXPECT_EQ(http_.sent(), 4u);
+  ASSERT_TRUE(reset->ended);
+  EXPECT_EQ(ErrorInfoOf(reset->result.status()).reason(), "UPSTREAM_UNREACHABLE");
+
+  // A Retry-After date in year 9999 waits the table's cap (300 s), which no 10 s deadline fits:
+  // answered now, with the capped RetryInfo.
+  auto paused = Start(get_contact_, Contact("id:8"), absl::Seconds(10));
+  clock_.AdvanceBy(absl::Seconds(1));
+  ASSERT_EQ(http_.sent(), 5u);
+  ASSERT_TRUE(http_.Respond(4, 429, "", {{"retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"}}));
+  ASSERT_TRUE(paused->ended);
+  EXPECT_EQ(paused->result.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(http_.sent(), 5u);
 }
 
 TEST_F(PipelineTest, CallCancelledWhileBackingOffIsNotSentAgain) {
