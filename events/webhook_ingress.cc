@@ -9,6 +9,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "nlohmann/json.hpp"
 #include "respondio/v2/events.pb.h"
+#include "upstream/safe_text.h"
 #include "upstream/errors.h"
 
 namespace gateway::events {
@@ -46,6 +47,8 @@ std::string WebhookIngress::Result::Body() const {
 absl::StatusOr<std::unique_ptr<WebhookIngress>> WebhookIngress::Create(Options options,
                                                                        EventLog* log) {
   if (absl::Status s = ValidateScheme(options.respondio_scheme); !s.ok()) return s;
+  // Configured secrets: redacted from everything the gateway emits, whoever quotes them.
+  for (const auto& [name, secret] : options.secrets) upstream::RegisterSecret(secret);
   std::unique_ptr<WebhookIngress> ingress(new WebhookIngress(std::move(options), log));
   for (const google::protobuf::Descriptor* d :
        {respondio::v2::Event::descriptor(), chatwoot::v1::Event::descriptor()}) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
+#include "upstream/safe_text.h"
 #include "upstream/errors.h"
 
 namespace gateway::service {
@@ -127,6 +128,9 @@ absl::StatusOr<CallerAuth> CallerAuth::Parse(absl::string_view text, absl::strin
         return Invalid(origin, absl::StrCat(where, ": the token has whitespace or control characters"));
       }
     }
+    // A configured secret: redacted from everything the gateway emits (status messages, error
+    // details, logs), even when an upstream quotes it back.
+    upstream::RegisterSecret(caller.token);
     for (const Caller& other : auth.callers) {
       if (other.name == caller.name) return Invalid(origin, absl::StrCat(where, " is listed twice"));
       if (other.token == caller.token) {

@@ -14,6 +14,8 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "respondio/v2/events.pb.h"
+#include "upstream/errors.h"
+#include "upstream/safe_text.h"
 
 namespace gateway::events {
 namespace {
@@ -241,6 +243,17 @@ TEST(WebhookIngressWorkspaceTest, TheWorkspaceHookNamesEachWorkspacesSecret) {
   ASSERT_TRUE(envelope.ParseFromString((*all)[0].payload));
   EXPECT_EQ(envelope.workspace(), "acme");
   EXPECT_EQ(((*ingress)->counters().rejected[{"respondio", "UNKNOWN_WORKSPACE"}]), 1);
+}
+
+// Webhook secrets are configured secrets: whatever quotes one (an upstream's error body, a
+// status message) has it redacted before the gateway emits it (issue 9).
+TEST_F(WebhookIngressTest, WebhookSecretsAreRedactedFromEmittedText) {
+  EXPECT_EQ(upstream::RedactSecrets("sig rio-secret and cw-secret"),
+            "sig [REDACTED] and [REDACTED]");
+  const absl::Status quoted = upstream::GatewayError(
+      absl::StatusCode::kInvalidArgument, "the upstream said: cw-secret is wrong",
+      {.reason = "UPSTREAM_INVALID_ARGUMENT"});
+  EXPECT_EQ(quoted.message().find("cw-secret"), absl::string_view::npos) << quoted.message();
 }
 
 TEST(WebhookServerTest, UnsignedOnlyOnLoopbackAndOnlyWhenAllowed) {

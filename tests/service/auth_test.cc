@@ -7,6 +7,7 @@
 #include "service/auth.h"
 #include "service/route_table.h"
 #include "upstream/errors.h"
+#include "upstream/safe_text.h"
 
 namespace gateway::service {
 namespace {
@@ -32,6 +33,21 @@ TEST_F(AuthTest, PatternsMatchWholeNamesWithWildcards) {
   EXPECT_TRUE(RpcPatternMatches("a.*/Get*", "/a.B/GetX"));
   EXPECT_FALSE(RpcPatternMatches("a.B/C", "/a.B/CD"));
   EXPECT_FALSE(RpcPatternMatches("a.*/Get*", "/a.B/ListX"));
+}
+
+// Caller tokens are configured secrets: nothing the gateway emits carries one, even when an
+// upstream quotes it back (issue 9).
+TEST_F(AuthTest, CallerTokensAreRedactedFromEmittedText) {
+  auto auth = CallerAuth::Parse(R"({"callers": [
+      {"name": "quoted", "token": "quoted-caller-token-42xyz", "allow": ["*"]}]})",
+                                "callers.json", *routes_);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  EXPECT_EQ(upstream::RedactSecrets("a quoted-caller-token-42xyz b"), "a [REDACTED] b");
+  const absl::Status quoted = upstream::GatewayError(
+      absl::StatusCode::kInvalidArgument, "rejected: quoted-caller-token-42xyz",
+      {.reason = "UPSTREAM_INVALID_ARGUMENT"});
+  EXPECT_EQ(quoted.message().find("quoted-caller-token-42xyz"), absl::string_view::npos)
+      << quoted.message();
 }
 
 TEST_F(AuthTest, DecisionsAndTheirErrors) {

@@ -31,8 +31,9 @@
 
 namespace gateway::upstream {
 
-// The JSON of one field of `message`, or a null json when the field is unset/default and should
-// be omitted (a `null_when_unset` field that is unset yields JSON null wrapped as `emit_null`).
+// The JSON of one field of `message`: `present` false when the field is unset/default and its key
+// is omitted; a `null_when_unset` field (gateway.v1.field) that is unset is present with the
+// value JSON null, so the upstream receives an explicit null (e.g. "unassign").
 struct EncodedField {
   bool present = false;  // false: omit the key
   nlohmann::json value;  // may be null when present (explicit null)

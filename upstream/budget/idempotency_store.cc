@@ -608,8 +608,9 @@ std::string IdempotencyStore::Key(absl::string_view rpc, absl::string_view reque
 }
 
 std::string IdempotencyStore::Fingerprint(absl::string_view request_bytes) {
-  // Two FNV-1a lanes with different bases, each finished with splitmix64: stable everywhere
-  // (unlike absl::Hash, which is seeded per process).
+  // Two 64-bit lanes, each finished with splitmix64 (Mix): `a` is FNV-1a; `b` starts from another
+  // basis mixed with the length and adds an xor-shift per byte, so the lanes do not collide
+  // together. Stable everywhere (unlike absl::Hash, which is seeded per process).
   uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL ^ request_bytes.size();
   for (unsigned char c : request_bytes) {
     a = (a ^ c) * 0x100000001b3ULL;
