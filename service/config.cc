@@ -1,5 +1,6 @@
 #include "service/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <tuple>
@@ -352,6 +353,26 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
     merged.MergeFrom(file->proto);
     routes = std::move(file->routes);
   }
+  std::vector<std::string> source_files;
+  if (!sources.config_file.empty()) source_files.push_back(sources.config_file);
+  if (!sources.workspaces_file.empty()) {
+    source_files.push_back(sources.workspaces_file);
+    auto text = ReadFile(sources.workspaces_file);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--workspaces_file: ", text.status().message()));
+    }
+    auto file = ParseConfigJson(*text, sources.workspaces_file);
+    if (!file.ok()) return file.status();
+    gateway::v1::Config rest = file->proto;
+    rest.clear_workspaces();
+    if (rest.ByteSizeLong() != 0 || !file->routes.empty()) {
+      return ConfigError(sources.workspaces_file, "a workspaces file sets only \"workspaces\"");
+    }
+    for (const auto& [name, ws] : file->proto.workspaces()) {
+      (*merged.mutable_workspaces())[name] = ws;
+    }
+  }
 
   // Flags over the file.
   gateway::v1::Upstream& respondio = *merged.mutable_upstreams()->mutable_respondio();
@@ -454,13 +475,16 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
 
   // Resolves one upstream's token: a token file, else (default workspace) the environment, else
   // the sandbox's token on loopback.
-  auto resolve_token = [&sources](const std::string& token_file, const std::string& env,
+  auto resolve_token = [&sources, &source_files](const std::string& token_file, const std::string& env,
                                   const std::string& base_url, const std::string& what,
                                   const std::string& hint) -> absl::StatusOr<std::string> {
     // --check_config: tokens are facts of the deployment (Secrets, flags, environment), not of
     // the file; they are neither read nor required.
     if (!sources.read_secrets) return std::string("[NOT READ]");
-    if (!token_file.empty()) return ReadToken(token_file, absl::StrCat(what, " token file"));
+    if (!token_file.empty()) {
+      source_files.push_back(token_file);
+      return ReadToken(token_file, absl::StrCat(what, " token file"));
+    }
     if (!env.empty()) return std::string(absl::StripAsciiWhitespace(env));
     // Only the local sandbox may be used without a token; a real upstream needs one.
     if (!IsLoopback(base_url)) {
@@ -559,6 +583,9 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
     }
   }
   config.effective = std::move(merged);
+  std::sort(source_files.begin(), source_files.end());
+  source_files.erase(std::unique(source_files.begin(), source_files.end()), source_files.end());
+  config.source_files = std::move(source_files);
   return config;
 }
 

@@ -104,11 +104,18 @@ struct GatewayConfig {
   // The effective configuration as the proto (defaults, file and flags merged; tokens are not
   // in it, only their files), for --print_config.
   gateway::v1::Config effective;
+  // Every file this configuration was read from: --config, --workspaces_file and the token
+  // files read. A change of any of them is a reason to reload.
+  std::vector<std::string> source_files;
 };
 
 // Inputs that do not come from the file.
 struct ConfigSources {
   std::string config_file;  // --config; "" for none
+  // --workspaces_file: a gateway.v1.Config JSON that sets only `workspaces`, merged over the
+  // --config file's (an entry of the same name replaces it). Kept apart so that a Kubernetes
+  // ConfigMap of workspaces can change, and reload, without a rollout. "" for none.
+  std::string workspaces_file;
   // Flag values; "" means "not given on the command line".
   std::string listen;
   std::string respondio_base_url;

@@ -572,5 +572,24 @@ TEST(PrintConfig, EffectiveConfigWithSecretsRedacted) {
   EXPECT_TRUE(reparsed.ok()) << reparsed.status();
 }
 
+TEST(Workspaces, AWorkspacesFileAddsToTheConfigsAndIsWatched) {
+  const std::string token = WriteTemp("wsfile_token", "wsfile-token-0123456789");
+  ConfigSources sources{.config_file = WriteTemp("wsfile_main.json", R"({"workspaces":{
+      "default":{}, "acme":{"respondio":{"base_url":"http://127.0.0.1:9"}}}})")};
+  sources.workspaces_file = WriteTemp("wsfile.json", absl::StrCat(R"({"workspaces":{
+      "acme":{"respondio":{"token_file":")", token, R"("}}, "globex":{}}})"));
+  const GatewayConfig config = LoadOk(sources);
+  EXPECT_EQ(config.workspaces.size(), 3u);
+  // The file's entry replaces the config's of the same name.
+  EXPECT_EQ(config.workspaces.at("acme").upstreams.at("respondio").base_url,
+            "http://127.0.0.1:8081");
+  EXPECT_EQ(config.workspaces.at("acme").upstreams.at("respondio").token, "wsfile-token-0123456789");
+  EXPECT_THAT(config.source_files, ::testing::UnorderedElementsAre(
+                                       sources.config_file, sources.workspaces_file, token));
+
+  sources.workspaces_file = WriteTemp("wsfile_bad.json", R"({"listen":"0.0.0.0:1"})");
+  ExpectConfigError(LoadConfig(sources), {"wsfile_bad.json", "sets only \"workspaces\""});
+}
+
 }  // namespace
 }  // namespace gateway::service

@@ -1,0 +1,131 @@
+#include "service/workspaces.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "upstream/errors.h"
+
+namespace gateway::service {
+namespace {
+
+bool SameUpstream(const upstream::UpstreamConfig& a, const upstream::UpstreamConfig& b) {
+  return a.name == b.name && a.base_url == b.base_url && a.token == b.token &&
+         a.auth_header == b.auth_header && a.path_defaults == b.path_defaults &&
+         a.limit_scope == b.limit_scope && a.max_response_bytes == b.max_response_bytes;
+}
+
+bool SameSettings(const WorkspaceConfig& a, const WorkspaceConfig& b) {
+  if (a.upstreams.size() != b.upstreams.size() || a.buckets.size() != b.buckets.size()) {
+    return false;
+  }
+  for (const auto& [name, up] : a.upstreams) {
+    auto it = b.upstreams.find(name);
+    if (it == b.upstreams.end() || !SameUpstream(up, it->second)) return false;
+  }
+  for (const auto& [key, rate] : a.buckets) {
+    auto it = b.buckets.find(key);
+    if (it == b.buckets.end() || it->second.rate_per_second != rate.rate_per_second ||
+        it->second.burst != rate.burst) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const WorkspaceSet> WorkspaceSet::Build(
+    const GatewayConfig& config, upstream::Dispatcher::Components components,
+    const WorkspaceSet* previous) {
+  auto set = std::make_shared<WorkspaceSet>();
+  for (const auto& [name, ws] : config.workspaces) {
+    Workspace& out = set->workspaces_[name];
+    out.name = name;
+    out.config = ws;
+    if (previous != nullptr) {
+      auto it = previous->workspaces_.find(name);
+      if (it != previous->workspaces_.end() && SameSettings(it->second.config, ws)) {
+        out.dispatcher = it->second.dispatcher;
+        continue;
+      }
+    }
+    upstream::Dispatcher::Options options;
+    for (const auto& [bucket, rate] : ws.buckets) {
+      options.buckets[bucket] = {rate.rate_per_second * config.rate_headroom, rate.burst};
+    }
+    // Upstreams the workspace does not configure stay in the map without a base URL, so their
+    // RPCs answer FAILED_PRECONDITION UPSTREAM_NOT_CONFIGURED.
+    absl::flat_hash_map<std::string, upstream::UpstreamConfig> upstreams;
+    for (const auto& [up_name, shared] : config.upstreams) {
+      upstream::UpstreamConfig unconfigured;
+      unconfigured.name = up_name;
+      unconfigured.auth_header = shared.auth_header;
+      unconfigured.limit_scope = shared.limit_scope;
+      upstreams[up_name] = unconfigured;
+    }
+    for (const auto& [up_name, up] : ws.upstreams) upstreams[up_name] = up;
+    out.dispatcher = std::make_shared<upstream::Dispatcher>(std::move(upstreams), components,
+                                                            std::move(options));
+  }
+  return set;
+}
+
+absl::StatusOr<const WorkspaceSet::Workspace*> WorkspaceSet::Select(absl::string_view name,
+                                                                    bool present) const {
+  if (!present) {
+    auto it = workspaces_.find(kDefaultWorkspace);
+    if (it == workspaces_.end()) {
+      return upstream::GatewayError(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("this gateway has no default workspace: name one with metadata \"",
+                       kWorkspaceMetadata, ": NAME\""),
+          {.reason = "WORKSPACE_REQUIRED"});
+    }
+    return &it->second;
+  }
+  auto it = workspaces_.find(name);
+  if (it == workspaces_.end()) {
+    return upstream::GatewayError(
+        absl::StatusCode::kNotFound, absl::StrCat("no workspace \"", name, "\" is configured"),
+        {.reason = "UNKNOWN_WORKSPACE", .metadata = {{"workspace", std::string(name)}}});
+  }
+  return &it->second;
+}
+
+std::vector<std::string> WorkspaceSet::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, ws] : workspaces_) names.push_back(name);
+  return names;
+}
+
+Workspaces::Workspaces(std::shared_ptr<const WorkspaceSet> initial)
+    : current_(std::move(initial)) {}
+
+std::shared_ptr<const WorkspaceSet> Workspaces::Current() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
+}
+
+void Workspaces::Replace(std::shared_ptr<const WorkspaceSet> next) {
+  absl::MutexLock lock(&mu_);
+  replaced_.push_back(std::move(current_));
+  current_ = std::move(next);
+}
+
+std::vector<std::shared_ptr<upstream::Dispatcher>> Workspaces::AllDispatchers() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<upstream::Dispatcher>> out;
+  absl::flat_hash_set<const upstream::Dispatcher*> seen;
+  auto add = [&](const WorkspaceSet& set) {
+    for (const auto& [name, ws] : set.all()) {
+      if (seen.insert(ws.dispatcher.get()).second) out.push_back(ws.dispatcher);
+    }
+  };
+  add(*current_);
+  for (const auto& set : replaced_) add(*set);
+  return out;
+}
+
+}  // namespace gateway::service

@@ -1,0 +1,96 @@
+// Workspaces: several sets of upstream credentials and budgets behind one gateway.
+//
+// A workspace (config `workspaces.<name>`, service/config.h) is one respond.io organization
+// and/or one Chatwoot installation and account. Each has its own Dispatcher, built over the
+// shared transport, limiter, cache and request_id store, so everything a dispatcher keys by
+// its upstream account is kept apart per workspace:
+//   - budgets: respond.io's by the workspace's token (its organization), Chatwoot's by the
+//     installation's host (its limit is per client IP, so every workspace on one installation
+//     shares it, as the installation counts it);
+//   - cache entries by host and token; coalescing per dispatcher (never across workspaces);
+//   - request_id records, since each workspace's requests carry its own account.
+//
+//   auto set = WorkspaceSet::Build(*config, components, nullptr);
+//   Workspaces workspaces(*std::move(set));
+//   auto snapshot = workspaces.Current();               // held by the call until it ends
+//   auto ws = snapshot->Select(metadata_value, present); // WORKSPACE_REQUIRED, UNKNOWN_WORKSPACE
+//   (*ws)->dispatcher->Call(...);
+//
+// Reload: Build() a new set from a new config (reusing the previous set's dispatcher for every
+// workspace whose settings did not change, so its coalescing and latency state carry on) and
+// Replace() it. Calls in flight keep the snapshot they started with; a replaced dispatcher is
+// kept until the Workspaces object is destroyed (reloads are rare; one costs a few KB), so no
+// late callback of an old call can outlive it.
+//
+// Thread-safe.
+#ifndef GATEWAY_SERVICE_WORKSPACES_H_
+#define GATEWAY_SERVICE_WORKSPACES_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "service/config.h"
+#include "upstream/pipeline/dispatcher.h"
+
+namespace gateway::service {
+
+// The metadata key a call names its workspace with.
+inline constexpr char kWorkspaceMetadata[] = "x-workspace";
+
+class WorkspaceSet {
+ public:
+  struct Workspace {
+    std::string name;
+    WorkspaceConfig config;
+    std::shared_ptr<upstream::Dispatcher> dispatcher;
+  };
+
+  // One dispatcher per workspace of `config`, over `components`; a workspace whose settings
+  // equal its namesake in `previous` (may be null) keeps that one's dispatcher. Bucket rates
+  // get the config's headroom.
+  static std::shared_ptr<const WorkspaceSet> Build(const GatewayConfig& config,
+                                                   upstream::Dispatcher::Components components,
+                                                   const WorkspaceSet* previous);
+
+  // The workspace a call selects: `name` when `present` (the x-workspace metadata), else
+  // `default`. Errors: INVALID_ARGUMENT WORKSPACE_REQUIRED (absent and no default), NOT_FOUND
+  // UNKNOWN_WORKSPACE (metadata {workspace}).
+  absl::StatusOr<const Workspace*> Select(absl::string_view name, bool present) const;
+
+  // Every workspace, by name.
+  const std::map<std::string, Workspace, std::less<>>& all() const { return workspaces_; }
+  // Names, sorted.
+  std::vector<std::string> Names() const;
+
+ private:
+  std::map<std::string, Workspace, std::less<>> workspaces_;
+};
+
+class Workspaces {
+ public:
+  explicit Workspaces(std::shared_ptr<const WorkspaceSet> initial);
+
+  // The current set. Hold it for the whole call.
+  std::shared_ptr<const WorkspaceSet> Current() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Installs `next`; calls already holding the old set keep it.
+  void Replace(std::shared_ptr<const WorkspaceSet> next) ABSL_LOCKS_EXCLUDED(mu_);
+  // Every dispatcher ever installed (current and replaced), each once: for metrics, which
+  // count over the process' life, and for shutdown.
+  std::vector<std::shared_ptr<upstream::Dispatcher>> AllDispatchers() const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const WorkspaceSet> current_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const WorkspaceSet>> replaced_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace gateway::service
+
+#endif  // GATEWAY_SERVICE_WORKSPACES_H_
