@@ -70,6 +70,9 @@ ABSL_FLAG(std::string, listen, "",
 ABSL_FLAG(std::string, config, "",
           "config file: the JSON form of gateway.v1.Config (proto/gateway/v1/config.proto): "
           "upstreams, workspaces, rate limits, route overrides (see README)");
+ABSL_FLAG(std::string, workspaces_file, "",
+          "file of workspaces (gateway.v1.Config JSON setting only `workspaces`), merged over "
+          "--config's; reloaded without a restart when it changes");
 ABSL_FLAG(std::string, respondio_base_url, "",
           "respond.io base URL, e.g. https://api.respond.io/v2 (default: the bundled sandbox at "
           "http://127.0.0.1:8081)");
@@ -256,6 +259,7 @@ int main(int argc, char** argv) {
 
   gateway::service::ConfigSources sources;
   sources.config_file = absl::GetFlag(FLAGS_config);
+  sources.workspaces_file = absl::GetFlag(FLAGS_workspaces_file);
   sources.listen = absl::GetFlag(FLAGS_listen);
   sources.respondio_base_url = absl::GetFlag(FLAGS_respondio_base_url);
   sources.respondio_token_file = absl::GetFlag(FLAGS_respondio_token_file);

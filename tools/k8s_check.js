@@ -100,12 +100,12 @@ function startWithManifestArgs(name, container, objects) {
       const mount = mountFor(value);
       assert(mount, `--${flag}=${value} is not under a volume mount`);
       const local = path.join(tmp, path.basename(value));
-      if (flag === 'config') {
+      if (flag === 'config' || flag === 'workspaces_file') {
         const cm = objects.find((o) => o.kind === 'ConfigMap' && o.data && o.data[path.basename(value)]);
         assert(cm, `no ConfigMap holds ${path.basename(value)}`);
-        // The pod listens on all interfaces; here only loopback.
         const config = JSON.parse(cm.data[path.basename(value)]);
-        config.listen = '127.0.0.1:0';
+        // The pod listens on all interfaces; here only loopback.
+        if (flag === 'config') config.listen = '127.0.0.1:0';
         fs.writeFileSync(local, JSON.stringify(config));
       } else if (flag === 'callers_file') {
         fs.writeFileSync(local, JSON.stringify({ callers: [

@@ -447,6 +447,7 @@ TEST(ConfigFile, KubernetesConfigsParse) {
                            "k8s/overlays/prod/config.json"}) {
     SCOPED_TRACE(file);
     ConfigSources sources{.config_file = file};
+    sources.workspaces_file = "k8s/base/workspaces.json";  // what the Deployment mounts
     sources.read_secrets = false;  // remote upstreams: token files are mounted in the pod
     const GatewayConfig config = LoadOk(sources);
     auto table = RouteTable::Build(config.routes);
