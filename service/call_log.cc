@@ -143,7 +143,8 @@ void AppendCallLogLine(const CallRecord& record, absl::Time now, std::string* ou
   const absl::string_view rpc = absl::string_view(record.rpc).substr(0, kMaxRpcBytes);
   // Room for the worst case (every text byte escaped as \u00XX) plus the fixed parts; the
   // line is written straight into `out` and trimmed.
-  const size_t bound = 320 + 6 * (rpc.size() + record.caller.size() + record.reason.size() +
+  const size_t bound = 340 + 6 * (rpc.size() + record.caller.size() + record.reason.size() +
+                                  record.workspace.size() +
                                   record.upstream.size() + record.bucket.size() +
                                   record.trace_id.size() + record.span_id.size());
   const size_t start = out->size();
@@ -165,6 +166,7 @@ void AppendCallLogLine(const CallRecord& record, absl::Time now, std::string* ou
   p = Put("Z\"", p);
   p = PutField("rpc", rpc, p);
   p = PutField("caller", record.caller, p);
+  if (!record.workspace.empty()) p = PutField("workspace", record.workspace, p);
   p = Put(",\"code\":\"", p);
   p = Put(absl::string_view(StatusCodeName(record.code)), p);
   *p++ = '"';

@@ -15,6 +15,7 @@ struct CallRecord {
   std::string rpc;         // "/package.Service/Method" as called
   bool known_rpc = false;  // whether the gateway serves `rpc`
   std::string caller;      // "" when unknown
+  std::string workspace;   // the workspace the call used; "" when none was selected (an error)
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string reason;      // ErrorInfo.reason of an error, "" on success
   absl::Duration latency;  // from the call's arrival to its status

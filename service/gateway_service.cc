@@ -76,8 +76,8 @@ bool BypassesCache(const grpc::GenericCallbackServerContext* context) {
 class UnaryCall : public grpc::ServerGenericBidiReactor {
  public:
   UnaryCall(grpc::GenericCallbackServerContext* context, const upstream::Route* route,
-            const upstream::Dispatcher* dispatcher, const GatewayService::Options* options)
-      : context_(context), route_(route), dispatcher_(dispatcher), options_(options),
+            const Workspaces* workspaces, const GatewayService::Options* options)
+      : context_(context), route_(route), options_(options),
         start_(absl::Now()), deadline_(DeadlineOf(context, options->default_deadline)) {
     record_.rpc = context->method();
     record_.known_rpc = route_ != nullptr;
@@ -103,6 +103,28 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     } else {
       record_.caller = UnverifiedCaller(context);
     }
+    // The workspace: selected once, and this call keeps the snapshot it selected from.
+    const auto& metadata = context->client_metadata();
+    auto named = metadata.find(kWorkspaceMetadata);
+    const bool present = named != metadata.end();
+    const std::string name =
+        present ? std::string(named->second.data(), std::min<size_t>(named->second.size(), 64))
+                : "";
+    workspaces_ = workspaces->Current();
+    absl::StatusOr<const WorkspaceSet::Workspace*> workspace = workspaces_->Select(name, present);
+    if (!workspace.ok()) {
+      Fail(workspace.status());
+      return;
+    }
+    if (options_->auth != nullptr) {
+      if (absl::Status s = options_->auth->CheckWorkspace(record_.caller, (*workspace)->name);
+          !s.ok()) {
+        Fail(s);
+        return;
+      }
+    }
+    record_.workspace = (*workspace)->name;
+    dispatcher_ = (*workspace)->dispatcher.get();
     StartRead(&request_buffer_);
   }
 
@@ -190,7 +212,8 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
 
   grpc::GenericCallbackServerContext* context_;
   const upstream::Route* route_;
-  const upstream::Dispatcher* dispatcher_;
+  std::shared_ptr<const WorkspaceSet> workspaces_;  // the snapshot this call selected from
+  const upstream::Dispatcher* dispatcher_ = nullptr;  // its workspace's, owned by workspaces_
   const GatewayService::Options* options_;
   const absl::Time start_;
   const absl::Time deadline_;
@@ -206,13 +229,13 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
 
 }  // namespace
 
-GatewayService::GatewayService(const RouteTable* routes, const upstream::Dispatcher* dispatcher,
+GatewayService::GatewayService(const RouteTable* routes, const Workspaces* workspaces,
                                Options options)
-    : routes_(routes), dispatcher_(dispatcher), options_(options) {}
+    : routes_(routes), workspaces_(workspaces), options_(options) {}
 
 grpc::ServerGenericBidiReactor* GatewayService::CreateReactor(
     grpc::GenericCallbackServerContext* context) {
-  return new UnaryCall(context, routes_->Find(context->method()), dispatcher_, &options_);
+  return new UnaryCall(context, routes_->Find(context->method()), workspaces_, &options_);
 }
 
 }  // namespace gateway::service

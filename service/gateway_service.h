@@ -12,6 +12,7 @@
 #include "service/auth.h"
 #include "service/call_record.h"
 #include "service/route_table.h"
+#include "service/workspaces.h"
 #include "upstream/pipeline/dispatcher.h"
 
 namespace gateway::service {
@@ -30,14 +31,17 @@ class GatewayService : public grpc::CallbackGenericService {
     std::function<void(const CallRecord&)> on_call_done;
   };
 
-  // `routes` and `dispatcher` must outlive the server.
-  GatewayService(const RouteTable* routes, const upstream::Dispatcher* dispatcher, Options options);
+  // `routes` and `workspaces` must outlive the server. Each call selects its workspace by the
+  // `x-workspace` metadata (absent: `default`; errors WORKSPACE_REQUIRED, UNKNOWN_WORKSPACE,
+  // and WORKSPACE_NOT_ALLOWED for a caller the callers file does not let use it) and keeps
+  // the workspace snapshot it started with until it ends, whatever a reload installs meanwhile.
+  GatewayService(const RouteTable* routes, const Workspaces* workspaces, Options options);
 
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override;
 
  private:
   const RouteTable* routes_;
-  const upstream::Dispatcher* dispatcher_;
+  const Workspaces* workspaces_;
   Options options_;
 };
 

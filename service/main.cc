@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -24,6 +25,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -54,6 +56,7 @@
 #include "service/metrics.h"
 #include "service/reflection.h"
 #include "service/reloader.h"
+#include "service/workspaces.h"
 #include "service/route_table.h"
 #include "service/status_page.h"
 #include "upstream/pipeline/dispatcher.h"
@@ -125,8 +128,9 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "calls (lets load balancers notice; Kubernetes' preStop hook does the same)");
 ABSL_FLAG(bool, log_calls, true, "write one JSON line per call to stdout");
 ABSL_FLAG(absl::Duration, reload_poll_interval, absl::Seconds(2),
-          "how often the callers file (and the token files it names) are read for changes, "
-          "which are then applied without a restart (also on SIGHUP); 0 disables polling");
+          "how often the callers file, --config, --workspaces_file and the token files they "
+          "name are read for changes, which are then applied without a restart (also on "
+          "SIGHUP): callers and workspaces; 0 disables polling");
 ABSL_FLAG(std::string, webhook_listen, "",
           "webhook HTTP listen address HOST:PORT serving POST /webhooks/respondio and "
           "/webhooks/chatwoot (default: none; port 0 picks a free port, printed at start-up). The "
@@ -295,13 +299,6 @@ int main(int argc, char** argv) {
       return StartupError(absl::StrCat("invalid configuration: ", s.message()));
     }
   }
-  for (const auto& [name, workspace] : config->workspaces) {
-    if (name != gateway::service::kDefaultWorkspace) {
-      return StartupError(absl::StrCat(
-          "invalid configuration: workspace '", name,
-          "': this build serves only the workspace 'default' (no x-workspace selection yet)"));
-    }
-  }
   if (print_config) {
     std::cout << gateway::service::PrintConfig(*config) << std::flush;
     return 0;
@@ -312,7 +309,9 @@ int main(int argc, char** argv) {
   }
   std::optional<gateway::service::CallerAuth> auth;
   if (const std::string file = absl::GetFlag(FLAGS_callers_file); !file.empty()) {
-    auto loaded = gateway::service::CallerAuth::Load(file, *routes);
+    std::vector<std::string> names;
+    for (const auto& [name, ws] : config->workspaces) names.push_back(name);
+    auto loaded = gateway::service::CallerAuth::Load(file, *routes, &names);
     if (!loaded.ok()) return StartupError(loaded.status().message());
     auth = *std::move(loaded);
   }
@@ -362,20 +361,17 @@ int main(int argc, char** argv) {
   gateway::upstream::ResponseCache cache(
       {.max_bytes = static_cast<size_t>(config->cache_max_bytes)}, &scheduler, redis.get());
   gateway::upstream::IdempotencyStore idempotency({}, &scheduler, redis.get());
-  gateway::upstream::Dispatcher::Options dispatch_options;
-  for (const auto& [bucket, rate] : config->buckets) {
-    dispatch_options.buckets[bucket] = {rate.rate_per_second * config->rate_headroom, rate.burst};
-  }
-  gateway::upstream::Dispatcher dispatcher(config->upstreams,
-                                           {.http = &http,
-                                            .scheduler = &scheduler,
-                                            .limiter = &limiter,
-                                            .cache = config->cache_max_bytes > 0 ? &cache : nullptr,
-                                            .idempotency = &idempotency,
-                                            .redis = redis.get(),
-                                            .coalescing_lease =
-                                                absl::GetFlag(FLAGS_coalescing_lease)},
-                                           dispatch_options);
+  // One dispatcher per workspace over the shared components (service/workspaces.h).
+  const gateway::upstream::Dispatcher::Components components{
+      .http = &http,
+      .scheduler = &scheduler,
+      .limiter = &limiter,
+      .cache = config->cache_max_bytes > 0 ? &cache : nullptr,
+      .idempotency = &idempotency,
+      .redis = redis.get(),
+      .coalescing_lease = absl::GetFlag(FLAGS_coalescing_lease)};
+  gateway::service::Workspaces workspaces(
+      gateway::service::WorkspaceSet::Build(*config, components, nullptr));
 
   // Observability: metrics (scraped from the admin listener) and one log line per call.
   gateway::service::Metrics metrics;
@@ -383,7 +379,28 @@ int main(int argc, char** argv) {
   const bool log_calls = absl::GetFlag(FLAGS_log_calls);
   // The components' own counters, read at scrape time.
   metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
-    const gateway::upstream::Dispatcher::Counters d = dispatcher.counters();
+    gateway::upstream::Dispatcher::Counters d;
+    absl::flat_hash_map<std::string, double> rates;  // by bucket key
+    for (const auto& installed : workspaces.AllDispatchers()) {
+      const gateway::upstream::Dispatcher::Counters c = installed.dispatcher->counters();
+      d.calls += c.calls;
+      d.upstream_requests += c.upstream_requests;
+      d.retries += c.retries;
+      d.coalesced += c.coalesced;
+      d.idempotent_replays += c.idempotent_replays;
+      d.cancelled += c.cancelled;
+      d.aborted_in_flight += c.aborted_in_flight;
+      for (const std::string& bucket : installed.dispatcher->BucketKeys()) {
+        // Keys are "upstream:account:bucket"; limits are configured per "upstream/bucket".
+        const std::string upstream_name = bucket.substr(0, bucket.find(':'));
+        const std::string bucket_name = bucket.substr(bucket.rfind(':') + 1);
+        auto limit = installed.config->buckets.find(absl::StrCat(upstream_name, "/", bucket_name));
+        // Every route's bucket has a rate (checked at start-up). Newest first: the rate in
+        // force is the current workspace's.
+        rates.try_emplace(bucket,
+                          limit != installed.config->buckets.end() ? limit->second.rate_per_second : 0);
+      }
+    }
     const std::pair<const char*, int64_t> dispatcher_counters[] = {
         {"calls", d.calls}, {"upstream_requests", d.upstream_requests}, {"retries", d.retries},
         {"coalesced", d.coalesced}, {"idempotent_replays", d.idempotent_replays},
@@ -392,15 +409,10 @@ int main(int argc, char** argv) {
       out.Counter(absl::StrCat("gateway_dispatcher_", name, "_total"),
                   "Dispatcher events (upstream/pipeline/dispatcher.h).", {}, value);
     }
-    for (const std::string& bucket : dispatcher.BucketKeys()) {
+    std::map<std::string, double> sorted(rates.begin(), rates.end());
+    for (const auto& [bucket, rate] : sorted) {
       gateway::service::WriteLimiterMetrics(bucket, limiter.counters(bucket), out);
-      // Keys are "upstream:account:bucket"; limits are configured per "upstream/bucket".
-      const std::string upstream_name = bucket.substr(0, bucket.find(':'));
-      const std::string bucket_name = bucket.substr(bucket.rfind(':') + 1);
-      auto limit = config->buckets.find(absl::StrCat(upstream_name, "/", bucket_name));
-      // Every route's bucket has a rate (checked at start-up).
-      gateway::service::WriteBucketLimit(
-          bucket, limit != config->buckets.end() ? limit->second.rate_per_second : 0, out);
+      gateway::service::WriteBucketLimit(bucket, rate, out);
     }
     gateway::service::WriteHttpMetrics(http.FairnessStats(), http.responses_too_large(), out);
     if (config->cache_max_bytes > 0) gateway::service::WriteCacheMetrics(cache.counters(), out);
@@ -526,14 +538,70 @@ int main(int argc, char** argv) {
   // keep serving; readiness does not change.
   gateway::service::Reloader reloader(
       {.poll_interval = absl::GetFlag(FLAGS_reload_poll_interval), .log = stderr});
+  // The workspaces (tokens, base URLs, accounts, rates) from --config, --workspaces_file and the
+  // token files they name. Everything else in the config needs a restart: it is compared and a
+  // difference is logged, not applied.
+  gateway::v1::Config running = config->effective;
+  running.clear_workspaces();
+  reloader.Add({.name = "workspaces",
+                .files = config->source_files,
+                .reload = [&, sources](std::vector<std::string>* files_out) -> absl::Status {
+                  auto next = gateway::service::LoadConfig(sources);
+                  if (!next.ok()) return next.status();
+                  *files_out = next->source_files;
+                  std::vector<gateway::service::BucketUse> uses;
+                  for (const auto& route : routes->routes()) {
+                    uses.push_back({route->rpc, absl::StrCat(route->binding.upstream(), "/",
+                                                             route->policy.bucket())});
+                  }
+                  if (absl::Status s = gateway::service::CheckBucketRates(*next, uses); !s.ok()) {
+                    return s;
+                  }
+                  if (auth.has_value()) {
+                    // The callers file must not name a workspace that is going away.
+                    std::vector<std::string> names;
+                    for (const auto& [name, ws] : next->workspaces) names.push_back(name);
+                    auto callers = gateway::service::CallerAuth::Load(
+                        absl::GetFlag(FLAGS_callers_file), *routes, &names);
+                    if (!callers.ok()) return callers.status();
+                  }
+                  gateway::v1::Config other = next->effective;
+                  other.clear_workspaces();
+                  // Top-level rates and the default workspace's credentials are applied; the
+                  // rest (listen, Redis, cache size, routes, ...) only at the next start.
+                  other.mutable_rate_limits()->clear_buckets();
+                  gateway::v1::Config base = running;
+                  base.mutable_rate_limits()->clear_buckets();
+                  for (gateway::v1::Config* c : {&other, &base}) {
+                    for (gateway::v1::Upstream* up : {c->mutable_upstreams()->mutable_respondio(),
+                                                      c->mutable_upstreams()->mutable_chatwoot()}) {
+                      up->clear_token_file();
+                      up->clear_base_url();
+                      up->clear_default_account_id();
+                    }
+                  }
+                  if (other.SerializeAsString() != base.SerializeAsString() ||
+                      next->routes.size() != config->routes.size()) {
+                    std::cerr << "gateway: the new configuration also changes settings that "
+                                 "apply only at start-up (listen, redis_url, cache, routes, "
+                                 "dialects, limiter settings); they are not applied until a "
+                                 "restart"
+                              << std::endl;
+                  }
+                  workspaces.Replace(gateway::service::WorkspaceSet::Build(
+                      *next, components, workspaces.Current().get()));
+                  return absl::OkStatus();
+                }});
   if (auth.has_value()) {
     const std::string callers_file = absl::GetFlag(FLAGS_callers_file);
     std::vector<std::string> files = {callers_file};
     for (const std::string& f : auth->TokenFiles()) files.push_back(f);
     reloader.Add({.name = "callers",
                   .files = files,
-                  .reload = [&auth, &routes, callers_file](std::vector<std::string>* files_out) {
-                    auto loaded = gateway::service::CallerAuth::Load(callers_file, *routes);
+                  .reload = [&auth, &routes, &workspaces,
+                             callers_file](std::vector<std::string>* files_out) {
+                    const std::vector<std::string> names = workspaces.Current()->Names();
+                    auto loaded = gateway::service::CallerAuth::Load(callers_file, *routes, &names);
                     if (!loaded.ok()) return loaded.status();
                     auth->Replace(*loaded);
                     *files_out = {callers_file};
@@ -544,12 +612,14 @@ int main(int argc, char** argv) {
   metrics.AddCollector([&reloader](gateway::service::MetricsWriter& out) {
     for (const auto& [source, c] : reloader.counters()) {
       out.Counter("gateway_config_reloads_total",
-                  "Reloads of a configuration source (callers) on SIGHUP or a file change, by "
-                  "result: applied, or rejected (invalid; the previous one keeps serving).",
+                  "Reloads of a configuration source (callers, workspaces) on SIGHUP or a file "
+                  "change, by result: applied, or rejected (invalid; the previous one keeps "
+                  "serving).",
                   {{"source", source}, {"result", "applied"}}, c.applied);
       out.Counter("gateway_config_reloads_total",
-                  "Reloads of a configuration source (callers) on SIGHUP or a file change, by "
-                  "result: applied, or rejected (invalid; the previous one keeps serving).",
+                  "Reloads of a configuration source (callers, workspaces) on SIGHUP or a file "
+                  "change, by result: applied, or rejected (invalid; the previous one keeps "
+                  "serving).",
                   {{"source", source}, {"result", "rejected"}}, c.rejected);
     }
   });
@@ -569,7 +639,7 @@ int main(int argc, char** argv) {
   }
 
   gateway::service::GatewayService service(
-      &*routes, &dispatcher,
+      &*routes, &workspaces,
       {.default_deadline = config->default_deadline,
        .auth = auth.has_value() ? &*auth : nullptr,
        .on_call_done = [&metrics, &call_log, log_calls](
@@ -652,7 +722,9 @@ int main(int argc, char** argv) {
   // so none is answered by the server's cancellation and then sent anyway; the margin lets those
   // answers reach the callers before the server cancels what is left.
   const absl::Time grace_end = absl::Now() + grace;
-  dispatcher.Shutdown(grace_end - std::min(grace / 5, absl::Seconds(1)));
+  for (const auto& installed : workspaces.AllDispatchers()) {
+    installed.dispatcher->Shutdown(grace_end - std::min(grace / 5, absl::Seconds(1)));
+  }
   // Should anything still hold the process after the grace, do not let it linger.
   std::thread([grace] {
     absl::SleepFor(grace + absl::Seconds(5));

@@ -123,6 +123,11 @@ Metrics::Metrics()
                    .Help("Failed gRPC calls by ErrorInfo reason (the stable UPPER_SNAKE "
                          "reason of the error model).")
                    .Register(*registry_)),
+      workspace_calls_(&prometheus::BuildCounter()
+                            .Name("gateway_workspace_calls_total")
+                            .Help("Finished gRPC calls by the workspace they used (x-workspace "
+                                  "metadata, else default) and status code.")
+                            .Register(*registry_)),
       queue_wait_(&prometheus::BuildHistogram()
                        .Name("gateway_limiter_queue_wait_seconds")
                        .Help("Time calls waited for rate-limit admission, by upstream and "
@@ -196,6 +201,23 @@ prometheus::Counter& Metrics::ErrorCounter(const std::string& reason) {
   return *counter;
 }
 
+prometheus::Counter& Metrics::WorkspaceCounter(const std::string& workspace, int code) {
+  const std::string key = absl::StrCat(workspace, absl::string_view("\0", 1), code);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = workspace_series_.find(key);
+    if (it != workspace_series_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  prometheus::Counter*& counter = workspace_series_[key];
+  if (counter == nullptr) {
+    counter = &workspace_calls_->Add(
+        {{"workspace", workspace},
+         {"code", StatusCodeName(static_cast<grpc::StatusCode>(code))}});
+  }
+  return *counter;
+}
+
 Metrics::BucketSeries& Metrics::Bucket(const CallRecord& record) {
   std::string key = absl::StrCat(record.upstream, absl::string_view("\0", 1), record.bucket);
   {
@@ -225,6 +247,7 @@ void Metrics::RecordCall(const CallRecord& record) {
   int code = static_cast<int>(record.code);
   if (code < 0 || code >= static_cast<int>(series.calls.size())) code = grpc::StatusCode::UNKNOWN;
   CallsCounter(rpc, series, code).Increment();
+  if (!record.workspace.empty()) WorkspaceCounter(record.workspace, code).Increment();
   series.latency->Observe(absl::ToDoubleSeconds(record.latency));
   if (record.upstream_status != 0) UpstreamCounter(record).Increment();
   if (record.limited || record.upstream_status != 0) {

@@ -120,7 +120,8 @@ class Metrics {
 
   // Counts one finished call: gateway_calls_total{rpc,code}, gateway_call_latency_seconds{rpc},
   // gateway_upstream_responses_total{upstream,bucket,status} when an upstream answered, and
-  // gateway_call_errors_total{reason} for errors, and
+  // gateway_call_errors_total{reason} for errors, gateway_workspace_calls_total{workspace,code}
+  // for calls that selected a workspace, and
   // gateway_limiter_queue_wait_seconds{upstream,bucket} for calls that asked the limiter, and
   // gateway_upstream_latency_seconds{upstream,bucket} for calls that got an upstream response. Unknown RPCs are counted under
   // rpc="unknown", so callers cannot create series at will. Only increments: label sets seen
@@ -143,6 +144,8 @@ class Metrics {
       ABSL_LOCKS_EXCLUDED(mu_);
   prometheus::Counter& UpstreamCounter(const CallRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
   prometheus::Counter& ErrorCounter(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
+  prometheus::Counter& WorkspaceCounter(const std::string& workspace, int code)
+      ABSL_LOCKS_EXCLUDED(mu_);
   struct BucketSeries {
     prometheus::Histogram* queue_wait = nullptr;
     prometheus::Histogram* upstream_latency = nullptr;
@@ -154,6 +157,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* latency_;
   prometheus::Family<prometheus::Counter>* upstream_;
   prometheus::Family<prometheus::Counter>* errors_;
+  prometheus::Family<prometheus::Counter>* workspace_calls_;
   prometheus::Family<prometheus::Histogram>* queue_wait_;
   prometheus::Family<prometheus::Histogram>* upstream_latency_;
 
@@ -162,6 +166,8 @@ class Metrics {
   std::map<std::string, std::unique_ptr<RpcSeries>> rpcs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, prometheus::Counter*> upstream_series_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, prometheus::Counter*> error_series_ ABSL_GUARDED_BY(mu_);
+  // By workspace and code (configured workspaces only: unknown names are refused first).
+  absl::flat_hash_map<std::string, prometheus::Counter*> workspace_series_ ABSL_GUARDED_BY(mu_);
   // By upstream and bucket; node-stable.
   absl::flat_hash_map<std::string, std::unique_ptr<BucketSeries>> bucket_series_
       ABSL_GUARDED_BY(mu_);

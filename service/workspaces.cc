@@ -65,7 +65,11 @@ std::shared_ptr<const WorkspaceSet> WorkspaceSet::Build(
       unconfigured.limit_scope = shared.limit_scope;
       upstreams[up_name] = unconfigured;
     }
-    for (const auto& [up_name, up] : ws.upstreams) upstreams[up_name] = up;
+    for (const auto& [up_name, up] : ws.upstreams) {
+      upstreams[up_name] = up;
+      // `default` keeps the keys a gateway without workspaces used.
+      if (name != kDefaultWorkspace) upstreams[up_name].partition = name;
+    }
     out.dispatcher = std::make_shared<upstream::Dispatcher>(std::move(upstreams), components,
                                                             std::move(options));
   }
@@ -114,17 +118,17 @@ void Workspaces::Replace(std::shared_ptr<const WorkspaceSet> next) {
   current_ = std::move(next);
 }
 
-std::vector<std::shared_ptr<upstream::Dispatcher>> Workspaces::AllDispatchers() const {
+std::vector<Workspaces::Installed> Workspaces::AllDispatchers() const {
   absl::MutexLock lock(&mu_);
-  std::vector<std::shared_ptr<upstream::Dispatcher>> out;
+  std::vector<Installed> out;
   absl::flat_hash_set<const upstream::Dispatcher*> seen;
   auto add = [&](const WorkspaceSet& set) {
     for (const auto& [name, ws] : set.all()) {
-      if (seen.insert(ws.dispatcher.get()).second) out.push_back(ws.dispatcher);
+      if (seen.insert(ws.dispatcher.get()).second) out.push_back({ws.dispatcher, &ws.config});
     }
   };
   add(*current_);
-  for (const auto& set : replaced_) add(*set);
+  for (auto it = replaced_.rbegin(); it != replaced_.rend(); ++it) add(**it);
   return out;
 }
 

@@ -80,10 +80,14 @@ class Workspaces {
   std::shared_ptr<const WorkspaceSet> Current() const ABSL_LOCKS_EXCLUDED(mu_);
   // Installs `next`; calls already holding the old set keep it.
   void Replace(std::shared_ptr<const WorkspaceSet> next) ABSL_LOCKS_EXCLUDED(mu_);
-  // Every dispatcher ever installed (current and replaced), each once: for metrics, which
-  // count over the process' life, and for shutdown.
-  std::vector<std::shared_ptr<upstream::Dispatcher>> AllDispatchers() const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Every dispatcher ever installed, each once, newest first (the current set's, then those
+  // replaced, latest first), with the settings of the workspace it was built for (alive as
+  // long as this object): for metrics, which count over the process' life, and for shutdown.
+  struct Installed {
+    std::shared_ptr<upstream::Dispatcher> dispatcher;
+    const WorkspaceConfig* config;
+  };
+  std::vector<Installed> AllDispatchers() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   mutable absl::Mutex mu_;

@@ -63,6 +63,10 @@ struct UpstreamConfig {
   // upstreams.<name>.max_response_bytes); 0 means the HTTP client's default, 8 MiB. A larger
   // reply is INTERNAL UPSTREAM_RESPONSE_TOO_LARGE, read no further and never cached.
   int64_t max_response_bytes = 0;
+  // Who else may share this account's cache entries and request_id records: "" for all, else
+  // a name (the gateway's workspace) mixed into those keys. Budgets are not partitioned: they
+  // follow limit_scope, the upstream's own accounting.
+  std::string partition;
 };
 
 // What happened on the way to the reply, for the per-call log and metrics. Filled before

@@ -58,7 +58,10 @@ PrepareStage::PrepareStage(const absl::flat_hash_map<std::string, UpstreamConfig
     const std::string token_id = absl::StrFormat("%016x", StableHash(up.token)).substr(0, 12);
     accounts_[name] = {
         up.limit_scope == UpstreamConfig::LimitScope::kHost ? HostOf(up.base_url) : token_id,
-        absl::StrCat(HostOf(up.base_url), "/", token_id)};
+        // The partition (a workspace) keeps replies and request_id records apart even between
+        // workspaces that share a token (their default accounts may differ).
+        absl::StrCat(up.partition.empty() ? "" : absl::StrCat(up.partition, "/"),
+                     HostOf(up.base_url), "/", token_id)};
   }
 }
 
