@@ -136,17 +136,34 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
       return;
     }
     std::vector<grpc::Slice> slices;
-    std::string bytes;
+    std::string joined;
+    absl::string_view bytes;
     if (request_buffer_.Dump(&slices).ok()) {
-      for (const grpc::Slice& slice : slices) {
-        bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      if (slices.size() == 1) {
+        bytes = absl::string_view(reinterpret_cast<const char*>(slices[0].begin()),
+                                  slices[0].size());
+      } else {
+        for (const grpc::Slice& slice : slices) {
+          joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+        }
+        bytes = joined;
+      }
+    }
+    // The hit fast path: the cache key from the request bytes, before parsing or anything
+    // else only a miss needs; the stored reply is written without a copy.
+    const bool bypass_cache = BypassesCache(context_);
+    if (!bypass_cache) {
+      if (std::shared_ptr<const std::string> hit = dispatcher_->CachedReply(*route_, bytes)) {
+        stats_.cache_hit = true;
+        ReplyShared(std::move(hit));
+        return;
       }
     }
     const google::protobuf::Message* prototype =
         google::protobuf::MessageFactory::generated_factory()->GetPrototype(
             route_->method->input_type());
     std::unique_ptr<google::protobuf::Message> request(prototype->New());
-    if (!request->ParseFromString(bytes)) {
+    if (!request->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       Fail(upstream::GatewayError(
           absl::StatusCode::kInvalidArgument,
           absl::StrCat("the request is not a valid ", route_->method->input_type()->full_name()),
@@ -156,7 +173,7 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     call_ = dispatcher_->Call(*route_, *request,
                               {.deadline = deadline_,
                                .caller = record_.caller,
-                               .bypass_cache = BypassesCache(context_),
+                               .bypass_cache = bypass_cache,
                                .stats = &stats_,
                                .trace_headers = trace_.Headers()},
                               [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
@@ -187,6 +204,23 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     }
     Record(grpc::StatusCode::OK, "");
     grpc::Slice slice(std::move(*reply));
+    response_buffer_ = grpc::ByteBuffer(&slice, 1);
+    StartWriteAndFinish(&response_buffer_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  // Writes a cached reply: the gRPC slice refers to the cache's bytes (kept alive by a reference
+  // the slice owns) instead of copying them.
+  void ReplyShared(std::shared_ptr<const std::string> reply) {
+    if (cancelled_.load()) {
+      Record(grpc::StatusCode::CANCELLED, "CALLER_CANCELLED");
+      Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    Record(grpc::StatusCode::OK, "");
+    auto* keep = new std::shared_ptr<const std::string>(std::move(reply));
+    grpc::Slice slice(
+        const_cast<char*>((*keep)->data()), (*keep)->size(),
+        [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, keep);
     response_buffer_ = grpc::ByteBuffer(&slice, 1);
     StartWriteAndFinish(&response_buffer_, grpc::WriteOptions(), grpc::Status::OK);
   }

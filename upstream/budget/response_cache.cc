@@ -208,6 +208,7 @@ class ResponseCache::Core : public std::enable_shared_from_this<Core> {
       : options_(std::move(options)), clock_(clock), redis_(redis) {}
 
   void Lookup(const std::string& key, LookupCallback done) ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<const std::string> Peek(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   void Store(const ReadTicket& ticket, const std::string& key, std::string bytes,
              absl::Duration ttl, std::vector<std::string> tags, std::vector<std::string> aliases,
              DoneCallback done) ABSL_LOCKS_EXCLUDED(mu_);
@@ -475,6 +476,16 @@ void ResponseCache::Core::ClearLocked() {
 }
 
 // ---- Operations ----
+
+std::shared_ptr<const std::string> ResponseCache::Core::Peek(const std::string& key) {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  auto found = index_.find(key);
+  if (found == index_.end() || found->second->expires <= now) return nullptr;  // Lookup decides
+  lru_.splice(lru_.begin(), lru_, found->second);
+  ++counters_.hits;
+  return found->second->bytes;
+}
 
 void ResponseCache::Core::Lookup(const std::string& key, LookupCallback done) {
   const absl::Time now = clock_->Now();
@@ -750,6 +761,10 @@ ResponseCache::~ResponseCache() { core_->Close(); }
 
 void ResponseCache::Lookup(const std::string& key, LookupCallback done) {
   core_->Lookup(key, std::move(done));
+}
+
+std::shared_ptr<const std::string> ResponseCache::Peek(const std::string& key) {
+  return core_->Peek(key);
 }
 
 void ResponseCache::Store(const ReadTicket& ticket, const std::string& key, std::string bytes,

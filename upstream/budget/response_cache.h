@@ -159,6 +159,11 @@ class ResponseCache {
   // failure is a miss.
   void Lookup(const std::string& key, LookupCallback done);
 
+  // The fast path of a hit: the locally stored bytes under `key` (shared, immutable: the caller
+  // may keep them and write them without a copy), or null. Synchronous, never asks Redis. A hit
+  // counts in `hits`; a null answer counts nothing (the caller then does a full Lookup).
+  std::shared_ptr<const std::string> Peek(const std::string& key);
+
   // Stores `bytes` under `key` for `ttl`, replacing any entry with that key, unless an
   // invalidation that reached `tags` ∪ `aliases` (or a tag linked to them) happened after
   // `ticket` was taken. `ttl <= 0` stores nothing. `tags` are the entry's invalidation tags;

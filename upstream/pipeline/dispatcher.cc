@@ -45,6 +45,16 @@ Dispatcher::Counters Dispatcher::counters() const {
 
 std::vector<std::string> Dispatcher::BucketKeys() const { return admission_.BucketKeys(); }
 
+std::shared_ptr<const std::string> Dispatcher::CachedReply(
+    const Route& route, absl::string_view request_bytes) const {
+  if (components_.cache == nullptr) return nullptr;
+  std::optional<std::string> key = prepare_.HitKey(route, request_bytes);
+  if (!key.has_value()) return nullptr;
+  std::shared_ptr<const std::string> hit = components_.cache->Peek(*key);
+  if (hit != nullptr) counters_.calls.fetch_add(1, std::memory_order_relaxed);
+  return hit;
+}
+
 void Dispatcher::Shutdown(absl::Time abort_at) {
   components_.scheduler->RunAt(abort_at, [this] { registry_.AbortAll(upstream::Call::CancelReason::kShutdown); });
 }

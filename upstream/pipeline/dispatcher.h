@@ -115,6 +115,13 @@ class Dispatcher {
   // processed). Calls that reach upstream work after `abort_at` end the same way at once.
   void Shutdown(absl::Time abort_at);
 
+  // The hit fast path, before anything only a miss needs (parsing, validation, tags, the
+  // upstream request): the cached reply of `route` for these serialized request bytes, shared
+  // and immutable (write it without a copy), or null (then serve the call with Call()). A
+  // cache-bypassing call must not ask. Counts as a call.
+  std::shared_ptr<const std::string> CachedReply(const Route& route,
+                                                 absl::string_view request_bytes) const;
+
   Counters counters() const;
 
   // Rate-limit bucket keys ("upstream:account:bucket") that have asked the limiter for a token,

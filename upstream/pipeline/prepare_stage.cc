@@ -65,6 +65,25 @@ PrepareStage::PrepareStage(const absl::flat_hash_map<std::string, UpstreamConfig
   }
 }
 
+std::string CacheKey(absl::string_view account, absl::string_view rpc,
+                     absl::string_view request_bytes) {
+  return absl::StrCat(account, "|", rpc, "|", request_bytes);
+}
+
+std::optional<std::string> PrepareStage::HitKey(const Route& route,
+                                                absl::string_view request_bytes) const {
+  if (!options_.has_cache || !route.read || route.policy.cache_ttl_seconds() <= 0) {
+    return std::nullopt;
+  }
+  auto upstream_it = upstreams_->find(route.binding.upstream());
+  if (upstream_it == upstreams_->end() || upstream_it->second.base_url.empty()) {
+    return std::nullopt;
+  }
+  auto account = accounts_.find(upstream_it->second.name);
+  if (account == accounts_.end()) return std::nullopt;
+  return CacheKey(account->second.cache, route.rpc, request_bytes);
+}
+
 absl::Status PrepareStage::Prepare(const Route& route, const Message& request,
                                    const CallOptions& options, PreparedCall* out) const {
   auto upstream_it = upstreams_->find(route.binding.upstream());
@@ -106,7 +125,7 @@ absl::Status PrepareStage::Prepare(const Route& route, const Message& request,
   out->bucket = bucket != options_.buckets.end() ? bucket->second : options_.default_bucket;
 
   if (route.read) {
-    out->cache_key = absl::StrCat(account.cache, "|", route.rpc, "|", DeterministicBytes(request));
+    out->cache_key = CacheKey(account.cache, route.rpc, DeterministicBytes(request));
     out->cached = options_.has_cache && route.policy.cache_ttl_seconds() > 0 && !options.bypass_cache;
     out->coalesced = !options.bypass_cache;
     if (out->cached) out->cache_tags = ExpandTags(route.cache_tags, request);

@@ -20,10 +20,12 @@
 #ifndef GATEWAY_UPSTREAM_PIPELINE_PREPARE_STAGE_H_
 #define GATEWAY_UPSTREAM_PIPELINE_PREPARE_STAGE_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "upstream/budget/rate_limiter.h"
 #include "upstream/pipeline/call.h"
@@ -46,6 +48,11 @@ class PrepareStage {
   absl::Status Prepare(const Route& route, const google::protobuf::Message& request,
                        const CallOptions& options, PreparedCall* out) const;
 
+  // The key a cached read of `route` with these request bytes is stored under, when the route
+  // is a cached read of a configured upstream; else nullopt. No parsing, no validation: used
+  // only to find an entry a validated call stored.
+  std::optional<std::string> HitKey(const Route& route, absl::string_view request_bytes) const;
+
  private:
   struct Account {
     std::string limit;  // limiter scope: token id or host
@@ -55,6 +62,13 @@ class PrepareStage {
   absl::flat_hash_map<std::string, Account> accounts_;
   Options options_;
 };
+
+// The cache (and coalescing) key of a read: every key is made here. `account`: the upstream
+// account's cache partition; `request_bytes`: the request's deterministic serialization (a
+// caller's bytes that are not deterministic simply miss the hit fast path, never hit wrongly:
+// deterministic bytes decode to exactly one message).
+std::string CacheKey(absl::string_view account, absl::string_view rpc,
+                     absl::string_view request_bytes);
 
 // Deterministic serialization of `message` (map order fixed), for cache keys and fingerprints.
 std::string DeterministicBytes(const google::protobuf::Message& message);

@@ -107,6 +107,21 @@ TEST_F(ResponseCacheTest, MissThenStoreThenHitReturnsTheStoredBytes) {
   ExpectAddsUp(cache.counters(), 3, 1);
 }
 
+TEST_F(ResponseCacheTest, PeekSharesTheStoredBytesAndNeverCountsAMiss) {
+  ResponseCache cache({}, &clock_, nullptr);
+  EXPECT_EQ(cache.Peek("k"), nullptr);  // nothing stored: null, and no miss counted
+  Fill(cache, "k", "reply-bytes", absl::Seconds(30), {"t"});
+  std::shared_ptr<const std::string> a = cache.Peek("k");
+  std::shared_ptr<const std::string> b = cache.Peek("k");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(*a, "reply-bytes");
+  EXPECT_EQ(a.get(), b.get());  // the entry's own bytes, not a copy
+  clock_.AdvanceBy(absl::Seconds(30));
+  EXPECT_EQ(cache.Peek("k"), nullptr);  // expired: never served
+  EXPECT_EQ(*a, "reply-bytes");         // a reference taken before stays valid
+  EXPECT_COUNTERS(cache, {.hits = 2, .misses = 1, .stores = 1, .bytes = EntrySize("k", "reply-bytes", {"t"}), .entries = 1});
+}
+
 TEST_F(ResponseCacheTest, ZeroOrNegativeTtlStoresNothing) {
   ResponseCache cache({}, &clock_, nullptr);
   Fill(cache, "k", "v", absl::ZeroDuration(), {"t"});
