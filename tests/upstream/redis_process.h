@@ -78,10 +78,19 @@ class RedisProcess {
 
   void Stop() {
     if (pid_ <= 0) return;
+    kill(pid_, SIGCONT);  // a paused server cannot act on SIGTERM
     kill(pid_, SIGTERM);
     int status = 0;
     waitpid(pid_, &status, 0);
     pid_ = -1;
+  }
+
+  // Freezes the server (SIGSTOP) so commands wait unanswered, and lets it go on (SIGCONT).
+  void Pause() {
+    if (pid_ > 0) kill(pid_, SIGSTOP);
+  }
+  void Resume() {
+    if (pid_ > 0) kill(pid_, SIGCONT);
   }
 
   static int FreePort() {

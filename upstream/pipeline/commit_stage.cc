@@ -98,8 +98,16 @@ std::vector<std::string> ReplyAliases(const Route& route, absl::string_view repl
 
 void CommitStage::Commit(const PreparedCall& prepared, const ResponseCache::ReadTicket* ticket,
                          const absl::StatusOr<std::string>& result, bool maybe_sent,
-                         bool maybe_processed) const {
+                         bool maybe_processed, Settled settled) const {
   const Route& route = *prepared.route;
+  if (!prepared.idempotency_key.empty() && idempotency_ != nullptr) {
+    // Record what may have happened upstream; release the id when it certainly did not.
+    if (!result.ok() && !maybe_processed) {
+      idempotency_->Abandon(prepared.idempotency_key);
+    } else {
+      idempotency_->Complete(prepared.idempotency_key, result);
+    }
+  }
   if (cache_ != nullptr) {
     if (route.read) {
       if (result.ok() && ticket != nullptr) {
@@ -109,18 +117,15 @@ void CommitStage::Commit(const PreparedCall& prepared, const ResponseCache::Read
       }
     } else if (maybe_sent) {
       // A write that reached the upstream may have changed it, even when its answer was lost.
+      // The caller is answered once the shared cache has dropped the stale entries too: answered
+      // earlier, its next read (here or on another replica) could still hit them in Redis.
       cache_->Invalidate(prepared.invalidations,
-                         result.ok() ? ReplyAliases(route, *result) : std::vector<std::string>{});
+                         result.ok() ? ReplyAliases(route, *result) : std::vector<std::string>{},
+                         std::move(settled));
+      return;
     }
   }
-  if (!prepared.idempotency_key.empty() && idempotency_ != nullptr) {
-    // Record what may have happened upstream; release the id when it certainly did not.
-    if (!result.ok() && !maybe_processed) {
-      idempotency_->Abandon(prepared.idempotency_key);
-    } else {
-      idempotency_->Complete(prepared.idempotency_key, result);
-    }
-  }
+  std::move(settled)();
 }
 
 }  // namespace gateway::upstream

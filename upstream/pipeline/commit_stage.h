@@ -3,13 +3,16 @@
 //
 //   CommitStage commit(&cache, &store);                        // either may be null
 //   absl::StatusOr<std::string> reply = DecodeReply(route, "respondio", cursor, size, body);
-//   commit.Commit(prepared, &ticket, reply, /*maybe_sent=*/true, /*maybe_processed=*/true);
+//   commit.Commit(prepared, &ticket, reply, /*maybe_sent=*/true, /*maybe_processed=*/true,
+//                 [&] { AnswerCallers(reply); });
 //
 // CONTRACT.
 // - Reads: a successful reply is stored in the cache with the miss's ticket (when the read is
 //   cached), under its tags and the aliases its reply names.
 // - Writes: when a request may have reached the upstream (even if its answer was lost), the
-//   tags it invalidates (and the aliases its reply names) are dropped from the cache.
+//   tags it invalidates (and the aliases its reply names) are dropped from the cache: locally at
+//   once, and in the shared cache before `settled` runs, so a caller answered from `settled`
+//   reads its own write on any replica.
 // - request_id: when the upstream certainly did not process the write (never sent, or it said
 //   429/449/4xx), the record is abandoned so a retry runs again; otherwise the result (reply or
 //   error) is recorded for replay.
@@ -20,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "upstream/budget/idempotency_store.h"
@@ -33,10 +37,15 @@ class CommitStage {
   CommitStage(ResponseCache* cache, IdempotencyStore* idempotency)
       : cache_(cache), idempotency_(idempotency) {}
 
+  using Settled = absl::AnyInvocable<void() &&>;
+
   // `ticket`: the cache miss to store a read's reply with; null when it is not stored.
+  // `settled` runs exactly once, when the commit is visible to every replica: at once, or for a
+  // write's invalidation with a shared cache, when Redis has answered it (or failed; the
+  // invalidation is then replayed later). It may run on a Redis worker thread.
   void Commit(const PreparedCall& prepared, const ResponseCache::ReadTicket* ticket,
-              const absl::StatusOr<std::string>& result, bool maybe_sent,
-              bool maybe_processed) const;
+              const absl::StatusOr<std::string>& result, bool maybe_sent, bool maybe_processed,
+              Settled settled) const;
 
  private:
   ResponseCache* cache_;

@@ -325,23 +325,32 @@ void Exchange::Finish(absl::StatusOr<std::string> result, bool aborted, bool com
   }
   const PreparedCall& p = prepared();
   stages_->registry->Remove(this);
-  absl::StatusOr<std::string> answer =
+  const std::shared_ptr<Exchange> keep_alive = shared_from_this();  // `settled` may run first
+  // Callers are answered once the commit is settled (a write's invalidation has reached the
+  // shared cache), so a caller's next read cannot be served what its write replaced.
+  auto answer = std::make_shared<absl::StatusOr<std::string>>(
       aborted ? absl::StatusOr<std::string>(Call::CancelStatus(reason, p, !maybe_sent))
-              : std::move(result);
-  if (commit) {
-    stages_->commit->Commit(p, ticket_.has_value() && !aborted ? &*ticket_ : nullptr, answer,
-                            maybe_sent, maybe_processed);
-  }
-  // After the commit: a cross-replica lease is released once the fill is on its way to Redis.
-  if (p.coalesced) stages_->cache->Remove(p.cache_key, this);
+              : std::move(result));
   if (aborted && !waiters.empty()) {
     stages_->counters->cancelled.fetch_add(static_cast<int64_t>(waiters.size()),
                                            std::memory_order_relaxed);
   }
-  for (const std::shared_ptr<Call>& waiter : waiters) {
-    FillStats(*waiter);
-    waiter->End(answer);
+  CommitStage::Settled answer_waiters = [self = keep_alive, waiters = std::move(waiters),
+                                         answer]() mutable {
+    for (const std::shared_ptr<Call>& waiter : waiters) {
+      self->FillStats(*waiter);
+      waiter->End(*answer);
+    }
+  };
+  if (!commit) {
+    if (p.coalesced) stages_->cache->Remove(p.cache_key, this);
+    std::move(answer_waiters)();
+    return;
   }
+  stages_->commit->Commit(p, ticket_.has_value() && !aborted ? &*ticket_ : nullptr, *answer,
+                          maybe_sent, maybe_processed, std::move(answer_waiters));
+  // After the commit: a cross-replica lease is released once the fill is on its way to Redis.
+  if (p.coalesced) stages_->cache->Remove(p.cache_key, this);
 }
 
 void Exchange::FillStats(const Call& call) const {

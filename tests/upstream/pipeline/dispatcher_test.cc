@@ -12,18 +12,21 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gateway/v1/annotations.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "respondio/v2/comment_service.pb.h"
 #include "respondio/v2/contact_service.pb.h"
+#include "tests/upstream/redis_process.h"
 #include "tests/upstream/status_details.h"
 #include "upstream/budget/idempotency_store.h"
 #include "upstream/budget/rate_limiter.h"
 #include "upstream/budget/response_cache.h"
 #include "upstream/scheduler.h"
 #include "upstream/transport/http_transport.h"
+#include "upstream/transport/redis_client.h"
 
 namespace gateway::upstream {
 namespace {
@@ -610,6 +613,55 @@ TEST_F(PipelineTest, CacheHitSendsNothing) {
   clock_.AdvanceBy(absl::Seconds(1));
   EXPECT_EQ(http_.sent(), 1u);
   EXPECT_EQ(dispatcher_->live_exchanges(), 0u);
+}
+
+// A write is answered only once the shared cache has dropped what it changed: answered earlier,
+// the caller's next read (on this replica or another) could still be served the replaced reply
+// from Redis. Redis is frozen while the write commits; the caller must wait for it.
+TEST(PipelineSharedCacheTest, WriteIsAnsweredOnlyOnceTheSharedCacheDroppedWhatItChanged) {
+  ::gateway::testing::RedisProcess server;
+  ASSERT_TRUE(server.Start());
+  RedisClient redis({.port = server.port(), .timeout = absl::Seconds(30)});
+  ManualScheduler clock;
+  FakeTransport http(&clock);
+  RateLimiter limiter({}, &clock, nullptr);
+  ResponseCache cache({}, &clock, &redis);
+  IdempotencyStore idempotency({}, &clock, nullptr);
+  Dispatcher::Options options;
+  options.default_bucket = {.rate_per_second = 5, .burst = 0};
+  Dispatcher dispatcher(
+      absl::flat_hash_map<std::string, UpstreamConfig>{
+          {"respondio", {.name = "respondio", .base_url = "http://upstream.test/v2",
+                         .token = "secret"}}},
+      Dispatcher::Components{.http = &http,
+                             .scheduler = &clock,
+                             .limiter = &limiter,
+                             .cache = &cache,
+                             .idempotency = &idempotency},
+      options);
+  const Route update = DeclaredRoute("respondio.v2.ContactService.UpdateContact");
+  ASSERT_FALSE(update.invalidates.empty());
+  respondio::v2::UpdateContactRequest request;
+  request.set_identifier("id:7");
+  request.set_first_name("Augusta");
+
+  absl::Notification ended;
+  absl::Status status;
+  dispatcher.Call(update, request, {.deadline = clock.Now() + absl::Seconds(10)},
+                  [&](absl::StatusOr<std::string> result) {
+                    status = result.status();
+                    ended.Notify();
+                  });
+  clock.RunDue();
+  ASSERT_EQ(http.sent(), 1u);
+  server.Pause();
+  ASSERT_TRUE(http.Respond(0, 200, R"({"id": 7, "firstName": "Augusta"})"));
+  EXPECT_FALSE(ended.WaitForNotificationWithTimeout(absl::Milliseconds(200)))
+      << "answered before the shared invalidation was acknowledged";
+  server.Resume();
+  ASSERT_TRUE(ended.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(cache.counters().redis_errors, 0);
 }
 
 }  // namespace
