@@ -1113,7 +1113,9 @@ ApiResult ChatwootState::FilterContacts(const CwRequest& r) {
       "company", "blocked", "labels", "created_at", "last_activity_at"};
   CW_TRY(CheckFilterKeys(conds, a.contacts, kStandard));
   std::vector<const Contact*> list;
-  for (const auto& [id, c] : a.contacts) {
+  for (const auto& entry : a.contacts) {
+    // A named reference: C++17 lambdas cannot capture structured bindings.
+    const auto& c = entry.second;
     auto attr = [&c](const std::string& key) -> std::vector<std::string> {
       if (key == "name") return {c.name};
       if (key == "email") return {c.email};
@@ -2030,7 +2032,9 @@ ApiResult ChatwootState::FilterConversations(const CwRequest& r) {
       "last_activity_at"};
   CW_TRY(CheckFilterKeys(conds, a.conversations, kStandard));
   std::vector<const Conversation*> list;
-  for (const auto& [id, c] : a.conversations) {
+  for (const auto& entry : a.conversations) {
+    // A named reference: C++17 lambdas cannot capture structured bindings.
+    const auto& c = entry.second;
     auto attr = [&c](const std::string& key) -> std::vector<std::string> {
       if (key == "status") return {c.status};
       if (key == "assignee_id") return {c.assignee_id ? absl::StrCat(*c.assignee_id) : ""};

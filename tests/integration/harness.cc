@@ -84,7 +84,10 @@ absl::StatusOr<std::unique_ptr<Process>> Process::Start(std::vector<std::string>
   while (absl::Now() < deadline) {
     {
       absl::MutexLock lock(&p->mu_);
-      auto has_ready = [&] { return absl::StrContains(p->output_, ready); };
+      // Await evaluates the condition with mu_ held; the analysis cannot see that inside a
+      // lambda, so the lambda reads output_ through a pointer taken under the lock.
+      const std::string* output = &p->output_;
+      auto has_ready = [output, &ready] { return absl::StrContains(*output, ready); };
       if (p->mu_.AwaitWithTimeout(absl::Condition(&has_ready), absl::Milliseconds(50))) {
         return p;
       }
