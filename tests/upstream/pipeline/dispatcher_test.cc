@@ -142,6 +142,17 @@ Route DeclaredRoute(const std::string& full_name) {
   return route.ok() ? *std::move(route) : Route();
 }
 
+// A dispatcher for one respond.io upstream whose buckets all admit `rate` calls per second.
+std::unique_ptr<Dispatcher> TestDispatcher(Dispatcher::Components components, double rate = 5) {
+  Dispatcher::Options options;
+  options.default_bucket = {.rate_per_second = rate, .burst = 0};
+  return std::make_unique<Dispatcher>(
+      absl::flat_hash_map<std::string, UpstreamConfig>{
+          {"respondio", {.name = "respondio", .base_url = "http://upstream.test/v2",
+                         .token = "secret"}}},
+      components, options);
+}
+
 // One call's outcome, once it ended.
 struct Outcome {
   bool ended = false;
@@ -159,18 +170,12 @@ class PipelineTest : public ::testing::Test {
   void SetUp() override { MakeDispatcher(); }
 
   void MakeDispatcher(double rate = 5) {
-    Dispatcher::Options options;
-    options.default_bucket = {.rate_per_second = rate, .burst = 0};
-    dispatcher_ = std::make_unique<Dispatcher>(
-        absl::flat_hash_map<std::string, UpstreamConfig>{
-            {"respondio", {.name = "respondio", .base_url = "http://upstream.test/v2",
-                           .token = "secret"}}},
-        Dispatcher::Components{.http = &http_,
-                               .scheduler = &clock_,
-                               .limiter = &limiter_,
-                               .cache = &cache_,
-                               .idempotency = &idempotency_},
-        options);
+    dispatcher_ = TestDispatcher({.http = &http_,
+                                  .scheduler = &clock_,
+                                  .limiter = &limiter_,
+                                  .cache = &cache_,
+                                  .idempotency = &idempotency_},
+                                 rate);
   }
 
   std::shared_ptr<Outcome> Start(const Route& route, const google::protobuf::Message& request,
@@ -627,18 +632,11 @@ TEST(PipelineSharedCacheTest, WriteIsAnsweredOnlyOnceTheSharedCacheDroppedWhatIt
   RateLimiter limiter({}, &clock, nullptr);
   ResponseCache cache({}, &clock, &redis);
   IdempotencyStore idempotency({}, &clock, nullptr);
-  Dispatcher::Options options;
-  options.default_bucket = {.rate_per_second = 5, .burst = 0};
-  Dispatcher dispatcher(
-      absl::flat_hash_map<std::string, UpstreamConfig>{
-          {"respondio", {.name = "respondio", .base_url = "http://upstream.test/v2",
-                         .token = "secret"}}},
-      Dispatcher::Components{.http = &http,
-                             .scheduler = &clock,
-                             .limiter = &limiter,
-                             .cache = &cache,
-                             .idempotency = &idempotency},
-      options);
+  std::unique_ptr<Dispatcher> dispatcher = TestDispatcher({.http = &http,
+                                                           .scheduler = &clock,
+                                                           .limiter = &limiter,
+                                                           .cache = &cache,
+                                                           .idempotency = &idempotency});
   const Route update = DeclaredRoute("respondio.v2.ContactService.UpdateContact");
   ASSERT_FALSE(update.invalidates.empty());
   respondio::v2::UpdateContactRequest request;
@@ -647,7 +645,7 @@ TEST(PipelineSharedCacheTest, WriteIsAnsweredOnlyOnceTheSharedCacheDroppedWhatIt
 
   absl::Notification ended;
   absl::Status status;
-  dispatcher.Call(update, request, {.deadline = clock.Now() + absl::Seconds(10)},
+  dispatcher->Call(update, request, {.deadline = clock.Now() + absl::Seconds(10)},
                   [&](absl::StatusOr<std::string> result) {
                     status = result.status();
                     ended.Notify();
