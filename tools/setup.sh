@@ -9,7 +9,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcurl4-openssl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libhiredis-dev
   libcpp-httplib-dev libssl-dev redis-server python3 python3-grpcio python3-grpc-tools
-  nghttp2-client openssl binutils
+  nghttp2-client valgrind openssl binutils
   prometheus-cpp-dev prometheus chromium
   protoc-gen-go protoc-gen-go-grpc protobuf-compiler-grpc-java-plugin
 )
