@@ -46,6 +46,12 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::strin
       response.set_content(page(), "text/html; charset=utf-8");
     });
   }
+  if (handlers.drift) {
+    server.Get("/drift", [drift = handlers.drift](const httplib::Request&,
+                                                  httplib::Response& response) {
+      response.set_content(drift(), "application/json");
+    });
+  }
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
     response.set_content("ok\n", "text/plain");
   });

@@ -4,6 +4,7 @@
 //   GET /metrics   Prometheus text (service/metrics.h)
 //   GET /healthz   200 "ok" while the process serves (liveness)
 //   GET /readyz    200 with the readiness report when ready, else 503 with it
+//   GET /drift     the upstream drift report as JSON (upstream/binding/drift_report.h)
 //
 // No authentication: bind it to a private interface (the pod network, never a public one).
 //
@@ -35,6 +36,8 @@ class AdminServer {
     std::function<std::pair<bool, std::string>()> ready;
     // The status page's HTML; no `/` route when empty.
     std::function<std::string()> status_page;
+    // The body of GET /drift; unset: no /drift endpoint.
+    std::function<std::string()> drift;
   };
   // Binds `listen` ("HOST:PORT", port 0 = any free port) and serves on a thread of its own.
   // Errors: INVALID_ARGUMENT for a malformed address, UNAVAILABLE when it cannot bind.

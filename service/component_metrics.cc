@@ -106,4 +106,23 @@ void WriteHttpMetrics(const std::vector<upstream::HttpClient::KeyStats>& keys,
               responses_too_large);
 }
 
+void WriteDriftMetrics(const std::vector<upstream::DriftReport::Entry>& entries,
+                       const absl::flat_hash_map<std::string, std::string>& upstream_of_rpc,
+                       MetricsWriter& out) {
+  constexpr absl::string_view kHelp =
+      "Upstream reply parts that did not fit the protos, by upstream, RPC, field and kind "
+      "(unknown_field, type_mismatch, unknown_enum, envelope); details at admin GET /drift.";
+  // Declared even without entries: alert rules and dashboards refer to it before the first drift.
+  out.Declare("gateway_upstream_drift_total", prometheus::MetricType::Counter, kHelp);
+  for (const upstream::DriftReport::Entry& e : entries) {
+    auto upstream = upstream_of_rpc.find(e.rpc);
+    out.Counter("gateway_upstream_drift_total", kHelp,
+                {{"upstream", upstream != upstream_of_rpc.end() ? upstream->second : ""},
+                 {"rpc", e.rpc},
+                 {"field", e.field},
+                 {"kind", std::string(upstream::DriftKindName(e.kind))}},
+                static_cast<double>(e.count));
+  }
+}
+
 }  // namespace gateway::service

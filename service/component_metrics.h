@@ -14,7 +14,8 @@
 // gateway_cache_{entries,bytes} gauges; gateway_limiter_<counter>_total{bucket} (admitted,
 // admitted_after_wait = waits, rejected, ...; the limiter's `total` counter, calls that asked
 // for a token, is gateway_limiter_requests_total) and the gauges gateway_limiter_queued{bucket}
-// and gateway_limiter_rate_per_second{bucket}; gateway_idempotency_<counter>_total.
+// and gateway_limiter_rate_per_second{bucket}; gateway_idempotency_<counter>_total;
+// gateway_upstream_drift_total{upstream, rpc, field, kind}.
 #ifndef GATEWAY_SERVICE_COMPONENT_METRICS_H_
 #define GATEWAY_SERVICE_COMPONENT_METRICS_H_
 
@@ -22,7 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "service/metrics.h"
+#include "upstream/binding/drift_report.h"
 #include "upstream/budget/idempotency_store.h"
 #include "upstream/budget/rate_limiter.h"
 #include "upstream/budget/response_cache.h"
@@ -44,6 +47,13 @@ void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& counter
 // gateway_http_responses_too_large_total (responses aborted over a size bound).
 void WriteHttpMetrics(const std::vector<upstream::HttpClient::KeyStats>& keys,
                       int64_t responses_too_large, MetricsWriter& out);
+// gateway_upstream_drift_total{upstream, rpc, field, kind}: one series per drift report entry
+// (upstream/binding/drift_report.h), the family declared (HELP and TYPE) even while empty.
+// `upstream_of_rpc` maps a route's rpc ("/respondio.v2.ContactService/GetContact") to its
+// upstream's name.
+void WriteDriftMetrics(const std::vector<upstream::DriftReport::Entry>& entries,
+                       const absl::flat_hash_map<std::string, std::string>& upstream_of_rpc,
+                       MetricsWriter& out);
 
 }  // namespace gateway::service
 

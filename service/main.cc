@@ -97,6 +97,12 @@ ABSL_FLAG(std::string, redis_url, "",
 ABSL_FLAG(int64_t, cache_max_bytes, -1,
           "bytes of reply cache per replica; 0 disables caching (default: the config file's "
           "cache.max_bytes, else 64 MiB)");
+ABSL_FLAG(std::string, respondio_dialect, "",
+          "how respond.io is spoken: live (default: what the live API and respond.io's own "
+          "clients do) or openapi (its OpenAPI document); overrides upstreams.respondio.dialect");
+ABSL_FLAG(std::string, chatwoot_dialect, "",
+          "how Chatwoot is spoken: live (default: what Chatwoot's Rails code does) or openapi "
+          "(its OpenAPI document); overrides upstreams.chatwoot.dialect");
 ABSL_FLAG(bool, print_routes, false,
           "print the effective route table, one JSON object per line, and exit");
 ABSL_FLAG(bool, check_config, false,
@@ -108,7 +114,7 @@ ABSL_FLAG(bool, print_config, false,
           "flags merged; tokens never shown, URL passwords redacted) and exit");
 ABSL_FLAG(std::string, ca_file, "", "PEM CA bundle for https upstreams (default: system store)");
 ABSL_FLAG(std::string, admin_listen, "",
-          "admin HTTP listen address HOST:PORT serving the status page /, /metrics, /healthz and /readyz (default: "
+          "admin HTTP listen address HOST:PORT serving the status page /, /metrics, /drift, /healthz and /readyz (default: "
           "no admin listener; port 0 picks a free port, printed at start-up). Unauthenticated: "
           "keep it off public interfaces");
 ABSL_FLAG(std::string, callers_file, "",
@@ -275,6 +281,8 @@ int main(int argc, char** argv) {
   const bool check_only = absl::GetFlag(FLAGS_check_config);
   const bool print_config = absl::GetFlag(FLAGS_print_config);
   sources.read_secrets = !check_only && !print_config;
+  sources.respondio_dialect = absl::GetFlag(FLAGS_respondio_dialect);
+  sources.chatwoot_dialect = absl::GetFlag(FLAGS_chatwoot_dialect);
   sources.respondio_token_env = Env("RESPONDIO_API_TOKEN");
   sources.chatwoot_token_env = Env("CHATWOOT_API_TOKEN");
   auto config = gateway::service::LoadConfig(sources);
@@ -284,7 +292,7 @@ int main(int argc, char** argv) {
   if (auto listen = gateway::service::ParseHostPort(config->listen, "--listen"); !listen.ok()) {
     return StartupError(listen.status().message());
   }
-  auto routes = gateway::service::RouteTable::Build(config->routes);
+  auto routes = gateway::service::RouteTable::Build(config->routes, config->dialects);
   if (!routes.ok()) {
     return StartupError(absl::StrCat("invalid route table: ", routes.status().message()));
   }
@@ -361,6 +369,12 @@ int main(int argc, char** argv) {
   gateway::upstream::ResponseCache cache(
       {.max_bytes = static_cast<size_t>(config->cache_max_bytes)}, &scheduler, redis.get());
   gateway::upstream::IdempotencyStore idempotency({}, &scheduler, redis.get());
+  // What in the upstreams' replies does not fit the protos: /drift and the drift metric.
+  gateway::upstream::DriftReport drift;
+  absl::flat_hash_map<std::string, std::string> upstream_of_rpc;  // drift metric's `upstream`
+  for (const auto& route : routes->routes()) {
+    upstream_of_rpc[route->rpc] = route->binding.upstream();
+  }
   // One dispatcher per workspace over the shared components (service/workspaces.h).
   const gateway::upstream::Dispatcher::Components components{
       .http = &http,
@@ -369,7 +383,8 @@ int main(int argc, char** argv) {
       .cache = config->cache_max_bytes > 0 ? &cache : nullptr,
       .idempotency = &idempotency,
       .redis = redis.get(),
-      .coalescing_lease = absl::GetFlag(FLAGS_coalescing_lease)};
+      .coalescing_lease = absl::GetFlag(FLAGS_coalescing_lease),
+      .drift = &drift};
   gateway::service::Workspaces workspaces(
       gateway::service::WorkspaceSet::Build(*config, components, nullptr));
 
@@ -426,11 +441,7 @@ int main(int argc, char** argv) {
     out.Counter("gateway_call_log_dropped_total",
                 "Call log lines dropped because stdout could not keep up (the buffer was full).",
                 {}, call_log.dropped());
-    // Filled by the upstream drift report; declared here so alerts can refer to it before the
-    // first drift.
-    out.Declare("gateway_upstream_drift_total", prometheus::MetricType::Counter,
-                "Upstream replies that did not fit the protos (unknown fields, enum values, "
-                "type mismatches), by upstream, RPC and kind.");
+    gateway::service::WriteDriftMetrics(drift.Snapshot(), upstream_of_rpc, out);
   });
 
   // Events: webhooks in (--webhook_listen), stored in the event log (Redis Streams shared by
@@ -674,7 +685,8 @@ int main(int argc, char** argv) {
     auto started = gateway::service::AdminServer::Start(
         admin_listen, {.metrics = [&metrics] { return metrics.Render(); },
                        .ready = [&health] { return health.Evaluate(); },
-                       .status_page = [&status_page] { return status_page.Render(); }});
+                       .status_page = [&status_page] { return status_page.Render(); },
+                       .drift = [&drift] { return drift.ToJson(); }});
     if (!started.ok()) {
       server->Shutdown();
       return StartupError(started.status().message());

@@ -1,7 +1,8 @@
 // The route table: every RPC the gateway serves, compiled from the proto descriptors linked into
-// the binary (their `gateway.v1.binding` / `policy` options) plus configured overrides.
+// the binary (their `gateway.v1.binding` / `policy` options), the dialect each upstream speaks
+// (upstream/binding/dialect.h) and configured overrides, applied in that order.
 //
-//   auto table = RouteTable::Build(config.routes);   // start-up; errors name the bad RPC
+//   auto table = RouteTable::Build(config.routes, config.dialects);  // errors name the bad RPC
 //   const upstream::Route* route = table->Find("/respondio.v2.ContactService/GetContact");
 //
 // Immutable after Build(); safe to share between threads.
@@ -22,10 +23,15 @@ namespace gateway::service {
 
 class RouteTable {
  public:
-  // Compiles every RPC of every service in the embedded descriptor set. Errors: an override
-  // names an unknown RPC, or a (possibly overridden) binding does not compile.
+  // Compiles every RPC of every service in the embedded descriptor set. `dialects` maps an
+  // upstream name to the dialect it speaks ("live" or "openapi"); upstreams not listed speak
+  // "openapi" (the bindings exactly as the protos declare them). Every route also learns the
+  // other dialects' reply shapes, so replies decode whichever dialect answers. Errors: an
+  // override or a dialect file names an unknown RPC, an unknown dialect, or a (possibly
+  // overridden) binding does not compile.
   static absl::StatusOr<RouteTable> Build(
-      const absl::flat_hash_map<std::string, RouteOverride>& overrides);
+      const absl::flat_hash_map<std::string, RouteOverride>& overrides,
+      const absl::flat_hash_map<std::string, std::string>& dialects = {});
 
   // The route of "/package.Service/Method", or nullptr.
   const upstream::Route* Find(absl::string_view rpc) const;
@@ -36,7 +42,7 @@ class RouteTable {
   // Full names of the services served ("respondio.v2.ContactService", ...), sorted.
   std::vector<std::string> ServiceNames() const;
 
-  // One JSON object per line: {"rpc","upstream","verb","path","body","bucket",...}.
+  // One JSON object per line: {"rpc","upstream","dialect","verb","path","body","bucket",...}.
   std::string PrintRoutes() const;
 
  private:

@@ -7,12 +7,15 @@ SANDBOX_PORT=${SANDBOX_PORT:-8081}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
 ADMIN_PORT=${ADMIN_PORT:-9090}
 
-# The gateway speaks the openapi dialect until its live dialect lands; the sandbox speaks the same.
-bazel-bin/sandbox/sandbox --listen=127.0.0.1:${SANDBOX_PORT} --respondio_dialect=openapi --chatwoot_dialect=openapi &
+# Both speak DIALECT: live (the default, what the real services do) or openapi (their documents).
+DIALECT=${DIALECT:-live}
+bazel-bin/sandbox/sandbox --listen=127.0.0.1:${SANDBOX_PORT} --respondio_dialect=${DIALECT} \
+  --chatwoot_dialect=${DIALECT} &
 sandbox_pid=$!
 bazel-bin/service/gateway --listen=127.0.0.1:${GATEWAY_PORT} --admin_listen=127.0.0.1:${ADMIN_PORT} \
   --respondio_base_url=http://127.0.0.1:${SANDBOX_PORT} \
-  --chatwoot_base_url=http://127.0.0.1:${SANDBOX_PORT} "$@" &
+  --chatwoot_base_url=http://127.0.0.1:${SANDBOX_PORT} --respondio_dialect=${DIALECT} \
+  --chatwoot_dialect=${DIALECT} "$@" &
 gateway_pid=$!
 trap 'kill $gateway_pid $sandbox_pid 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 sleep 1

@@ -273,6 +273,13 @@ void Sandbox::Reset() { HttpCall(port_, "POST", "/__admin/reset"); }
 
 std::unique_ptr<Gateway> Gateway::Start(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {Runfile("service/gateway"), "--listen=127.0.0.1:0"};
+  // The tests written against the OpenAPI bindings speak the openapi dialect unless they ask
+  // for one (the gateway's default is live).
+  for (const char* flag : {"--respondio_dialect", "--chatwoot_dialect"}) {
+    bool given = false;
+    for (const std::string& arg : args) given |= arg.rfind(flag, 0) == 0;
+    if (!given) argv.push_back(std::string(flag) + "=openapi");
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = Process::Start(argv, " RPCs)");
   if (!p.ok()) {

@@ -372,29 +372,30 @@ TEST(RouteOverride, BadPlaceholderIsAnError) {
   EXPECT_THAT(std::string(table.status().message()), HasSubstr("{id}"));
 }
 
-TEST(RouteOverride, ExampleClientPathsFileLoadsAndApplies) {
-  // service/respondio_client_paths.json: the guide's / respond.io clients' paths.
-  const GatewayConfig config = LoadOk({.config_file = "service/respondio_client_paths.json"});
-  ASSERT_FALSE(config.routes.empty());
-  auto table = RouteTable::Build(config.routes);
-  ASSERT_TRUE(table.ok()) << table.status();
-  for (const auto& [rpc, override_] : config.routes) {
-    SCOPED_TRACE(rpc);
-    const upstream::Route* route = table->Find(rpc);
-    ASSERT_NE(route, nullptr);
-    if (override_.method) {
-      EXPECT_EQ(route->binding.method(), *override_.method);
-    }
-    if (override_.path) {
-      EXPECT_EQ(route->binding.path(), *override_.path);
-    }
-    if (override_.body) {
-      EXPECT_EQ(route->binding.body(), *override_.body);
-    }
-    if (override_.bucket) {
-      EXPECT_EQ(route->policy.bucket(), *override_.bucket);
-    }
-  }
+TEST(Dialect, LiveByDefaultFlagsAndConfigKeyChooseIt) {
+  EXPECT_EQ(LoadOk({}).dialects.at("respondio"), "live");
+  EXPECT_EQ(LoadOk({}).dialects.at("chatwoot"), "live");
+  const std::string file = WriteTemp("dialect.json",
+      R"({"upstreams":{"respondio":{"dialect":"openapi"},"chatwoot":{"dialect":"openapi"}}})");
+  GatewayConfig config = LoadOk({.config_file = file});
+  EXPECT_EQ(config.dialects.at("respondio"), "openapi");
+  EXPECT_EQ(config.dialects.at("chatwoot"), "openapi");
+  // The flag beats the file.
+  config = LoadOk({.config_file = file, .respondio_dialect = "live"});
+  EXPECT_EQ(config.dialects.at("respondio"), "live");
+  EXPECT_EQ(config.dialects.at("chatwoot"), "openapi");
+}
+
+TEST(Dialect, UnknownDialectIsAnError) {
+  auto config = LoadConfig({.chatwoot_dialect = "rest"});
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("chatwoot"));
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("live or openapi"));
+  config = LoadConfig({.config_file = WriteTemp("bad_dialect.json",
+                                                R"({"upstreams":{"respondio":{"dialect":3}}})")});
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("upstreams.respondio.dialect"));
 }
 
 // ---- bucket rates are data ----

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/v1/annotations.pb.h"
 #include "google/protobuf/struct.pb.h"
+#include "upstream/binding/drift_report.h"
 #include "upstream/errors.h"
 
 namespace gateway::upstream {
@@ -150,12 +152,52 @@ bool IsDefaultScalar(const json& j) {
 
 // ---- decoding ----
 
+const DecodeOptions& StrictOptions() {
+  static const DecodeOptions* const kStrict = new DecodeOptions();
+  return *kStrict;
+}
+
+// "items[3].tags[0]" -> "items[].tags[]": drift is counted per field, not per element.
+std::string FoldIndices(absl::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (size_t i = 0; i < path.size(); ++i) {
+    out.push_back(path[i]);
+    if (path[i] == '[') {
+      while (i + 1 < path.size() && absl::ascii_isdigit(path[i + 1])) ++i;
+    }
+  }
+  return out;
+}
+
+std::string Sample(const json& j) {
+  if (j.is_string()) {
+    return TruncateSample(j.get_ref<const std::string&>(), DriftReport::kMaxSampleBytes);
+  }
+  return TruncateSample(j.dump(-1, ' ', false, json::error_handler_t::replace),
+                        DriftReport::kMaxSampleBytes);
+}
+
+void RecordDrift(const DecodeOptions& opts, absl::string_view path, DriftKind kind, const json& j) {
+  if (opts.drift == nullptr) return;
+  opts.drift->Record(opts.rpc, FoldIndices(path.empty() ? "(reply)" : path), kind, Sample(j));
+}
+
 absl::Status Mismatch(absl::string_view path, absl::string_view expected, const json& got) {
   return GatewayError(
       absl::StatusCode::kInternal,
       absl::StrCat("upstream reply does not match the API: field '", path, "' expects ", expected,
                    ", got ", got.type_name()),
       {.reason = "UPSTREAM_RESPONSE_MISMATCH", .metadata = {{"field", std::string(path)}}});
+}
+
+// Whether a mismatch error came from Mismatch() and may be tolerated. A number where an integer
+// field cannot hold it (out of range, fractional) is never tolerated: skipping it would hide a
+// corrupt value (an id of 0), so it stays UPSTREAM_RESPONSE_MISMATCH naming the field.
+bool IsMismatch(const absl::Status& s) {
+  return !s.ok() && s.code() == absl::StatusCode::kInternal &&
+         absl::StartsWith(s.message(), "upstream reply does not match the API") &&
+         !absl::StrContains(s.message(), "expects an integer in range");
 }
 
 template <typename Int>
@@ -204,6 +246,7 @@ absl::StatusOr<double> JsonToDouble(const json& j, absl::string_view path) {
   return Mismatch(path, "a number", j);
 }
 
+// The enum value `j` names, or nullptr when no value declares it (the upstream added one).
 const EnumValueDescriptor* EnumFromJson(const google::protobuf::EnumDescriptor* e, const json& j) {
   if (j.is_number_integer()) {
     // Values with `gateway.v1.rest_number` are matched by that code, not by their proto number.
@@ -214,9 +257,8 @@ const EnumValueDescriptor* EnumFromJson(const google::protobuf::EnumDescriptor* 
       has_codes = true;
       if (options.GetExtension(gateway::v1::rest_number) == j.get<int64_t>()) return e->value(i);
     }
-    if (has_codes) return e->value(0);
-    const EnumValueDescriptor* v = e->FindValueByNumber(j.get<int>());
-    return v != nullptr ? v : e->value(0);
+    if (has_codes) return nullptr;
+    return e->FindValueByNumber(j.get<int>());
   }
   if (j.is_string()) {
     const std::string& s = j.get_ref<const std::string&>();
@@ -224,11 +266,50 @@ const EnumValueDescriptor* EnumFromJson(const google::protobuf::EnumDescriptor* 
       if (EnumRestValue(e->value(i)) == s || e->value(i)->name() == s) return e->value(i);
     }
   }
-  return e->value(0);  // values the upstream added later read as unspecified
+  return nullptr;
 }
 
+// Whether `j` has a JSON type `field` can take (null fits everything: it means unset).
+bool Fits(const json& j, const FieldDescriptor* field) {
+  if (j.is_null()) return true;
+  if (field->is_map()) return j.is_object();
+  if (field->is_repeated() && j.is_array()) return true;
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+    case FieldDescriptor::CPPTYPE_INT64:
+    case FieldDescriptor::CPPTYPE_UINT32:
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return j.is_number_integer() || j.is_number_unsigned() ||
+             (j.is_number_float() && std::trunc(j.get<double>()) == j.get<double>()) ||
+             (j.is_string() && !j.get_ref<const std::string&>().empty() &&
+              (absl::ascii_isdigit(j.get_ref<const std::string&>()[0]) ||
+               j.get_ref<const std::string&>()[0] == '-'));
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      return j.is_number();
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return j.is_boolean();
+    case FieldDescriptor::CPPTYPE_STRING:
+      return j.is_string();
+    case FieldDescriptor::CPPTYPE_ENUM:
+      return j.is_string() || j.is_number_integer();
+    case FieldDescriptor::CPPTYPE_MESSAGE: {
+      const std::string& name = field->message_type()->full_name();
+      if (name == "google.protobuf.Value") return true;
+      if (name == "google.protobuf.ListValue") return j.is_array();
+      return j.is_object();
+    }
+  }
+  return false;
+}
+
+absl::Status DecodeFieldImpl(const json& j, Message* message, const FieldDescriptor* field,
+                             absl::string_view path, const DecodeOptions& opts);
+absl::Status DecodeMessageImpl(const json& j, Message* message, absl::string_view path,
+                               const DecodeOptions& opts);
+
 absl::Status DecodeOne(const json& j, Message* message, const FieldDescriptor* field,
-                       absl::string_view path) {
+                       absl::string_view path, const DecodeOptions& opts) {
   const Reflection* r = message->GetReflection();
   const bool rep = field->is_repeated();
   switch (field->cpp_type()) {
@@ -270,7 +351,21 @@ absl::Status DecodeOne(const json& j, Message* message, const FieldDescriptor* f
     case FieldDescriptor::CPPTYPE_ENUM: {
       if (!j.is_string() && !j.is_number_integer()) return Mismatch(path, "a string", j);
       const EnumValueDescriptor* v = EnumFromJson(field->enum_type(), j);
+      if (v == nullptr) {
+        // A value the upstream added later: unspecified in the enum, counted as drift, and
+        // kept verbatim in the `<field>_raw` companion when the message has one.
+        RecordDrift(opts, path, DriftKind::kUnknownEnum, j);
+        v = field->enum_type()->value(0);
+      }
       rep ? r->AddEnum(message, field, v) : r->SetEnum(message, field, v);
+      if (!rep) {
+        const FieldDescriptor* raw =
+            message->GetDescriptor()->FindFieldByName(absl::StrCat(field->name(), "_raw"));
+        if (raw != nullptr && !raw->is_repeated() &&
+            raw->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+          r->SetString(message, raw, j.is_string() ? j.get<std::string>() : j.dump());
+        }
+      }
       return absl::OkStatus();
     }
     case FieldDescriptor::CPPTYPE_MESSAGE: {
@@ -292,7 +387,122 @@ absl::Status DecodeOne(const json& j, Message* message, const FieldDescriptor* f
         JsonToStruct(j, static_cast<google::protobuf::Struct*>(sub));
         return absl::OkStatus();
       }
-      return DecodeMessage(j, sub, path);
+      return DecodeMessageImpl(j, sub, path, opts);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// In tolerant mode a mismatch is recorded and the value skipped; otherwise it is the error.
+absl::Status Tolerate(absl::Status s, const json& j, absl::string_view path,
+                      const DecodeOptions& opts) {
+  if (!opts.tolerant || !IsMismatch(s)) return s;
+  RecordDrift(opts, path, DriftKind::kTypeMismatch, j);
+  return absl::OkStatus();
+}
+
+absl::Status DecodeFieldImpl(const json& j, Message* message, const FieldDescriptor* field,
+                             absl::string_view path, const DecodeOptions& opts) {
+  if (j.is_null()) return absl::OkStatus();
+  if (field->is_map()) {
+    if (!j.is_object()) return Tolerate(Mismatch(path, "an object", j), j, path, opts);
+    const Reflection* r = message->GetReflection();
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      Message* entry = r->AddMessage(message, field);
+      const FieldDescriptor* key = entry->GetDescriptor()->map_key();
+      const FieldDescriptor* val = entry->GetDescriptor()->map_value();
+      const std::string sub_path = absl::StrCat(path, ".", it.key());
+      json key_json = it.key();
+      if (key->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+        // Integer-keyed maps arrive with string keys in JSON.
+        if (absl::Status s = DecodeOne(key_json, entry, key, sub_path, opts); !s.ok()) {
+          r->RemoveLast(message, field);
+          if (absl::Status t = Tolerate(s, key_json, sub_path, opts); !t.ok()) return t;
+          continue;
+        }
+      } else {
+        entry->GetReflection()->SetString(entry, key, it.key());
+      }
+      if (it.value().is_null()) continue;
+      if (absl::Status s = DecodeOne(it.value(), entry, val, sub_path, opts); !s.ok()) {
+        if (absl::Status t = Tolerate(s, it.value(), sub_path, opts); !t.ok()) return t;
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (field->is_repeated()) {
+    if (!j.is_array()) {
+      // One object where a list of messages was expected ({payload: contact} for a list of
+      // contacts): a known dialect shape, decoded as a list of one.
+      if (j.is_object() && field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+          !IsWellKnown(field->message_type(), "google.protobuf.Value")) {
+        absl::Status s = DecodeOne(j, message, field, path, opts);
+        return Tolerate(std::move(s), j, path, opts);
+      }
+      return Tolerate(Mismatch(path, "an array", j), j, path, opts);
+    }
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (j[i].is_null()) continue;
+      const std::string item_path = absl::StrCat(path, "[", i, "]");
+      if (absl::Status s = DecodeOne(j[i], message, field, item_path, opts); !s.ok()) {
+        if (absl::Status t = Tolerate(s, j[i], item_path, opts); !t.ok()) return t;
+        // A scalar that did not decode added nothing; a message added a partial element,
+        // which stays (its other fields decoded).
+      }
+    }
+    return absl::OkStatus();
+  }
+  return Tolerate(DecodeOne(j, message, field, path, opts), j, path, opts);
+}
+
+// The fields that read JSON key `key`: the one named so (JSON or proto name) first, then those
+// listing it in `gateway.v1.field.json_aliases`.
+std::vector<const FieldDescriptor*> FieldsForKey(const Descriptor* d, const std::string& key) {
+  std::vector<const FieldDescriptor*> out;
+  const FieldDescriptor* named = d->FindFieldByCamelcaseName(key);
+  if (named == nullptr || named->json_name() != key) named = d->FindFieldByName(key);
+  if (named == nullptr) {
+    for (int i = 0; i < d->field_count(); ++i) {
+      if (d->field(i)->json_name() == key) named = d->field(i);
+    }
+  }
+  if (named != nullptr) out.push_back(named);
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f == named || !f->options().HasExtension(gateway::v1::field)) continue;
+    for (const std::string& alias : f->options().GetExtension(gateway::v1::field).json_aliases()) {
+      if (alias == key) {
+        out.push_back(f);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+absl::Status DecodeMessageImpl(const json& j, Message* message, absl::string_view path,
+                               const DecodeOptions& opts) {
+  if (!j.is_object()) return Mismatch(path.empty() ? "(reply)" : path, "an object", j);
+  const Descriptor* d = message->GetDescriptor();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string sub_path = path.empty() ? it.key() : absl::StrCat(path, ".", it.key());
+    std::vector<const FieldDescriptor*> fields = FieldsForKey(d, it.key());
+    if (fields.empty()) {
+      // The upstream added a field: ignore it, but count it.
+      RecordDrift(opts, sub_path, DriftKind::kUnknownField, it.value());
+      continue;
+    }
+    // Several fields read one key in different shapes (assignee as a string or as a user):
+    // the first whose type fits the value takes it.
+    const FieldDescriptor* field = fields.front();
+    for (const FieldDescriptor* f : fields) {
+      if (Fits(it.value(), f)) {
+        field = f;
+        break;
+      }
+    }
+    if (absl::Status s = DecodeFieldImpl(it.value(), message, field, sub_path, opts); !s.ok()) {
+      return s;
     }
   }
   return absl::OkStatus();
@@ -383,52 +593,21 @@ json EncodeMessage(const Message& message,
 
 absl::Status DecodeField(const json& j, Message* message, const FieldDescriptor* field,
                          absl::string_view path) {
-  if (j.is_null()) return absl::OkStatus();
-  if (field->is_map()) {
-    if (!j.is_object()) return Mismatch(path, "an object", j);
-    const Reflection* r = message->GetReflection();
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      Message* entry = r->AddMessage(message, field);
-      const FieldDescriptor* key = entry->GetDescriptor()->map_key();
-      const FieldDescriptor* val = entry->GetDescriptor()->map_value();
-      const std::string sub_path = absl::StrCat(path, ".", it.key());
-      json key_json = it.key();
-      if (key->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
-        // Integer-keyed maps arrive with string keys in JSON.
-        if (absl::Status s = DecodeOne(key_json, entry, key, sub_path); !s.ok()) return s;
-      } else {
-        entry->GetReflection()->SetString(entry, key, it.key());
-      }
-      if (it.value().is_null()) continue;
-      if (absl::Status s = DecodeOne(it.value(), entry, val, sub_path); !s.ok()) return s;
-    }
-    return absl::OkStatus();
-  }
-  if (field->is_repeated()) {
-    if (!j.is_array()) return Mismatch(path, "an array", j);
-    for (size_t i = 0; i < j.size(); ++i) {
-      if (j[i].is_null()) continue;
-      if (absl::Status s = DecodeOne(j[i], message, field, absl::StrCat(path, "[", i, "]"));
-          !s.ok()) {
-        return s;
-      }
-    }
-    return absl::OkStatus();
-  }
-  return DecodeOne(j, message, field, path);
+  return DecodeFieldImpl(j, message, field, path, StrictOptions());
+}
+
+absl::Status DecodeField(const json& j, Message* message, const FieldDescriptor* field,
+                         absl::string_view path, const DecodeOptions& options) {
+  return DecodeFieldImpl(j, message, field, path, options);
 }
 
 absl::Status DecodeMessage(const json& j, Message* message, absl::string_view path) {
-  if (!j.is_object()) return Mismatch(path.empty() ? "(reply)" : path, "an object", j);
-  const Descriptor* d = message->GetDescriptor();
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const FieldDescriptor* field = d->FindFieldByCamelcaseName(it.key());
-    if (field == nullptr || field->json_name() != it.key()) field = d->FindFieldByName(it.key());
-    if (field == nullptr) continue;  // the upstream added a field: ignore it
-    const std::string sub_path = path.empty() ? it.key() : absl::StrCat(path, ".", it.key());
-    if (absl::Status s = DecodeField(it.value(), message, field, sub_path); !s.ok()) return s;
-  }
-  return absl::OkStatus();
+  return DecodeMessageImpl(j, message, path, StrictOptions());
+}
+
+absl::Status DecodeMessage(const json& j, Message* message, const DecodeOptions& options,
+                           absl::string_view path) {
+  return DecodeMessageImpl(j, message, path, options);
 }
 
 }  // namespace gateway::upstream

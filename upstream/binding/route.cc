@@ -1,6 +1,11 @@
 #include "upstream/binding/route.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -105,6 +110,78 @@ absl::StatusOr<TagTemplate> CompileTag(const google::protobuf::MethodDescriptor*
   return tag;
 }
 
+absl::StatusOr<ValueHook> ParseValueHook(absl::string_view name) {
+  if (name == "strip_identifier_prefix") return ValueHook::kStripIdentifierPrefix;
+  if (name == "id_prefix") return ValueHook::kIdPrefix;
+  if (name == "email_prefix") return ValueHook::kEmailPrefix;
+  return absl::NotFoundError(name);
+}
+
+nlohmann::json ApplyValueHook(ValueHook hook, nlohmann::json value) {
+  switch (hook) {
+    case ValueHook::kNone:
+      return value;
+    case ValueHook::kStripIdentifierPrefix: {
+      if (!value.is_string()) return value;
+      absl::string_view s = value.get_ref<const std::string&>();
+      if (absl::ConsumePrefix(&s, "id:")) {
+        int64_t id;
+        if (absl::SimpleAtoi(s, &id)) return id;
+        return std::string(s);
+      }
+      if (absl::ConsumePrefix(&s, "email:")) return std::string(s);
+      return value;
+    }
+    case ValueHook::kIdPrefix:
+      if (value.is_null()) return value;
+      return absl::StrCat("id:", value.is_string() ? value.get<std::string>() : value.dump());
+    case ValueHook::kEmailPrefix:
+      if (!value.is_string()) return value;
+      return absl::StrCat("email:", value.get<std::string>());
+  }
+  return value;
+}
+
+// The JSON of one request field as this route's dialect sends it.
+EncodedField EncodeRequestField(const Route& route, const Message& request,
+                                const FieldDescriptor* f) {
+  EncodedField e = EncodeField(request, f);
+  if (!e.present && route.send_empty.contains(f)) {
+    e.present = true;
+    if (f->is_repeated()) {
+      e.value = nlohmann::json::array();
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      e.value = "";
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
+      e.value = false;
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      e.value = nlohmann::json::object();
+    } else {
+      e.value = 0;
+    }
+  }
+  if (e.present) {
+    if (auto it = route.value_hooks.find(f); it != route.value_hooks.end()) {
+      e.value = ApplyValueHook(it->second, std::move(e.value));
+    }
+  }
+  return e;
+}
+
+std::string WireName(const Route& route, const FieldDescriptor* f) {
+  auto it = route.wire_names.find(f);
+  return it == route.wire_names.end() ? f->json_name() : it->second;
+}
+
+// Sets `key` of `object` unless a non-null value is already there: several fields may be
+// alternatives for one key (assignee by identifier, user id or e-mail); the first field set, in
+// declaration order, wins, and an unset one (null) never hides a set one.
+void PutAlternative(nlohmann::json& object, const std::string& key, nlohmann::json value) {
+  auto it = object.find(key);
+  if (it != object.end() && !it->is_null()) return;
+  object[key] = std::move(value);
+}
+
 }  // namespace
 
 std::string ExpandTag(const TagTemplate& tag, const Message& message) {
@@ -121,14 +198,44 @@ std::string ExpandTag(const TagTemplate& tag, const Message& message) {
   return out;
 }
 
+absl::StatusOr<ReplyShape> CompileReplyShape(const google::protobuf::MethodDescriptor* method,
+                                             const gateway::v1::Binding& binding,
+                                             absl::string_view dialect) {
+  ReplyShape shape;
+  shape.dialect = std::string(dialect);
+  const Descriptor* out = method->output_type();
+  if (!binding.response_body().empty()) {
+    shape.response_field = out->FindFieldByName(binding.response_body());
+    if (shape.response_field == nullptr) {
+      return RouteError(method, absl::StrCat("response_body field '", binding.response_body(),
+                                             "' does not exist in ", out->full_name()));
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> sorted(binding.reply_fields().begin(),
+                                                          binding.reply_fields().end());
+  std::sort(sorted.begin(), sorted.end());
+  for (const auto& [json_path, field_name] : sorted) {
+    const FieldDescriptor* f = out->FindFieldByName(field_name);
+    if (f == nullptr) {
+      return RouteError(method, absl::StrCat("reply_fields names no field '", field_name,
+                                             "' of ", out->full_name()));
+    }
+    std::vector<std::string> path = absl::StrSplit(json_path, '.');
+    shape.reply_fields.emplace_back(std::move(path), f);
+  }
+  return shape;
+}
+
 std::string PercentEncodePathSegment(absl::string_view value) { return Encode(value, true); }
 std::string PercentEncodeQuery(absl::string_view value) { return Encode(value, false); }
 
 absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* method,
                                    const gateway::v1::Binding& binding,
-                                   const gateway::v1::Policy& policy) {
+                                   const gateway::v1::Policy& policy,
+                                   absl::string_view dialect) {
   Route route;
   route.rpc = absl::StrCat("/", method->service()->full_name(), "/", method->name());
+  route.dialect = std::string(dialect);
   route.method = method;
   route.binding = binding;
   route.policy = policy;
@@ -178,12 +285,48 @@ absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* met
       return RouteError(method, absl::StrCat("body field '", binding.body(), "' does not exist"));
     }
   }
-  if (!binding.response_body().empty()) {
-    route.response_field = out->FindFieldByName(binding.response_body());
-    if (route.response_field == nullptr) {
-      return RouteError(method, absl::StrCat("response_body field '", binding.response_body(),
-                                             "' does not exist in ", out->full_name()));
+  auto shape = CompileReplyShape(method, binding, dialect);
+  if (!shape.ok()) return shape.status();
+  route.response_field = shape->response_field;
+  route.reply_shapes.push_back(*std::move(shape));
+  // Dialect data: request fields by name.
+  auto request_field = [&](const std::string& name,
+                           absl::string_view what) -> absl::StatusOr<const FieldDescriptor*> {
+    const FieldDescriptor* f = in->FindFieldByName(name);
+    if (f == nullptr) {
+      return RouteError(method, absl::StrCat(what, " names no field '", name, "' of ",
+                                             in->full_name()));
     }
+    return f;
+  };
+  for (const std::string& name : binding.omit()) {
+    auto f = request_field(name, "omit");
+    if (!f.ok()) return f.status();
+    route.omit.insert(*f);
+  }
+  for (const std::string& name : binding.send_empty()) {
+    auto f = request_field(name, "send_empty");
+    if (!f.ok()) return f.status();
+    route.send_empty.insert(*f);
+  }
+  for (const auto& [name, key] : binding.wire_names()) {
+    auto f = request_field(name, "wire_names");
+    if (!f.ok()) return f.status();
+    if (key.empty()) return RouteError(method, absl::StrCat("wire_names: empty key for ", name));
+    route.wire_names[*f] = key;
+  }
+  for (const auto& [name, hook] : binding.value_hooks()) {
+    auto f = request_field(name, "value_hooks");
+    if (!f.ok()) return f.status();
+    auto h = ParseValueHook(hook);
+    if (!h.ok()) return RouteError(method, absl::StrCat("unknown value hook '", hook, "'"));
+    route.value_hooks[*f] = *h;
+  }
+  if (binding.query_style() == "brackets") {
+    route.query_brackets = true;
+  } else if (!binding.query_style().empty() && binding.query_style() != "repeat") {
+    return RouteError(method, absl::StrCat("unknown query_style '", binding.query_style(),
+                                           "' (repeat or brackets)"));
   }
   route.page_size_field = in->FindFieldByName("page_size");
   route.page_token_field = in->FindFieldByName("page_token");
@@ -220,7 +363,7 @@ absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* met
     for (int i = 0; i < in->field_count(); ++i) {
       const FieldDescriptor* f = in->field(i);
       if (route.path_fields.contains(f) || f == route.body_field || f == route.page_size_field ||
-          f == route.page_token_field || f == route.request_id_field) {
+          f == route.page_token_field || f == route.request_id_field || route.omit.contains(f)) {
         continue;
       }
       if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -256,15 +399,18 @@ absl::StatusOr<UpstreamRequestParts> BuildUpstreamRequest(
   const Descriptor* in = request.GetDescriptor();
   auto is_meta = [&](const FieldDescriptor* f) {
     return route.path_fields.contains(f) || f == route.page_size_field ||
-           f == route.page_token_field || f == route.request_id_field;
+           f == route.page_token_field || f == route.request_id_field || route.omit.contains(f);
   };
   std::vector<std::pair<std::string, std::string>> query;
   if (route.binding.body() == "*") {
-    absl::flat_hash_set<const FieldDescriptor*> skip;
+    nlohmann::json body = nlohmann::json::object();
     for (int i = 0; i < in->field_count(); ++i) {
-      if (is_meta(in->field(i))) skip.insert(in->field(i));
+      const FieldDescriptor* f = in->field(i);
+      if (is_meta(f)) continue;
+      EncodedField e = EncodeRequestField(route, request, f);
+      if (e.present) PutAlternative(body, WireName(route, f), std::move(e.value));
     }
-    parts.body = EncodeMessage(request, skip).dump();
+    parts.body = body.dump();
     parts.has_body = true;
   } else {
     if (route.body_field != nullptr) {
@@ -278,22 +424,26 @@ absl::StatusOr<UpstreamRequestParts> BuildUpstreamRequest(
     for (int i = 0; i < in->field_count(); ++i) {
       const FieldDescriptor* f = in->field(i);
       if (is_meta(f) || f == route.body_field) continue;
-      EncodedField e = EncodeField(request, f);
+      EncodedField e = EncodeRequestField(route, request, f);
       if (!e.present || e.value.is_null()) continue;
+      const std::string key = WireName(route, f);
       if (e.value.is_array()) {
+        const std::string item_key = route.query_brackets ? absl::StrCat(key, "[]") : key;
         for (const auto& item : e.value) {
-          query.emplace_back(f->json_name(), item.is_string() ? item.get<std::string>() : item.dump());
+          query.emplace_back(item_key, item.is_string() ? item.get<std::string>() : item.dump());
         }
       } else {
-        query.emplace_back(f->json_name(),
-                           e.value.is_string() ? e.value.get<std::string>() : e.value.dump());
+        query.emplace_back(key, e.value.is_string() ? e.value.get<std::string>() : e.value.dump());
       }
     }
   }
   query.insert(query.end(), extra_query.begin(), extra_query.end());
   for (size_t i = 0; i < query.size(); ++i) {
-    absl::StrAppend(&parts.path_and_query, i == 0 ? "?" : "&", PercentEncodeQuery(query[i].first),
-                    "=", PercentEncodeQuery(query[i].second));
+    // Rails' array suffix stays literal: labels[]=a, as Rails' own clients write it.
+    absl::string_view key = query[i].first;
+    const bool brackets = absl::ConsumeSuffix(&key, "[]");
+    absl::StrAppend(&parts.path_and_query, i == 0 ? "?" : "&", PercentEncodeQuery(key),
+                    brackets ? "[]" : "", "=", PercentEncodeQuery(query[i].second));
   }
   return parts;
 }

@@ -43,8 +43,22 @@ struct TagTemplate {
   std::vector<PathPart> parts;  // literal parts have an empty field_path
 };
 
+// One way an upstream may shape the reply of an RPC (one dialect's).
+struct ReplyShape {
+  std::string dialect;  // the dialect that answers this way
+  // Reply field that receives the whole body; nullptr when the body is the whole reply.
+  const google::protobuf::FieldDescriptor* response_field = nullptr;
+  // binding.reply_fields compiled: JSON path in the reply (split at '.') -> reply field.
+  std::vector<std::pair<std::vector<std::string>, const google::protobuf::FieldDescriptor*>>
+      reply_fields;
+};
+
+// A named value hook of binding.value_hooks.
+enum class ValueHook { kNone, kStripIdentifierPrefix, kIdPrefix, kEmailPrefix };
+
 struct Route {
   std::string rpc;  // "/respondio.v2.ContactService/GetContact"
+  std::string dialect = "openapi";  // the dialect this route speaks
   const google::protobuf::MethodDescriptor* method = nullptr;
   gateway::v1::Binding binding;  // effective binding (after configuration overrides)
   gateway::v1::Policy policy;    // effective policy
@@ -71,6 +85,15 @@ struct Route {
   // coalesced, retried on transient failures and sent on pooled connections, and are what
   // caller auth's "@read" allows; everything else is a write.
   bool read = false;
+  // Dialect data compiled from the binding (see gateway.v1.Binding).
+  absl::flat_hash_set<const google::protobuf::FieldDescriptor*> omit;
+  absl::flat_hash_set<const google::protobuf::FieldDescriptor*> send_empty;
+  absl::flat_hash_map<const google::protobuf::FieldDescriptor*, std::string> wire_names;
+  absl::flat_hash_map<const google::protobuf::FieldDescriptor*, ValueHook> value_hooks;
+  bool query_brackets = false;  // repeated query fields as name[]=
+  // How replies may arrive: [0] is the spoken dialect's shape, the others' follow, so a reply in
+  // any known dialect's shape decodes (a shape other than [0] is counted as envelope drift).
+  std::vector<ReplyShape> reply_shapes;
 
   bool is_read() const { return read; }
 };
@@ -83,9 +106,19 @@ std::string ExpandTag(const TagTemplate& tag, const google::protobuf::Message& m
 // upstream-less binding, placeholder naming no field (or a repeated/message field) in the path or
 // in a cache_tags / invalidates (request) or aliases (reply) template, unknown body or response
 // field, unknown pagination hook, page fields missing on a paginated RPC.
+// `dialect` names the dialect the binding belongs to (Route::dialect, reply_shapes[0]).
+// Errors also for dialect data naming unknown request or reply fields, value hooks or query
+// styles.
 absl::StatusOr<Route> CompileRoute(const google::protobuf::MethodDescriptor* method,
                                    const gateway::v1::Binding& binding,
-                                   const gateway::v1::Policy& policy);
+                                   const gateway::v1::Policy& policy,
+                                   absl::string_view dialect = "openapi");
+
+// The reply shape of `binding` (another dialect's binding of the same RPC), to append to
+// Route::reply_shapes. Errors as CompileRoute's for response_body and reply_fields.
+absl::StatusOr<ReplyShape> CompileReplyShape(const google::protobuf::MethodDescriptor* method,
+                                             const gateway::v1::Binding& binding,
+                                             absl::string_view dialect);
 
 struct UpstreamRequestParts {
   std::string path_and_query;  // relative to the upstream base URL, percent-encoded

@@ -10,6 +10,7 @@
 #include "upstream/binding/message_depth.h"
 #include "upstream/binding/page_token.h"
 #include "upstream/binding/pagination.h"
+#include "upstream/binding/reply_decoding.h"
 #include "upstream/errors.h"
 #include "upstream/transport/error_mapping.h"
 #include "upstream/transport/upstream_json.h"
@@ -31,7 +32,7 @@ absl::Status BadResponse(const Route& route, absl::string_view upstream, absl::s
 
 absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view upstream,
                                         absl::string_view cursor, int page_size,
-                                        absl::string_view body) {
+                                        absl::string_view body, DriftReport* drift) {
   const Message* prototype = google::protobuf::MessageFactory::generated_factory()->GetPrototype(
       route.method->output_type());
   std::unique_ptr<Message> reply(prototype->New());
@@ -61,13 +62,14 @@ absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view up
   // An empty body (e.g. 204) is the empty reply: decoding `{}` into response_field would set
   // that field to an empty message, as if the upstream had sent one.
   absl::Status decoded;
-  if (body.empty()) {
-    // nothing to decode
-  } else if (route.response_field != nullptr) {
-    decoded =
-        DecodeField(json, reply.get(), route.response_field, route.response_field->json_name());
-  } else {
-    decoded = DecodeMessage(json, reply.get());
+  if (!body.empty()) {
+    if (route.pagination != nullptr && json.is_object()) {
+      // The pagination hook read these; they are not reply fields (nor drift).
+      for (const char* key : {"pagination", "meta"}) {
+        if (route.method->output_type()->FindFieldByName(key) == nullptr) json.erase(key);
+      }
+    }
+    decoded = DecodeReplyJson(route, json, reply.get(), drift);
   }
   if (!decoded.ok()) return decoded;
   // Protobuf parsers refuse replies nesting more than 100 messages (Struct fields cost three per

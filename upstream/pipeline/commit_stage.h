@@ -26,6 +26,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "upstream/binding/drift_report.h"
 #include "upstream/budget/idempotency_store.h"
 #include "upstream/budget/response_cache.h"
 #include "upstream/pipeline/call.h"
@@ -53,12 +54,14 @@ class CommitStage {
 };
 
 // Decodes a 2xx upstream `body` into a serialized reply of `route`. `cursor` is the current
-// page's cursor. Errors: INTERNAL, reason UPSTREAM_BAD_RESPONSE, when the body is not JSON of
-// the reply's shape, or when a read whose reply names one resource (a message response field)
-// gets no resource: an empty body or `null`.
+// page's cursor. The body is decoded through the route's reply shapes, tolerantly
+// (upstream/binding/reply_decoding.h); what does not fit goes to `drift` (may be nullptr).
+// Errors: INTERNAL, reason UPSTREAM_BAD_RESPONSE, when the body is not JSON or no reply shape can
+// take it, or when a read whose reply names one resource (a message response field) gets no
+// resource: an empty body or `null`.
 absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view upstream,
                                         absl::string_view cursor, int page_size,
-                                        absl::string_view body);
+                                        absl::string_view body, DriftReport* drift = nullptr);
 
 // The aliases (route.aliases) a serialized reply names.
 std::vector<std::string> ReplyAliases(const Route& route, absl::string_view reply_bytes);

@@ -32,6 +32,7 @@ Dispatcher::Dispatcher(absl::flat_hash_map<std::string, UpstreamConfig> upstream
   stages_.cache = &cache_;
   stages_.registry = &registry_;
   stages_.counters = &counters_;
+  stages_.drift = components_.drift;
 }
 
 Dispatcher::~Dispatcher() = default;

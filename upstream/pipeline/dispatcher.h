@@ -49,6 +49,7 @@
 #include "upstream/pipeline/prepare_stage.h"
 #include "upstream/pipeline/replay_stage.h"
 #include "upstream/pipeline/send_stage.h"
+#include "upstream/binding/drift_report.h"
 #include "upstream/scheduler.h"
 #include "upstream/transport/http_transport.h"
 #include "upstream/transport/redis_client.h"
@@ -76,6 +77,7 @@ class Dispatcher {
     RedisClient* redis = nullptr;
     // Lease of a cross-replica coalescing leader (CacheStage::Sharing::lease).
     absl::Duration coalescing_lease = absl::Seconds(2);
+    DriftReport* drift = nullptr;  // where reply drift is recorded; nullptr: nowhere
   };
   struct Options {
     RetryPolicy retry;

@@ -304,7 +304,8 @@ void Exchange::OnResponse(int attempt, absl::StatusOr<HttpResponse> response) {
     return;
   }
   const PreparedCall& p = prepared();
-  Finish(DecodeReply(*p.route, p.upstream->name, p.cursor, p.page_size, response->body),
+  Finish(DecodeReply(*p.route, p.upstream->name, p.cursor, p.page_size, response->body,
+                     stages_->drift),
          /*aborted=*/false);
 }
 

@@ -49,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "upstream/binding/drift_report.h"
 #include "upstream/budget/response_cache.h"
 #include "upstream/pipeline/admission_stage.h"
 #include "upstream/pipeline/cache_stage.h"
@@ -83,6 +84,7 @@ struct ExchangeStages {
   CacheStage* cache = nullptr;  // coalescing table
   ExchangeRegistry* registry = nullptr;
   PipelineCounters* counters = nullptr;
+  DriftReport* drift = nullptr;  // where reply drift is recorded; nullptr: nowhere
 };
 
 class Exchange : public std::enable_shared_from_this<Exchange> {
