@@ -22,8 +22,9 @@ using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::IsSupersetOf;
 
 const std::set<std::string> kServedServices = {
-    "chatwoot.v1.ContactService",       "chatwoot.v1.ConversationService",
-    "chatwoot.v1.GroupService",         "chatwoot.v1.MessageService",
+    "chatwoot.v1.AccountService",       "chatwoot.v1.ContactService",
+    "chatwoot.v1.ConversationService",  "chatwoot.v1.GroupService",
+    "chatwoot.v1.MessageService",
     "respondio.v2.CommentService",      "respondio.v2.ContactService",
     "respondio.v2.ConversationService", "respondio.v2.CustomFieldService",
     "respondio.v2.MessageService",      "respondio.v2.SpaceService",
