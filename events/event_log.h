@@ -11,7 +11,9 @@
 //
 // Consumer groups: each event goes to one member; an event not acknowledged within the
 // visibility timeout passed to ReadGroup is handed to the next member that reads (at-least-once;
-// LogEntry::delivery_count counts the deliveries). A group whose delivery position fell behind
+// LogEntry::delivery_count counts the deliveries). An event delivered but not acknowledged when
+// retention trims it can never be redelivered: it is counted in GroupInfo::expired_unacked
+// (gateway_event_group_expired_unacked_total), never dropped unseen. A group whose delivery position fell behind
 // retention (events it was never given were trimmed) gets the same OUT_OF_RANGE as a plain
 // reader, on every read, until a member moves it on with SkipExpired: the gap is reported, never
 // skipped silently.
@@ -37,6 +39,9 @@ struct LogEntry {
   std::string id;        // set by the log
   std::string upstream;  // "respondio", "chatwoot"
   std::string type;      // the upstream's event type name
+  // The workspace the webhook was addressed to ("" for the default workspace); kept beside the
+  // payload so that subscribers filter on it without parsing.
+  std::string workspace;
   std::string payload;   // serialized gateway.v1.EventEnvelope (without id and resume token)
   int64_t delivery_count = 0;  // ReadGroup only: deliveries to the group so far, this one included
 };
@@ -50,6 +55,11 @@ struct GroupInfo {
   std::string name;
   int64_t pending = 0;  // delivered, not yet acknowledged
   int64_t lag = 0;      // retained events not yet delivered to the group
+  // Events delivered to a member and trimmed by retention before they were acknowledged: they
+  // can never be redelivered, so they may be lost to the group. Found (and dropped from the
+  // pending list; a later Ack of one acknowledges nothing) by the group's next read, and counted
+  // once, by the replica that made it (with Redis: sum over replicas).
+  int64_t expired_unacked = 0;
 };
 
 struct LogRetention {

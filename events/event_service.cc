@@ -21,9 +21,14 @@ constexpr char kAck[] = "/gateway.v1.EventService/Ack";
 // calls Finish as its very last action; OnDone (after Finish) deletes the reactor.
 class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::EventEnvelope> {
  public:
-  Stream(EventService* service, const gateway::v1::SubscribeRequest& request)
+  Stream(EventService* service, const gateway::v1::SubscribeRequest& request,
+         const std::vector<std::string>& workspaces)
       : service_(service), request_(request) {
     upstreams_.insert(request.upstreams().begin(), request.upstreams().end());
+    // Events of the default workspace are stored with workspace "".
+    for (const std::string& w : workspaces) {
+      workspaces_.insert(w == service->options_.default_workspace ? "" : w);
+    }
     types_.insert(request.event_types().begin(), request.event_types().end());
     consumer_ = request.consumer().empty()
                     ? absl::StrCat("subscriber-", absl::Uniform<uint64_t>(absl::BitGen()))
@@ -52,7 +57,8 @@ class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::
  private:
   bool Matches(const LogEntry& e) const {
     return (upstreams_.empty() || upstreams_.contains(e.upstream)) &&
-           (types_.empty() || types_.contains(e.type));
+           (types_.empty() || types_.contains(e.type)) &&
+           (workspaces_.empty() || workspaces_.contains(e.workspace));
   }
 
   bool Stopped() {
@@ -193,6 +199,7 @@ class EventService::Stream final : public grpc::ServerWriteReactor<gateway::v1::
   const gateway::v1::SubscribeRequest request_;
   absl::flat_hash_set<std::string> upstreams_;
   absl::flat_hash_set<std::string> types_;
+  absl::flat_hash_set<std::string> workspaces_;  // "" is the default workspace; empty: all
   std::string consumer_;
   absl::Mutex mu_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -215,7 +222,24 @@ grpc::ServerWriteReactor<gateway::v1::EventEnvelope>* EventService::Subscribe(
           {.reason = "INVALID_ARGUMENT", .field_violations = {{"upstreams", "unknown upstream"}}});
     }
   }
-  auto* stream = new Stream(this, *request);
+  std::vector<std::string> workspaces(request->workspaces().begin(),
+                                      request->workspaces().end());
+  if (workspaces.empty()) {
+    // As on every other RPC (service/workspaces.h's kWorkspaceMetadata).
+    auto it = context->client_metadata().find("x-workspace");
+    if (it != context->client_metadata().end()) {
+      workspaces.emplace_back(it->second.data(), it->second.size());
+    }
+  }
+  if (auth.ok() && options_.workspaces) {
+    absl::StatusOr<std::vector<std::string>> allowed = options_.workspaces(context, workspaces);
+    if (allowed.ok()) {
+      workspaces = *std::move(allowed);
+    } else {
+      auth = allowed.status();
+    }
+  }
+  auto* stream = new Stream(this, *request, workspaces);
   stream->Start(std::move(auth));
   return stream;
 }

@@ -9,7 +9,8 @@
 // group member's batch (which the log has already marked delivered, and is kept whole) stays
 // near that budget too. Counters::buffered_bytes and peak_stream_buffered_bytes show it. With a
 // group, events are read through the log's consumer group and delivered with their
-// delivery_count; an event outside the member's filter is acknowledged without delivery.
+// delivery_count; an event outside the member's filter (upstreams, event types, workspaces) is
+// acknowledged without delivery.
 //
 // Thread-safe. `log` must outlive the service and every stream (shut the gRPC server down
 // first); delivery threads end within Options::poll_interval of a cancellation.
@@ -19,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -34,6 +36,16 @@ class EventService final : public gateway::v1::EventService::CallbackService {
     // Authorizes a call: `rpc` is "/gateway.v1.EventService/Subscribe" or ".../Ack". Empty:
     // every call is allowed.
     std::function<absl::Status(grpc::CallbackServerContext*, const std::string& rpc)> authorize;
+    // The workspaces a Subscribe call receives, after `authorize` passed: `requested` is the
+    // request's `workspaces`, or its `x-workspace` metadata (one name) when that is empty.
+    // Returns the names to deliver (empty: every workspace) or the error to end the call with
+    // (PERMISSION_DENIED WORKSPACE_NOT_ALLOWED, NOT_FOUND UNKNOWN_WORKSPACE). main.cc checks
+    // them against the configured workspaces and the caller's allowlist. Unset: `requested`.
+    std::function<absl::StatusOr<std::vector<std::string>>(
+        grpc::CallbackServerContext*, const std::vector<std::string>& requested)>
+        workspaces;
+    // The name that selects events of the default workspace (stored with workspace "").
+    std::string default_workspace = "default";
     // How long a group member has to Ack an event before it goes to another member.
     absl::Duration visibility_timeout = absl::Seconds(30);
     // Events read from the log at a time per stream.

@@ -143,7 +143,10 @@ absl::StatusOr<std::vector<LogEntry>> MemoryEventLog::ReadGroup(const std::strin
   for (auto it = group.pending.begin();
        it != group.pending.end() && static_cast<int>(out.size()) < max;) {
     const Stored* stored = FindLocked(it->first);
-    if (stored == nullptr) {  // trimmed while pending: nothing left to deliver
+    if (stored == nullptr) {
+      // Trimmed while pending: it can never be redelivered. Counted as lost and dropped from
+      // the pending list, as Redis' XAUTOCLAIM does (a late Ack of it acknowledges nothing).
+      ++group.expired_unacked;
       it = group.pending.erase(it);
       continue;
     }
@@ -213,7 +216,8 @@ std::vector<GroupInfo> MemoryEventLog::Groups() {
                                [](const Id& v, const Stored& s) { return v < s.id; });
     out.push_back({.name = name,
                    .pending = static_cast<int64_t>(group.pending.size()),
-                   .lag = static_cast<int64_t>(events_.end() - it)});
+                   .lag = static_cast<int64_t>(events_.end() - it),
+                   .expired_unacked = group.expired_unacked});
   }
   std::sort(out.begin(), out.end(),
             [](const GroupInfo& a, const GroupInfo& b) { return a.name < b.name; });

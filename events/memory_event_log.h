@@ -50,6 +50,7 @@ class MemoryEventLog : public EventLog {
   struct Group {
     Id last_delivered{0, 0};
     std::map<Id, Pending> pending;
+    int64_t expired_unacked = 0;  // see GroupInfo
   };
   void TrimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Stored* FindLocked(Id id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -12,12 +12,19 @@ namespace {
 using upstream::RedisReply;
 
 // KEYS: stream, dedupe key, floor. ARGV: dedupe ttl s, max events, minid ("0": no age trim),
-// upstream, type, payload. Returns {1, id} when stored, {0, first id} for a duplicate.
+// upstream, type, payload, workspace. Returns {1, id} when stored, {0, first id} for a
+// duplicate. Fields: u upstream, t type, p payload, w workspace (absent: "", entries stored
+// before workspaces had none).
 constexpr char kAppendScript[] = R"lua(
 if not redis.call('SET', KEYS[2], '', 'NX', 'EX', ARGV[1]) then
   return {0, redis.call('GET', KEYS[2])}
 end
-local id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[4], 't', ARGV[5], 'p', ARGV[6])
+local id
+if ARGV[7] == '' then
+  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[4], 't', ARGV[5], 'p', ARGV[6])
+else
+  id = redis.call('XADD', KEYS[1], '*', 'u', ARGV[4], 't', ARGV[5], 'p', ARGV[6], 'w', ARGV[7])
+end
 redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 local floor = nil
 local len = redis.call('XLEN', KEYS[1])
@@ -116,6 +123,7 @@ bool ParseEntry(const RedisReply& reply, LogEntry* out) {
     if (key == "u") out->upstream = value;
     if (key == "t") out->type = value;
     if (key == "p") out->payload = value;
+    if (key == "w") out->workspace = value;
   }
   return true;
 }
@@ -165,7 +173,7 @@ absl::StatusOr<AppendResult> RedisEventLog::Append(const std::string& dedupe_key
                     options_.key_prefix + "seen:" + dedupe_key, floor_,
                     absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(r.dedupe_window))),
                     absl::StrCat(std::max<int64_t>(1, r.max_events)), minid, entry.upstream,
-                    entry.type, entry.payload});
+                    entry.type, entry.payload, entry.workspace});
   if (!reply.ok()) return reply.status();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2) {
     return absl::InternalError("redis: unexpected reply to the event append script");
@@ -239,6 +247,13 @@ absl::StatusOr<std::vector<LogEntry>> RedisEventLog::ReadGroup(const std::string
   }
   std::vector<LogEntry> out;
   if (claimed->elements.size() >= 2) out = ParseEntries(claimed->elements[1]);
+  // Redis 7 lists the pending ids whose entries were trimmed (and drops them from the pending
+  // list): delivered, never acknowledged, and now beyond redelivery.
+  if (claimed->elements.size() >= 3 && claimed->elements[2].type == RedisReply::Type::kArray &&
+      !claimed->elements[2].elements.empty()) {
+    absl::MutexLock lock(&mu_);
+    expired_unacked_[group] += static_cast<int64_t>(claimed->elements[2].elements.size());
+  }
   if (!out.empty()) {
     // Delivery counts of the claimed entries (XAUTOCLAIM has incremented them).
     auto pending = Run({"XPENDING", stream_, group, out.front().id, out.back().id,
@@ -329,6 +344,11 @@ std::vector<GroupInfo> RedisEventLog::Groups() {
       if (key == "name") info.name = value.str;
       if (key == "pending") info.pending = value.integer;
       if (key == "lag") info.lag = value.integer;  // nil (unknown after trims) counts as 0
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = expired_unacked_.find(info.name);
+      if (it != expired_unacked_.end()) info.expired_unacked = it->second;
     }
     out.push_back(std::move(info));
   }

@@ -17,6 +17,7 @@
 #ifndef GATEWAY_EVENTS_REDIS_EVENT_LOG_H_
 #define GATEWAY_EVENTS_REDIS_EVENT_LOG_H_
 
+#include <map>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -63,6 +64,8 @@ class RedisEventLog : public EventLog {
   const std::string floor_;
   absl::Mutex mu_;
   uint64_t appends_ ABSL_GUARDED_BY(mu_) = 0;
+  // By group: pending events XAUTOCLAIM found trimmed (GroupInfo::expired_unacked).
+  std::map<std::string, int64_t> expired_unacked_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gateway::events

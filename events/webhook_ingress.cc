@@ -22,6 +22,8 @@ std::string Header(const WebhookIngress::Headers& headers, absl::string_view nam
   return "";
 }
 
+const std::string kNoWorkspace;
+
 int HttpStatusOf(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kUnauthenticated:
@@ -71,8 +73,10 @@ WebhookIngress::Result WebhookIngress::Reject(const std::string& upstream, int s
 }
 
 WebhookIngress::Result WebhookIngress::Handle(const std::string& upstream,
-                                              const std::string& workspace,
+                                              const std::string& path_workspace,
                                               const Headers& headers, const std::string& body) {
+  const std::string& workspace =
+      path_workspace == options_.default_workspace ? kNoWorkspace : path_workspace;
   auto decoder = decoders_.find(upstream);
   if (decoder == decoders_.end()) {
     return Reject("unknown", 404, "UNKNOWN_UPSTREAM",
@@ -89,7 +93,7 @@ WebhookIngress::Result WebhookIngress::Handle(const std::string& upstream,
   }
   // Signature before parsing: nothing of an unauthenticated body is looked at.
   std::string secret;
-  if (!workspace.empty() && options_.workspace_secret) {
+  if (options_.workspace_secret) {
     absl::StatusOr<std::string> found = options_.workspace_secret(upstream, workspace);
     if (absl::IsNotFound(found.status())) {
       return Reject(upstream, 404, "UNKNOWN_WORKSPACE",
@@ -145,7 +149,7 @@ WebhookIngress::Result WebhookIngress::Handle(const std::string& upstream,
           ? absl::StrCat("body:", absl::BytesToHexString(HmacSha256("", body)))
           : decoded->delivery_id;
   const std::string dedupe_key = absl::StrCat(upstream, ":", workspace, ":", delivery);
-  LogEntry entry{.upstream = upstream, .type = decoded->type,
+  LogEntry entry{.upstream = upstream, .type = decoded->type, .workspace = workspace,
                  .payload = envelope.SerializeAsString()};
   auto stored = log_->Append(dedupe_key, std::move(entry));
   if (!stored.ok()) {
@@ -166,7 +170,7 @@ WebhookIngress::Result WebhookIngress::Handle(const std::string& upstream,
   }
   if (!stored->duplicate && options_.invalidate &&
       (!decoded->invalidates.empty() || !decoded->aliases.empty())) {
-    options_.invalidate(decoded->invalidates, decoded->aliases);
+    options_.invalidate(upstream, workspace, decoded->invalidates, decoded->aliases);
   }
   return Result{.http_status = 200, .id = stored->id, .duplicate = stored->duplicate};
 }

@@ -41,13 +41,16 @@ class WebhookIngress {
     std::map<std::string, std::string> secrets;
     // Per-workspace webhooks (/webhooks/{upstream}/{workspace}): the secret that workspace's
     // webhooks are signed with, "" for none (then allow_unsigned decides); NOT_FOUND for a
-    // workspace that does not exist (answered 404 UNKNOWN_WORKSPACE, nothing stored). This is
-    // the hook for workspaces (issue 11); unset, a workspace path is checked with `secrets` and
-    // its name is only carried in the envelope and the dedupe key. The path without a workspace
-    // always uses `secrets`.
+    // workspace that does not exist (answered 404 UNKNOWN_WORKSPACE, nothing stored). Called
+    // with workspace "" for the path without a workspace (the default workspace; main.cc
+    // answers its own secret or the upstream's `secrets` entry). Unset, every path is checked
+    // with `secrets` and a workspace name is only carried in the envelope and the dedupe key.
     std::function<absl::StatusOr<std::string>(const std::string& upstream,
                                               const std::string& workspace)>
         workspace_secret;
+    // The workspace a path without one means: /webhooks/{upstream}/{default_workspace} is the
+    // same endpoint as /webhooks/{upstream} (envelope workspace "", one dedupe key).
+    std::string default_workspace = "default";
     // Accept webhooks without checking signatures (loopback development only; the server
     // refuses it on other addresses).
     bool allow_unsigned = false;
@@ -62,8 +65,10 @@ class WebhookIngress {
     std::function<void(const std::string& upstream, const std::string& type,
                        const std::string& decode_error)>
         on_unknown_event;
-    // Called after an event was stored with the cache tags it makes stale (may be empty).
-    std::function<void(const std::vector<std::string>& tags,
+    // Called after an event was stored with the cache tags it makes stale (may be empty), in
+    // the cache partition of `upstream` in `workspace` ("" for the default workspace) only.
+    std::function<void(const std::string& upstream, const std::string& workspace,
+                       const std::vector<std::string>& tags,
                        const std::vector<std::string>& aliases)>
         invalidate;
   };

@@ -66,6 +66,7 @@ bool SandboxServer::Start(std::string* error) {
   if (!options_.webhook_url.empty() && webhooks_ == nullptr) {
     webhooks_ = std::make_unique<WebhookEmitter>(
         WebhookEmitter::Options{.url = options_.webhook_url,
+                                .path_suffix = options_.webhook_path_suffix,
                                 .respondio_secret = options_.respondio_webhook_secret,
                                 .chatwoot_secret = options_.chatwoot_webhook_secret});
     chatwoot_webhooks_ = std::make_unique<ChatwootWebhooks>(&chatwoot_state_, webhooks_.get());

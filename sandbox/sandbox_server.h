@@ -35,6 +35,7 @@ struct SandboxOptions {
   int threads = 64;
   // Base URL webhooks are POSTed to ("" = none; see webhooks.h) and the upstreams' secrets.
   std::string webhook_url;
+  std::string webhook_path_suffix;  // appended to /webhooks/{upstream}, e.g. "/acme"
   std::string respondio_webhook_secret = "sandbox-webhook-secret";
   std::string chatwoot_webhook_secret = "sandbox-webhook-secret";
   // live: what the real services do (specs/live-api.md); openapi: what their

@@ -36,6 +36,9 @@ ABSL_FLAG(std::string, webhook_url, "",
           "base URL to POST signed webhooks to ({url}/webhooks/respondio, "
           "{url}/webhooks/chatwoot) when state changes through the API and for "
           "POST /__admin/{respondio,chatwoot}/inbound_message (default: none)");
+ABSL_FLAG(std::string, webhook_path_suffix, "",
+          "appended to each webhook path, e.g. /acme posts to {url}/webhooks/respondio/acme "
+          "(a gateway workspace's webhook endpoint)");
 ABSL_FLAG(std::string, respondio_webhook_secret, "sandbox-webhook-secret",
           "respond.io webhook signing key");
 ABSL_FLAG(std::string, chatwoot_webhook_secret, "sandbox-webhook-secret",
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
   options.rate_limits = absl::GetFlag(FLAGS_rate_limits);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.webhook_url = absl::GetFlag(FLAGS_webhook_url);
+  options.webhook_path_suffix = absl::GetFlag(FLAGS_webhook_path_suffix);
   options.respondio_webhook_secret = absl::GetFlag(FLAGS_respondio_webhook_secret);
   options.chatwoot_webhook_secret = absl::GetFlag(FLAGS_chatwoot_webhook_secret);
   if (!sandbox::ParseDialect(absl::GetFlag(FLAGS_respondio_dialect),

@@ -52,7 +52,7 @@ std::string WebhookEmitter::EmitRespondio(const std::string& event_type, Json fi
   fields["event_type"] = event_type;
   const std::string body = fields.dump();
   queue_.push_back(
-      {"/webhooks/respondio", body,
+      {"/webhooks/respondio" + options_.path_suffix, body,
        {{"x-webhook-signature", absl::Base64Escape(Hmac(options_.respondio_secret, body))}}});
   return id;
 }
@@ -65,7 +65,7 @@ std::string WebhookEmitter::EmitChatwoot(const std::string& event, Json model) {
   const std::string body = model.dump();
   const std::string timestamp = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
   queue_.push_back(
-      {"/webhooks/chatwoot", body,
+      {"/webhooks/chatwoot" + options_.path_suffix, body,
        {{"X-Chatwoot-Signature",
          "sha256=" + Hex(Hmac(options_.chatwoot_secret, timestamp + "." + body))},
         {"X-Chatwoot-Timestamp", timestamp},

@@ -43,6 +43,7 @@ class WebhookEmitter {
  public:
   struct Options {
     std::string url;  // base URL, e.g. http://127.0.0.1:8443
+    std::string path_suffix;  // appended to /webhooks/{upstream}, e.g. "/acme" ("" for none)
     std::string respondio_secret;
     std::string chatwoot_secret;
   };

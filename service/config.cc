@@ -529,6 +529,13 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
       const gateway::v1::WorkspaceUpstream& own =
           name == "respondio" ? ws.respondio() : ws.chatwoot();
       const std::string up_where = absl::StrCat(where, ".", name);
+      if (!own.webhook_secret_file().empty() && sources.read_secrets) {
+        source_files.push_back(own.webhook_secret_file());
+        auto secret = ReadToken(own.webhook_secret_file(),
+                                absl::StrCat(up_where, ".webhook_secret_file"));
+        if (!secret.ok()) return secret.status();
+        out.webhook_secrets[name] = *std::move(secret);
+      }
       upstream::UpstreamConfig up = config.upstreams.at(name);
       if (!own.base_url().empty()) {
         up.base_url = own.base_url();

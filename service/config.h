@@ -57,6 +57,9 @@ struct WorkspaceConfig {
   // The full rate table of this workspace ("upstream/bucket"): the top-level rates with the
   // workspace's own entries on top.
   absl::flat_hash_map<std::string, BucketRate> buckets;
+  // Webhook secrets by upstream name (`workspaces.<name>.<upstream>.webhook_secret_file`, read
+  // at load and on reload); only the upstreams that set one. A secret: never logged.
+  absl::flat_hash_map<std::string, std::string> webhook_secrets;
 };
 
 // The name of the workspace a call without `x-workspace` uses.

@@ -479,12 +479,34 @@ int main(int argc, char** argv) {
     if (!secret.ok()) return StartupError(secret.status().message());
     ingress_options.secrets[upstream] = *secret;
   }
-  if (config->cache_max_bytes > 0) {
-    ingress_options.invalidate = [&cache](const std::vector<std::string>& tags,
-                                          const std::vector<std::string>& aliases) {
-      cache.Invalidate(tags, aliases);
-    };
-  }
+  // Workspaces: /webhooks/{upstream}/{workspace} is checked with that workspace's
+  // webhook_secret_file (the default workspace's, else the flag's, also on the path without a
+  // workspace); read from the current set, so a reload rotates them.
+  ingress_options.workspace_secret =
+      [&workspaces, flag_secrets = ingress_options.secrets](
+          const std::string& upstream, const std::string& workspace) -> absl::StatusOr<std::string> {
+    const std::shared_ptr<const gateway::service::WorkspaceSet> set = workspaces.Current();
+    const std::string name = workspace.empty() ? gateway::service::kDefaultWorkspace : workspace;
+    auto flag = flag_secrets.find(upstream);
+    const std::string fallback = flag != flag_secrets.end() ? flag->second : "";
+    auto it = set->all().find(name);
+    if (it == set->all().end()) {
+      if (workspace.empty()) return fallback;  // no default workspace: the flags' secret
+      return absl::NotFoundError(absl::StrCat("no workspace \"", workspace, "\""));
+    }
+    auto own = it->second.config.webhook_secrets.find(upstream);
+    if (own != it->second.config.webhook_secrets.end()) return own->second;
+    return name == gateway::service::kDefaultWorkspace ? fallback : std::string();
+  };
+  // An event invalidates in its own workspace's cache partition only.
+  ingress_options.invalidate = [&workspaces](const std::string& upstream,
+                                             const std::string& workspace,
+                                             const std::vector<std::string>& tags,
+                                             const std::vector<std::string>& aliases) {
+    const std::shared_ptr<const gateway::service::WorkspaceSet> set = workspaces.Current();
+    auto it = set->all().find(workspace.empty() ? gateway::service::kDefaultWorkspace : workspace);
+    if (it != set->all().end()) it->second.dispatcher->InvalidateTags(upstream, tags, aliases);
+  };
   auto ingress = gateway::events::WebhookIngress::Create(ingress_options, event_log.get());
   if (!ingress.ok()) return StartupError(ingress.status().message());
   gateway::events::EventService event_service(
@@ -498,6 +520,44 @@ int main(int argc, char** argv) {
                                                                        it->second.size());
          auto caller = auth->CheckRpc(value, rpc);
          return caller.ok() ? absl::OkStatus() : caller.status();
+       },
+       // Subscribe's workspaces: configured ones, within the caller's allowlist; none named
+       // means every workspace the caller may use.
+       .workspaces = [&auth, &workspaces](grpc::CallbackServerContext* context,
+                                          const std::vector<std::string>& requested)
+           -> absl::StatusOr<std::vector<std::string>> {
+         const std::shared_ptr<const gateway::service::WorkspaceSet> set = workspaces.Current();
+         for (const std::string& name : requested) {
+           if (auto ws = set->Select(name, /*present=*/true); !ws.ok()) return ws.status();
+         }
+         if (!auth.has_value()) return requested;
+         auto it = context->client_metadata().find("authorization");
+         const std::string value =
+             it == context->client_metadata().end() ? "" : std::string(it->second.data(),
+                                                                       it->second.size());
+         auto caller = auth->CheckRpc(value, "/gateway.v1.EventService/Subscribe");
+         if (!caller.ok()) return caller.status();
+         for (const std::string& name : requested) {
+           if (absl::Status s = auth->CheckWorkspace(*caller, name); !s.ok()) return s;
+         }
+         if (!requested.empty()) return requested;
+         std::vector<std::string> allowed;
+         absl::Status refused;
+         for (const std::string& name : set->Names()) {
+           absl::Status s = auth->CheckWorkspace(*caller, name);
+           if (s.ok()) {
+             allowed.push_back(name);
+           } else if (refused.ok()) {
+             refused = s;
+           }
+         }
+         // A caller's events are those of the workspaces it may use now (never "all", which
+         // would include workspaces it is not allowed).
+         if (allowed.empty()) {
+           return refused.ok() ? absl::PermissionDeniedError("no workspace is configured")
+                               : refused;
+         }
+         return allowed;
        },
        .visibility_timeout = absl::GetFlag(FLAGS_event_visibility_timeout)});
   metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
@@ -541,6 +601,11 @@ int main(int argc, char** argv) {
                 {{"group", g.name}}, g.lag);
       out.Gauge("gateway_event_group_pending", "Events delivered to the group, not acknowledged.",
                 {{"group", g.name}}, g.pending);
+      out.Counter("gateway_event_group_expired_unacked_total",
+                  "Events delivered to a member of the group, never acknowledged, and trimmed by "
+                  "retention before they could be redelivered (lost to the group; counted by "
+                  "the replica that found them).",
+                  {{"group", g.name}}, g.expired_unacked);
     }
   });
 
@@ -632,6 +697,11 @@ int main(int argc, char** argv) {
                   "change, by result: applied, or rejected (invalid; the previous one keeps "
                   "serving).",
                   {{"source", source}, {"result", "rejected"}}, c.rejected);
+      out.Gauge("gateway_config_last_reload_success",
+                "1 when the latest reload of the configuration source succeeded (or none was "
+                "tried since start), 0 while its latest reload was rejected and the previous "
+                "configuration keeps serving: alert on 0.",
+                {{"source", source}}, c.last_succeeded ? 1 : 0);
     }
   });
 

@@ -62,6 +62,7 @@ void Reloader::ReloadLocked(Watched& watched) {
     ++c.applied;
     c.last_applied = absl::Now();
     c.last_error.clear();
+    c.last_succeeded = true;
     if (options_.log != nullptr) {
       std::fprintf(options_.log, "gateway: reloaded %s\n", watched.source.name.c_str());
       std::fflush(options_.log);
@@ -69,6 +70,7 @@ void Reloader::ReloadLocked(Watched& watched) {
   } else {
     ++c.rejected;
     c.last_error = std::string(status.message());
+    c.last_succeeded = false;
     if (options_.log != nullptr) {
       std::fprintf(options_.log, "gateway: %s reload rejected, still serving the previous one: %s\n",
                    watched.source.name.c_str(), c.last_error.c_str());

@@ -62,6 +62,9 @@ class Reloader {
     int64_t rejected = 0;  // reloads that failed; the previous snapshot kept serving
     absl::Time last_applied = absl::InfinitePast();
     std::string last_error;  // of the latest rejected reload ("" after an applied one)
+    // Whether the latest reload was applied (true before any): the alertable state, exported
+    // as gateway_config_last_reload_success{source}.
+    bool last_succeeded = true;
   };
 
   explicit Reloader(Options options);

@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "upstream/errors.h"
+#include "upstream/safe_text.h"
 
 namespace gateway::service {
 namespace {
@@ -41,6 +42,8 @@ std::shared_ptr<const WorkspaceSet> WorkspaceSet::Build(
     const WorkspaceSet* previous) {
   auto set = std::make_shared<WorkspaceSet>();
   for (const auto& [name, ws] : config.workspaces) {
+    // Webhook secrets are configured secrets: redacted from whatever the gateway emits.
+    for (const auto& [upstream_name, secret] : ws.webhook_secrets) upstream::RegisterSecret(secret);
     Workspace& out = set->workspaces_[name];
     out.name = name;
     out.config = ws;

@@ -237,6 +237,56 @@ TEST_P(EventLogTest, GroupBehindRetentionIsOutOfRangeUntilAMemberSkipsTheGap) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_P(EventLogTest, EntriesKeepTheirWorkspace) {
+  auto log = MakeLog();
+  ASSERT_TRUE(log->EnsureGroup("g", /*from_oldest=*/true).ok());
+  LogEntry acme = Entry("a");
+  acme.workspace = "acme";
+  ASSERT_TRUE(log->Append("k1", acme).ok());
+  ASSERT_TRUE(log->Append("k2", Entry("default")).ok());
+  auto read = log->ReadAfter("0-0", 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].workspace, "acme");
+  EXPECT_EQ((*read)[1].workspace, "");
+  auto grouped = log->ReadGroup("g", "m", 10, absl::Seconds(30));
+  ASSERT_TRUE(grouped.ok()) << grouped.status();
+  ASSERT_EQ(grouped->size(), 2u);
+  EXPECT_EQ((*grouped)[0].workspace, "acme");
+  EXPECT_EQ((*grouped)[1].workspace, "");
+}
+
+// An event a member was given and had not acknowledged when retention trimmed it can never be
+// redelivered: the group's next read counts it as lost, once (an acknowledged one is not).
+TEST_P(EventLogTest, UnackedEventTrimmedBeforeRedeliveryIsCountedLost) {
+  auto log = MakeLog({.max_events = 2});
+  ASSERT_TRUE(log->EnsureGroup("g", /*from_oldest=*/false).ok());
+  ASSERT_TRUE(log->Append("k0", Entry("0")).ok());
+  ASSERT_TRUE(log->Append("k1", Entry("1")).ok());
+  auto given = log->ReadGroup("g", "dies", 10, absl::Milliseconds(300));
+  ASSERT_TRUE(given.ok()) << given.status();
+  ASSERT_EQ(given->size(), 2u);
+  ASSERT_TRUE(log->Ack("g", {(*given)[1].id}).ok());  // "0" stays unacknowledged
+  // Two more arrive: "0" and "1" are trimmed ("1" was acknowledged, "0" was not).
+  ASSERT_TRUE(log->Append("k2", Entry("2")).ok());
+  ASSERT_TRUE(log->Append("k3", Entry("3")).ok());
+  EXPECT_EQ(log->Groups()[0].expired_unacked, 0);  // found by the group's next read
+  auto fresh = log->ReadGroup("g", "survivor", 10, absl::Milliseconds(300));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(Payloads(*fresh), (std::vector<std::string>{"2", "3"}));
+  std::vector<GroupInfo> groups = log->Groups();
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0].expired_unacked, 1);
+  EXPECT_EQ(groups[0].pending, 2);  // "2" and "3"; the lost one is no longer pending
+  EXPECT_EQ(*log->Ack("g", {(*given)[0].id}), 0);  // too late: nothing to acknowledge
+  Pass(absl::Milliseconds(400));
+  // "2" and "3" are redelivered; the lost one is counted once.
+  auto again = log->ReadGroup("g", "survivor", 10, absl::Milliseconds(300));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(Payloads(*again), (std::vector<std::string>{"2", "3"}));
+  EXPECT_EQ(log->Groups()[0].expired_unacked, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Logs, EventLogTest, ::testing::Values(Kind::kMemory, Kind::kRedis),
                          [](const auto& info) {
                            return info.param == Kind::kMemory ? std::string("Memory")

@@ -46,7 +46,7 @@ class EventServiceTest : public ::testing::Test {
     gw::EventEnvelope envelope;
     envelope.set_upstream(upstream);
     envelope.set_workspace(workspace + std::string(pad, 'x'));
-    auto r = log_.Append(key, {.upstream = upstream, .type = type,
+    auto r = log_.Append(key, {.upstream = upstream, .type = type, .workspace = workspace,
                                .payload = envelope.SerializeAsString()});
     EXPECT_TRUE(r.ok());
     return r->id;
@@ -326,6 +326,71 @@ TEST_F(EventServiceTest, AuthorizationIsChecked) {
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(asked, (std::vector<std::string>{"/gateway.v1.EventService/Subscribe",
                                              "/gateway.v1.EventService/Ack"}));
+}
+
+// Subscribe's workspaces: the request's, else x-workspace, passed through the hook (which
+// main.cc bounds by the callers file); "default" selects the default workspace's events
+// (stored with workspace ""); a refusal ends the call with the hook's status.
+TEST_F(EventServiceTest, WorkspacesFilterThroughTheHook) {
+  EventService::Options options;
+  std::vector<std::vector<std::string>> asked;
+  options.workspaces = [&asked](grpc::CallbackServerContext*,
+                                const std::vector<std::string>& requested)
+      -> absl::StatusOr<std::vector<std::string>> {
+    asked.push_back(requested);
+    for (const std::string& w : requested) {
+      if (w == "globex") {
+        return upstream::GatewayError(absl::StatusCode::kPermissionDenied, "not yours",
+                                      {.reason = "WORKSPACE_NOT_ALLOWED"});
+      }
+    }
+    if (requested.empty()) return std::vector<std::string>{"acme", "default"};
+    return requested;
+  };
+  StartServer(options);
+  Append("respondio", "contact.updated", "1", "acme");
+  Append("respondio", "contact.updated", "2", "globex");
+  Append("respondio", "contact.updated", "3");  // the default workspace
+  Append("respondio", "contact.updated", "4", "initech");
+  auto read_all = [](Sub& sub, int n) {
+    std::vector<std::string> workspaces;
+    gw::EventEnvelope e;
+    for (int i = 0; i < n && sub.reader->Read(&e); ++i) workspaces.push_back(e.workspace());
+    return workspaces;
+  };
+  gw::SubscribeRequest request;
+  request.set_start_position(gw::START_POSITION_OLDEST);
+  // None named: what the hook allows.
+  auto mine = Subscribe(request);
+  EXPECT_EQ(read_all(*mine, 2), (std::vector<std::string>{"acme", ""}));
+  // Named in the request.
+  gw::SubscribeRequest named = request;
+  named.add_workspaces("initech");
+  auto initech = Subscribe(named);
+  EXPECT_EQ(read_all(*initech, 1), (std::vector<std::string>{"initech"}));
+  // Named by x-workspace metadata.
+  auto by_metadata = std::make_unique<Sub>();
+  by_metadata->context->AddMetadata("x-workspace", "default");
+  by_metadata->context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  by_metadata->reader = stub_->Subscribe(by_metadata->context.get(), request);
+  EXPECT_EQ(read_all(*by_metadata, 1), (std::vector<std::string>{""}));
+  // Refused: no event, the hook's status.
+  gw::SubscribeRequest other = request;
+  other.add_workspaces("globex");
+  grpc::ClientContext context;
+  auto reader = stub_->Subscribe(&context, other);
+  gw::EventEnvelope e;
+  EXPECT_FALSE(reader->Read(&e));
+  grpc::Status refused = reader->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_EQ(asked.size(), 4u);
+  EXPECT_EQ(asked[0], std::vector<std::string>{});
+  EXPECT_EQ(asked[1], std::vector<std::string>{"initech"});
+  EXPECT_EQ(asked[2], std::vector<std::string>{"default"});
+  // Live events follow the same filter.
+  Append("respondio", "contact.updated", "5", "globex");
+  Append("respondio", "contact.updated", "6", "acme");
+  EXPECT_EQ(read_all(*mine, 1), (std::vector<std::string>{"acme"}));
 }
 
 }  // namespace

@@ -34,9 +34,11 @@ class WebhookIngressTest : public ::testing::Test {
     WebhookIngress::Options options;
     options.secrets = {{"respondio", "rio-secret"}, {"chatwoot", "cw-secret"}};
     options.clock = [] { return absl::FromUnixSeconds(kNow); };
-    options.invalidate = [this](const std::vector<std::string>& tags,
+    options.invalidate = [this](const std::string& upstream, const std::string& workspace,
+                                const std::vector<std::string>& tags,
                                 const std::vector<std::string>& aliases) {
       invalidated_.push_back(absl::StrJoin(tags, ",") + "|" + absl::StrJoin(aliases, ","));
+      invalidated_in_.push_back(upstream + "/" + workspace);
     };
     auto ingress = WebhookIngress::Create(options, &log_);
     ASSERT_TRUE(ingress.ok()) << ingress.status();
@@ -71,6 +73,7 @@ class WebhookIngressTest : public ::testing::Test {
   std::unique_ptr<WebhookServer> server_;
   std::unique_ptr<httplib::Client> client_;
   std::vector<std::string> invalidated_;
+  std::vector<std::string> invalidated_in_;  // "upstream/workspace" of each invalidation
 };
 
 TEST_F(WebhookIngressTest, SignedRespondioWebhookIsStoredTypedAndInvalidates) {
@@ -208,6 +211,8 @@ TEST_F(WebhookIngressTest, WorkspaceFromThePath) {
   gateway::v1::EventEnvelope envelope;
   ASSERT_TRUE(envelope.ParseFromString((*log_.ReadAfter("0-0", 1))[0].payload));
   EXPECT_EQ(envelope.workspace(), "acme");
+  EXPECT_EQ((*log_.ReadAfter("0-0", 1))[0].workspace, "acme");
+  EXPECT_THAT(invalidated_in_, ElementsAre("chatwoot/acme"));
 }
 
 TEST(WebhookIngressWorkspaceTest, TheWorkspaceHookNamesEachWorkspacesSecret) {
@@ -218,7 +223,13 @@ TEST(WebhookIngressWorkspaceTest, TheWorkspaceHookNamesEachWorkspacesSecret) {
   options.workspace_secret = [](const std::string& upstream,
                                 const std::string& workspace) -> absl::StatusOr<std::string> {
     if (upstream == "respondio" && workspace == "acme") return std::string("acme-secret");
+    if (workspace.empty()) return std::string("default-secret");  // the path without one
     return absl::NotFoundError("no such workspace");
+  };
+  std::vector<std::string> invalidated_in;
+  options.invalidate = [&](const std::string& upstream, const std::string& workspace,
+                           const std::vector<std::string>&, const std::vector<std::string>&) {
+    invalidated_in.push_back(upstream + "/" + workspace);
   };
   auto ingress = WebhookIngress::Create(options, &log);
   ASSERT_TRUE(ingress.ok());
@@ -237,11 +248,22 @@ TEST(WebhookIngressWorkspaceTest, TheWorkspaceHookNamesEachWorkspacesSecret) {
   // The default workspace's path keeps the default secret; the same event_id in another
   // workspace is another delivery.
   EXPECT_EQ(post("", "default-secret").http_status, 200);
+  // /webhooks/respondio/default is the path without a workspace: the same delivery, stored once.
+  WebhookIngress::Result again = post("default", "default-secret");
+  EXPECT_EQ(again.http_status, 200);
+  EXPECT_TRUE(again.duplicate);
   auto all = log.ReadAfter("0-0", 10);
   ASSERT_EQ(all->size(), 2u);
   gateway::v1::EventEnvelope envelope;
   ASSERT_TRUE(envelope.ParseFromString((*all)[0].payload));
   EXPECT_EQ(envelope.workspace(), "acme");
+  EXPECT_EQ((*all)[0].workspace, "acme");
+  ASSERT_TRUE(envelope.ParseFromString((*all)[1].payload));
+  EXPECT_EQ(envelope.workspace(), "");
+  EXPECT_EQ((*all)[1].workspace, "");
+  // Each event invalidates in its own workspace's cache partition only (once: not for the
+  // duplicate).
+  EXPECT_THAT(invalidated_in, ElementsAre("respondio/acme", "respondio/"));
   EXPECT_EQ(((*ingress)->counters().rejected[{"respondio", "UNKNOWN_WORKSPACE"}]), 1);
 }
 

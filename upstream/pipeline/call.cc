@@ -8,6 +8,13 @@
 
 namespace gateway::upstream {
 
+std::vector<std::string> PartitionTags(absl::string_view partition,
+                                       std::vector<std::string> tags) {
+  if (partition.empty()) return tags;
+  for (std::string& tag : tags) tag = absl::StrCat(partition, "/", tag);
+  return tags;
+}
+
 Call::Call(CallOptions options, Done done) : options_(std::move(options)), done_(std::move(done)) {}
 
 Call::State Call::state() const {

@@ -39,6 +39,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "upstream/binding/route.h"
@@ -63,11 +64,16 @@ struct UpstreamConfig {
   // upstreams.<name>.max_response_bytes); 0 means the HTTP client's default, 8 MiB. A larger
   // reply is INTERNAL UPSTREAM_RESPONSE_TOO_LARGE, read no further and never cached.
   int64_t max_response_bytes = 0;
-  // Who else may share this account's cache entries and request_id records: "" for all, else
-  // a name (the gateway's workspace) mixed into those keys. Budgets are not partitioned: they
-  // follow limit_scope, the upstream's own accounting.
+  // Who else may share this account's cache entries, cache tags and request_id records: "" for
+  // all, else a name (the gateway's workspace) mixed into those keys, so that one workspace's
+  // writes and events invalidate only its own entries (PartitionTags). Budgets are not
+  // partitioned: they follow limit_scope, the upstream's own accounting.
   std::string partition;
 };
+
+// `tags` as stored in the reply cache for an account of `partition`: "<partition>/<tag>", or
+// unchanged for partition "" (a gateway without workspaces, and the workspace `default`).
+std::vector<std::string> PartitionTags(absl::string_view partition, std::vector<std::string> tags);
 
 // What happened on the way to the reply, for the per-call log and metrics. Filled before
 // `done` runs; owned by the caller and kept alive until then.
@@ -111,6 +117,8 @@ struct PreparedCall {
   std::string cache_key;                   // reads: account|rpc|request bytes
   std::vector<std::string> cache_tags;     // reads: expanded route.cache_tags
   std::vector<std::string> invalidations;  // writes: expanded route.invalidates
+  // cache_tags and invalidations are partitioned (PartitionTags with upstream->partition), and
+  // so must be the aliases the commit derives from the reply.
   std::string request_id;                  // writes: the request's request_id, or ""
   std::string fingerprint;                 // writes with request_id: of the request bytes
   std::string idempotency_key;             // writes with request_id: per caller

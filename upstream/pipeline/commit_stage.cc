@@ -115,14 +115,16 @@ void CommitStage::Commit(const PreparedCall& prepared, const ResponseCache::Read
       if (result.ok() && ticket != nullptr) {
         cache_->Store(*ticket, prepared.cache_key, *result,
                       absl::Seconds(route.policy.cache_ttl_seconds()), prepared.cache_tags,
-                      ReplyAliases(route, *result));
+                      PartitionTags(prepared.upstream->partition, ReplyAliases(route, *result)));
       }
     } else if (maybe_sent) {
       // A write that reached the upstream may have changed it, even when its answer was lost.
       // The caller is answered once the shared cache has dropped the stale entries too: answered
       // earlier, its next read (here or on another replica) could still hit them in Redis.
       cache_->Invalidate(prepared.invalidations,
-                         result.ok() ? ReplyAliases(route, *result) : std::vector<std::string>{},
+                         result.ok() ? PartitionTags(prepared.upstream->partition,
+                                                     ReplyAliases(route, *result))
+                                     : std::vector<std::string>{},
                          std::move(settled));
       return;
     }

@@ -46,6 +46,15 @@ Dispatcher::Counters Dispatcher::counters() const {
 
 std::vector<std::string> Dispatcher::BucketKeys() const { return admission_.BucketKeys(); }
 
+void Dispatcher::InvalidateTags(const std::string& upstream, const std::vector<std::string>& tags,
+                                const std::vector<std::string>& aliases) const {
+  if (components_.cache == nullptr || (tags.empty() && aliases.empty())) return;
+  auto it = upstreams_.find(upstream);
+  if (it == upstreams_.end() || it->second.base_url.empty()) return;
+  components_.cache->Invalidate(PartitionTags(it->second.partition, tags),
+                                PartitionTags(it->second.partition, aliases));
+}
+
 std::shared_ptr<const std::string> Dispatcher::CachedReply(
     const Route& route, absl::string_view request_bytes) const {
   if (components_.cache == nullptr) return nullptr;

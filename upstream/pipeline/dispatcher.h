@@ -124,6 +124,13 @@ class Dispatcher {
   std::shared_ptr<const std::string> CachedReply(const Route& route,
                                                  absl::string_view request_bytes) const;
 
+  // Drops the cache entries of `upstream`'s account in this dispatcher's partition that carry
+  // any of `tags` ∪ `aliases` (as a write of this dispatcher would; ResponseCache::Invalidate):
+  // for events, which name the resources they changed. Entries of other partitions (other
+  // workspaces) are untouched. No-op without a cache or for an upstream not configured here.
+  void InvalidateTags(const std::string& upstream, const std::vector<std::string>& tags,
+                      const std::vector<std::string>& aliases) const;
+
   Counters counters() const;
 
   // Rate-limit bucket keys ("upstream:account:bucket") that have asked the limiter for a token,

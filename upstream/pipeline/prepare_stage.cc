@@ -128,10 +128,14 @@ absl::Status PrepareStage::Prepare(const Route& route, const Message& request,
     out->cache_key = CacheKey(account.cache, route.rpc, DeterministicBytes(request));
     out->cached = options_.has_cache && route.policy.cache_ttl_seconds() > 0 && !options.bypass_cache;
     out->coalesced = !options.bypass_cache;
-    if (out->cached) out->cache_tags = ExpandTags(route.cache_tags, request);
+    if (out->cached) {
+      out->cache_tags =
+          PartitionTags(out->upstream->partition, ExpandTags(route.cache_tags, request));
+    }
     return absl::OkStatus();
   }
-  out->invalidations = ExpandTags(route.invalidates, request);
+  out->invalidations =
+      PartitionTags(out->upstream->partition, ExpandTags(route.invalidates, request));
   if (route.request_id_field != nullptr && options_.has_idempotency) {
     out->request_id = request.GetReflection()->GetString(request, route.request_id_field);
   }
