@@ -681,7 +681,8 @@ TEST_F(ChatwootSandboxTest, GroupStory) {
 
   // Leave: conversations resolved, provider calls refused.
   EXPECT_EQ(Call("POST", path + "/group_admin/leave").status, 200);
-  for (const auto& c : Call("GET", path + "/conversations").body["payload"]) {
+  Reply conversations = Call("GET", path + "/conversations");  // must outlive the loop
+  for (const auto& c : conversations.body["payload"]) {
     EXPECT_EQ(c["status"], "resolved");
   }
   Reply after = Call("GET", path + "/group_invite");

@@ -12,6 +12,10 @@ PACKAGES=(
   nghttp2-client valgrind openssl binutils
   prometheus-cpp-dev prometheus chromium
   protoc-gen-go protoc-gen-go-grpc protobuf-compiler-grpc-java-plugin
+  # The machine checks (tools/machine_checks.sh, .bazelrc's --config=clang/asan): clang-14, the
+  # sanitizer and libFuzzer runtimes (only recommended by clang-14, so named here), and
+  # llvm-symbolizer for readable sanitizer reports.
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 # `kubectl kustomize` renders k8s/ in the tests; Debian's kubernetes-client when none is installed.

@@ -194,9 +194,11 @@ void Exchange::OnAdmitted(int attempt, absl::Status admitted) {
       again = admitted.code() == absl::StatusCode::kResourceExhausted &&
               LatestDeadlineLocked() > admit_deadline_;
       if (again) {
+        // A copy: the analysis cannot see that the lambda runs under mu_.
+        const absl::Time asked = admit_deadline_;
         auto keep = std::partition(waiters_.begin(), waiters_.end(),
-                                   [this](const std::shared_ptr<Call>& w) {
-                                     return w->options().deadline > admit_deadline_;
+                                   [asked](const std::shared_ptr<Call>& w) {
+                                     return w->options().deadline > asked;
                                    });
         refused.assign(std::make_move_iterator(keep), std::make_move_iterator(waiters_.end()));
         waiters_.erase(keep, waiters_.end());

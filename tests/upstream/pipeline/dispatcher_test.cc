@@ -626,8 +626,10 @@ TEST_F(PipelineTest, CacheHitSendsNothing) {
 TEST(PipelineSharedCacheTest, WriteIsAnsweredOnlyOnceTheSharedCacheDroppedWhatItChanged) {
   ::gateway::testing::RedisProcess server;
   ASSERT_TRUE(server.Start());
-  RedisClient redis({.port = server.port(), .timeout = absl::Seconds(30)});
+  // The clock first: the Redis client, destroyed before it, answers the cache's pending
+  // commands, which read the clock (response_cache.h).
   ManualScheduler clock;
+  RedisClient redis({.port = server.port(), .timeout = absl::Seconds(30)});
   FakeTransport http(&clock);
   RateLimiter limiter({}, &clock, nullptr);
   ResponseCache cache({}, &clock, &redis);
