@@ -177,6 +177,8 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     options_.remaining_slack = std::max(options_.remaining_slack, 0);
   }
 
+  // Immutable after construction.
+  absl::Duration max_pause() const { return options_.max_pause; }
   AcquireId Acquire(Ticket ticket, Done done) ABSL_LOCKS_EXCLUDED(mu_);
   void Cancel(AcquireId id) ABSL_LOCKS_EXCLUDED(mu_);
   void Pause(const std::string& key, const BucketConfig& config, absl::Duration retry_after)
@@ -1032,6 +1034,8 @@ void RateLimiter::ObserveRemaining(const std::string& bucket_key, const BucketCo
 }
 
 bool RateLimiter::redis_healthy() const { return impl_->redis_healthy(); }
+
+absl::Duration RateLimiter::max_pause() const { return impl_->max_pause(); }
 
 RateLimiter::Counters RateLimiter::counters(const std::string& bucket_key) const {
   return impl_->counters(bucket_key);

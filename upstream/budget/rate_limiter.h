@@ -223,6 +223,10 @@ class RateLimiter {
   void ObserveRemaining(const std::string& bucket_key, const BucketConfig& config, int limit,
                         int remaining);
 
+  // Options::max_pause after clamping: the longest any upstream feedback holds a bucket. The
+  // pipeline caps every Retry-After it honours (backoff, RetryInfo) at it too.
+  absl::Duration max_pause() const;
+
   // False while falling back to local limiting because Redis failed (true without Redis).
   bool redis_healthy() const;
 

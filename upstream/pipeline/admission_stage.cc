@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 
 namespace gateway::upstream {
 
@@ -39,24 +38,18 @@ std::vector<std::string> AdmissionStage::BucketKeys() const {
   return keys;
 }
 
-void AdmissionStage::Feedback(const PreparedCall& prepared, const HttpResponse& response,
-                              std::optional<absl::Duration> retry_after) {
+void AdmissionStage::Feedback(const PreparedCall& prepared, absl::Duration elapsed,
+                              const SendStage::Outcome& outcome) {
   {
     absl::MutexLock lock(&mu_);
-    auto [it, inserted] = latency_.try_emplace(prepared.bucket_key, response.elapsed);
-    if (!inserted) it->second = it->second * 0.8 + response.elapsed * 0.2;
+    auto [it, inserted] = latency_.try_emplace(prepared.bucket_key, elapsed);
+    if (!inserted) it->second = it->second * 0.8 + elapsed * 0.2;
   }
   if (limiter_ == nullptr) return;
-  if (response.status == 429) {
-    limiter_->Pause(prepared.bucket_key, prepared.bucket, retry_after.value_or(absl::Seconds(1)));
-  }
-  auto limit = response.headers.find("x-ratelimit-limit");
-  auto remaining = response.headers.find("x-ratelimit-remaining");
-  int limit_value = 0, remaining_value = 0;
-  if (limit != response.headers.end() && remaining != response.headers.end() &&
-      absl::SimpleAtoi(limit->second, &limit_value) &&
-      absl::SimpleAtoi(remaining->second, &remaining_value)) {
-    limiter_->ObserveRemaining(prepared.bucket_key, prepared.bucket, limit_value, remaining_value);
+  if (outcome.pause.has_value()) limiter_->Pause(prepared.bucket_key, prepared.bucket, *outcome.pause);
+  if (outcome.rate_limit.has_value()) {
+    limiter_->ObserveRemaining(prepared.bucket_key, prepared.bucket, outcome.rate_limit->limit,
+                               outcome.rate_limit->remaining);
   }
 }
 

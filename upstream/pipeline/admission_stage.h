@@ -4,16 +4,21 @@
 //   AdmissionStage admission(&limiter, &scheduler);   // limiter may be null: no limiting
 //   RateLimiter::AcquireId id = admission.Admit(prepared, deadline, caller, done);
 //   admission.Cancel(id);                   // the call left: no token is spent
-//   admission.Feedback(prepared, response); // 429 Retry-After, X-RateLimit-*
+//   admission.Feedback(prepared, response.elapsed, send.Classify(prepared, response));
 //
 // CONTRACT. Admit asks for a token of prepared.bucket_key by `deadline`, minus the bucket's
 // expected upstream latency (an exponentially weighted average of RecordLatency, plus a margin
 // for the reply to travel back); `done` runs exactly once (RateLimiter::Acquire). Cancel is
 // RateLimiter::Cancel: a waiting call leaves the queue without spending a token and `done` gets
 // CANCELLED; after admission, a no-op. Without a limiter Enabled() is false and nothing may be
-// asked. Feedback: a 429 pauses the bucket for its Retry-After (1 s without one); X-RateLimit-
-// Limit/Remaining tighten it (RateLimiter::ObserveRemaining). BucketKeys lists every bucket
-// that asked for a token, for metrics. Thread-safe.
+// asked. Feedback applies what the one outcome table (error_mapping.h, through
+// SendStage::Classify) read from a response, and decides nothing itself: the outcome's `pause`
+// (a 429: its Retry-After, else 1 s) pauses the bucket (RateLimiter::Pause, which caps it at
+// max_pause again), its `rate_limit` (X-RateLimit-Limit/Remaining) may tighten it
+// (RateLimiter::ObserveRemaining); `elapsed` feeds the bucket's expected latency. max_pause()
+// is the limiter's cap (rate_limits.max_pause_seconds; the default without a limiter), the
+// one cap of every wait an upstream's header imposes. BucketKeys lists every bucket that
+// asked for a token, for metrics. Thread-safe.
 #ifndef GATEWAY_UPSTREAM_PIPELINE_ADMISSION_STAGE_H_
 #define GATEWAY_UPSTREAM_PIPELINE_ADMISSION_STAGE_H_
 
@@ -28,7 +33,8 @@
 #include "absl/time/time.h"
 #include "upstream/budget/rate_limiter.h"
 #include "upstream/pipeline/call.h"
-#include "upstream/transport/http_transport.h"
+#include "upstream/pipeline/send_stage.h"
+#include "upstream/transport/retry_after.h"
 
 namespace gateway::upstream {
 
@@ -42,8 +48,11 @@ class AdmissionStage {
       ABSL_LOCKS_EXCLUDED(mu_);
   void Cancel(RateLimiter::AcquireId id) const { limiter_->Cancel(id); }
 
-  void Feedback(const PreparedCall& prepared, const HttpResponse& response,
-                std::optional<absl::Duration> retry_after) ABSL_LOCKS_EXCLUDED(mu_);
+  void Feedback(const PreparedCall& prepared, absl::Duration elapsed,
+                const SendStage::Outcome& outcome) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Duration max_pause() const {
+    return limiter_ != nullptr ? limiter_->max_pause() : kDefaultRetryAfterCap;
+  }
   absl::Duration ExpectedLatency(const std::string& bucket_key) const ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<std::string> BucketKeys() const ABSL_LOCKS_EXCLUDED(mu_);
 

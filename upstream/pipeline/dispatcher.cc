@@ -21,7 +21,7 @@ Dispatcher::Dispatcher(absl::flat_hash_map<std::string, UpstreamConfig> upstream
                                 .scheduler = components.scheduler,
                                 .lease = components.coalescing_lease}),
       admission_(components.limiter),
-      send_(components.http, components.scheduler, options.retry),
+      send_(components.http, components.scheduler, options.retry, admission_.max_pause()),
       commit_(components.cache, components.idempotency) {
   // Never relayed, even when an upstream quotes a token back in an error body.
   for (const auto& [name, up] : upstreams_) RegisterSecret(up.token);

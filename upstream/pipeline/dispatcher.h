@@ -69,6 +69,8 @@ class Dispatcher {
   struct Components {
     HttpTransport* http = nullptr;
     Scheduler* scheduler = nullptr;
+    // Its max_pause (rate_limits.max_pause_seconds) caps every wait an upstream's header
+    // imposes: the bucket's pause, the retry backoff and the RetryInfo from Retry-After.
     RateLimiter* limiter = nullptr;
     ResponseCache* cache = nullptr;
     IdempotencyStore* idempotency = nullptr;

@@ -266,7 +266,7 @@ void Exchange::Send() {
 
 void Exchange::OnResponse(int attempt, absl::StatusOr<HttpResponse> response) {
   const SendStage::Outcome outcome = stages_->send->Classify(prepared(), response);
-  if (response.ok()) stages_->admission->Feedback(prepared(), *response, outcome.retry_after);
+  if (response.ok()) stages_->admission->Feedback(prepared(), response->elapsed, outcome);
   std::optional<absl::Duration> retry;
   bool aborted = false;
   {

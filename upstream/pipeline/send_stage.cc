@@ -44,13 +44,15 @@ SendStage::Outcome SendStage::Classify(const PreparedCall& prepared,
   Outcome outcome;
   if (response.ok()) {
     outcome.http_status = response->status;
-    row = ClassifyResponse(info, *response, clock_->Now());
+    row = ClassifyResponse(info, *response, clock_->Now(), max_pause_);
   } else {
     row = ClassifyTransportFailure(info, response.status());
     outcome.not_sent = IsNotSent(response.status());
   }
   outcome.status = std::move(row.status);
   outcome.retry_after = row.retry_after;
+  outcome.pause = row.pause;
+  outcome.rate_limit = row.rate_limit;
   outcome.not_processed = row.not_processed;
   outcome.retryable = route.read ? row.retry_read : row.retry_write;
   return outcome;

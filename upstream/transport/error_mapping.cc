@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "upstream/errors.h"
@@ -50,6 +51,14 @@ HttpOutcome ClassifyResponse(const UpstreamCallInfo& call, const HttpResponse& r
   HttpOutcome out;
   const int status = response.status;
   out.retry_after = RetryAfterOf(response, now, retry_after_cap);
+  auto limit = response.headers.find("x-ratelimit-limit");
+  auto remaining = response.headers.find("x-ratelimit-remaining");
+  HttpOutcome::RateLimit rate_limit;
+  if (limit != response.headers.end() && remaining != response.headers.end() &&
+      absl::SimpleAtoi(limit->second, &rate_limit.limit) &&
+      absl::SimpleAtoi(remaining->second, &rate_limit.remaining)) {
+    out.rate_limit = rate_limit;
+  }
   if (status >= 200 && status < 300) return out;
 
   absl::StatusCode code;
@@ -82,6 +91,7 @@ HttpOutcome ClassifyResponse(const UpstreamCallInfo& call, const HttpResponse& r
     code = absl::StatusCode::kResourceExhausted;
     details.reason = "UPSTREAM_RATE_LIMITED";
     details.retry_delay = out.retry_after.value_or(absl::Seconds(1));
+    out.pause = details.retry_delay;
     details.quota_violations = {{call.bucket, "upstream rate limit reached"}};
     details.metadata["bucket"] = call.bucket;
     summary = "the upstream rate limit was reached";

@@ -12,7 +12,8 @@
 //   408     FAILED_PRECONDITION UPSTREAM_REJECTED           no           no            no
 //   409     ALREADY_EXISTS      UPSTREAM_CONFLICT           no           no            yes
 //   429     RESOURCE_EXHAUSTED  UPSTREAM_RATE_LIMITED       yes          yes           yes
-//           + RetryInfo (Retry-After, else 1 s) + QuotaFailure(bucket)
+//           + RetryInfo (Retry-After, else 1 s) + QuotaFailure(bucket);
+//           pauses the bucket (HttpOutcome::pause) for Retry-After, else 1 s
 //   449     UNAVAILABLE         UPSTREAM_NOT_READY          yes          yes           yes
 //           + RetryInfo (Retry-After, else 5 s)
 //   other 4xx FAILED_PRECONDITION UPSTREAM_REJECTED         no           no            yes
@@ -31,7 +32,10 @@
 //   response over a size bound
 //           INTERNAL            UPSTREAM_RESPONSE_TOO_LARGE no           no            no
 //
-// Retry-After is read by the one parser (retry_after.h), capped. ErrorInfo.domain is the
+// Retry-After is read by the one parser (retry_after.h), capped at the caller's `cap` (the
+// configured rate_limits.max_pause_seconds in the pipeline): the retry backoff, the RetryInfo
+// and the bucket's pause all use that one capped value. X-RateLimit-Limit/Remaining of any
+// response are read here too (HttpOutcome::rate_limit), for the limiter. ErrorInfo.domain is the
 // upstream's name; metadata carries upstream, upstream_status, rpc, `not_sent: "true"` for
 // requests that provably never left the gateway, and, when the upstream said one,
 // upstream_message: valid UTF-8, cut on a character boundary after 500 bytes, with the
@@ -70,9 +74,20 @@ struct HttpOutcome {
   bool not_processed = false;
   // From Retry-After, capped (retry_after.h); nullopt when absent or unparseable.
   std::optional<absl::Duration> retry_after;
+  // The upstream says the bucket's budget is spent (429): hold the bucket, for every replica,
+  // this long (retry_after, else 1 s; so also capped). nullopt: no pause.
+  std::optional<absl::Duration> pause;
+  // X-RateLimit-Limit and X-RateLimit-Remaining of any response, when both are integers
+  // (RateLimiter::ObserveRemaining bounds what they can do).
+  struct RateLimit {
+    int limit = 0;
+    int remaining = 0;
+  };
+  std::optional<RateLimit> rate_limit;
 };
 
-// Classifies an HTTP response of any status. `now` is for HTTP-date Retry-After values.
+// Classifies an HTTP response of any status. `now` is for HTTP-date Retry-After values;
+// `retry_after_cap` is the longest wait a header may impose (rate_limits.max_pause_seconds).
 HttpOutcome ClassifyResponse(const UpstreamCallInfo& call, const HttpResponse& response,
                              absl::Time now, absl::Duration retry_after_cap = kDefaultRetryAfterCap);
 

@@ -535,6 +535,80 @@ TEST_F(PipelineTest, RetriesFollowTheOutcomeTable) {
   EXPECT_EQ(http_.sent(), 5u);
 }
 
+// The one configured cap (rate_limits.max_pause_seconds = RateLimiter::Options::max_pause)
+// bounds every wait an upstream's Retry-After imposes: the bucket's pause, the backoff before a
+// retry and the RetryInfo callers get; not a fixed 300 s of the outcome table's own.
+TEST(PipelinePauseCapTest, RetryAfterIsCappedByTheConfiguredMaxPause) {
+  ManualScheduler clock;
+  FakeTransport http(&clock);
+  RateLimiter limiter({.max_pause = absl::Seconds(10)}, &clock, nullptr);
+  auto dispatcher = TestDispatcher({.http = &http, .scheduler = &clock, .limiter = &limiter});
+  const Route get_contact = DeclaredRoute("respondio.v2.ContactService.GetContact");
+  auto start = [&](const std::string& identifier, absl::Duration timeout) {
+    auto outcome = std::make_shared<Outcome>();
+    respondio::v2::GetContactRequest request;
+    request.set_identifier(identifier);
+    dispatcher->Call(get_contact, request, {.deadline = clock.Now() + timeout},
+                     [outcome](absl::StatusOr<std::string> result) {
+                       outcome->ended = true;
+                       outcome->result = std::move(result);
+                     });
+    return outcome;
+  };
+
+  // Retry-After: 120 with a 5 s deadline: answered now, and told to come back in 10 s.
+  auto short_call = start("id:1", absl::Seconds(5));
+  clock.RunDue();
+  ASSERT_EQ(http.sent(), 1u);
+  ASSERT_TRUE(http.Respond(0, 429, "", {{"retry-after", "120"}}));
+  ASSERT_TRUE(short_call->ended);
+  EXPECT_EQ(short_call->result.status().code(), absl::StatusCode::kResourceExhausted);
+  auto retry_info = gateway::testing::DetailOf<google::rpc::RetryInfo>(short_call->result.status());
+  ASSERT_TRUE(retry_info.has_value());
+  EXPECT_EQ(retry_info->retry_delay().seconds(), 10);
+
+  // The bucket was paused for 10 s, not 120 s.
+  clock.AdvanceBy(absl::Seconds(11));
+  // A date in year 9999 with a 60 s deadline: retried after the 10 s cap (with 300 s it would
+  // not fit the deadline and the caller would get RESOURCE_EXHAUSTED at once).
+  auto long_call = start("id:2", absl::Seconds(60));
+  clock.RunDue();
+  ASSERT_EQ(http.sent(), 2u);
+  ASSERT_TRUE(http.Respond(1, 429, "", {{"retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"}}));
+  EXPECT_FALSE(long_call->ended);
+  clock.AdvanceBy(absl::Seconds(9));
+  EXPECT_EQ(http.sent(), 2u);
+  clock.AdvanceBy(absl::Seconds(2));
+  ASSERT_EQ(http.sent(), 3u);
+  ASSERT_TRUE(http.Respond(2, 200, R"({"id": 2})"));
+  ASSERT_TRUE(long_call->ended);
+  EXPECT_TRUE(long_call->result.ok()) << long_call->result.status();
+}
+
+// The limiter learns of an upstream's budget only through the outcome table: a 429 pauses the
+// bucket (Retry-After, else 1 s), any other status does not, whatever its Retry-After says.
+TEST_F(PipelineTest, OnlyWhatTheTablePausesPausesTheBucket) {
+  auto first = Start(get_contact_, Contact("id:1"), absl::Seconds(30));
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 1u);
+  // A 404 with a Retry-After: not retried, and no pause.
+  ASSERT_TRUE(http_.Respond(0, 404, "", {{"retry-after", "20"}}));
+  ASSERT_TRUE(first->ended);
+  clock_.AdvanceBy(absl::Seconds(1));
+  auto second = Start(get_contact_, Contact("id:2"), absl::Seconds(30));
+  clock_.RunDue();
+  ASSERT_EQ(http_.sent(), 2u);
+  // A 429 without Retry-After pauses for 1 s: the read is retried after it.
+  ASSERT_TRUE(http_.Respond(1, 429, ""));
+  clock_.AdvanceBy(absl::Milliseconds(900));
+  EXPECT_EQ(http_.sent(), 2u);
+  clock_.AdvanceBy(absl::Milliseconds(400));
+  ASSERT_EQ(http_.sent(), 3u);
+  ASSERT_TRUE(http_.Respond(2, 200, R"({"id": 2})"));
+  EXPECT_TRUE(second->result.ok());
+  EXPECT_EQ(limiter_.counters(BucketOf(http_)).paused_by_upstream, 1);
+}
+
 TEST_F(PipelineTest, CallCancelledWhileBackingOffIsNotSentAgain) {
   std::shared_ptr<Call> call;
   auto outcome = Start(get_contact_, Contact(), absl::Seconds(10), &call);

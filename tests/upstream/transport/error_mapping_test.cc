@@ -285,6 +285,41 @@ TEST(ClassifyResponse, RetryAfterIsCapped) {
   EXPECT_EQ(RetryDelayOf(outcome.status), absl::Seconds(300));
 }
 
+TEST(ClassifyResponse, TheGivenCapBoundsRetryAfterRetryInfoAndPause) {
+  const HttpOutcome outcome = ClassifyResponse(
+      kCall, Response(429, "", "Fri, 31 Dec 9999 23:59:59 GMT"), absl::Now(), absl::Seconds(10));
+  EXPECT_EQ(outcome.retry_after, absl::Seconds(10));
+  EXPECT_EQ(outcome.pause, absl::Seconds(10));
+  EXPECT_EQ(RetryDelayOf(outcome.status), absl::Seconds(10));
+  // A cap above the default is the cap too.
+  EXPECT_EQ(ClassifyResponse(kCall, Response(429, "", "600"), absl::Now(), absl::Seconds(900))
+                .pause,
+            absl::Seconds(600));
+}
+
+// The limiter's feedback comes from the table: only a 429 pauses (Retry-After, else 1 s), and
+// X-RateLimit-Limit/Remaining are read from any response when both are integers.
+TEST(ClassifyResponse, FeedbackForTheLimiter) {
+  EXPECT_EQ(ClassifyResponse(kCall, Response(429), absl::Now()).pause, absl::Seconds(1));
+  EXPECT_EQ(ClassifyResponse(kCall, Response(429, "", "7"), absl::Now()).pause, absl::Seconds(7));
+  for (int status : {200, 404, 449, 503}) {
+    SCOPED_TRACE(status);
+    EXPECT_EQ(ClassifyResponse(kCall, Response(status, "", "7"), absl::Now()).pause,
+              std::nullopt);
+  }
+  HttpResponse limited = Response(200, "{}");
+  limited.headers["x-ratelimit-limit"] = "10";
+  limited.headers["x-ratelimit-remaining"] = "0";
+  const HttpOutcome outcome = ClassifyResponse(kCall, limited, absl::Now());
+  ASSERT_TRUE(outcome.rate_limit.has_value());
+  EXPECT_EQ(outcome.rate_limit->limit, 10);
+  EXPECT_EQ(outcome.rate_limit->remaining, 0);
+  limited.headers["x-ratelimit-remaining"] = "many";
+  EXPECT_FALSE(ClassifyResponse(kCall, limited, absl::Now()).rate_limit.has_value());
+  limited.headers.erase("x-ratelimit-remaining");
+  EXPECT_FALSE(ClassifyResponse(kCall, limited, absl::Now()).rate_limit.has_value());
+}
+
 TEST(ClassifyTransportFailure, NotSentIsKeptAndSaid) {
   HttpOutcome refused =
       ClassifyTransportFailure(kCall, MarkNotSent(absl::UnavailableError("Connection refused")));
