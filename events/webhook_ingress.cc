@@ -103,6 +103,10 @@ WebhookIngress::Result WebhookIngress::Handle(const std::string& upstream,
       return Reject(upstream, 503, "WORKSPACE_UNAVAILABLE", std::string(found.status().message()));
     }
     secret = *std::move(found);
+    // A workspace's secret is a configured secret like the upstreams' (redacted from everything
+    // the gateway emits); the hook may name new ones after a reload, so each is registered as
+    // it is read (a no-op once known).
+    upstream::RegisterSecret(secret);
   } else if (auto it = options_.secrets.find(upstream); it != options_.secrets.end()) {
     secret = it->second;
   }

@@ -45,6 +45,8 @@ class WebhookIngress {
     // with workspace "" for the path without a workspace (the default workspace; main.cc
     // answers its own secret or the upstream's `secrets` entry). Unset, every path is checked
     // with `secrets` and a workspace name is only carried in the envelope and the dedupe key.
+    // Every secret the hook returns is redacted from everything the gateway emits, like
+    // `secrets` (upstream/safe_text.h), from the first time it is returned.
     std::function<absl::StatusOr<std::string>(const std::string& upstream,
                                               const std::string& workspace)>
         workspace_secret;

@@ -16,6 +16,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
+#include "upstream/safe_text.h"
 
 // service/default_config.json, embedded by the BUILD rule.
 extern "C" const unsigned char gateway_default_config[];
@@ -75,6 +76,9 @@ absl::StatusOr<std::string> ReadToken(absl::string_view path, absl::string_view 
   }
   std::string token(absl::StripAsciiWhitespace(*text));
   if (token.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", path, " is empty"));
+  // Every token read (top-level or a workspace's, at start-up or on a reload, even one a reload
+  // then rejects) is redacted from everything the gateway emits from now on.
+  upstream::RegisterSecret(token);
   return token;
 }
 
@@ -265,6 +269,19 @@ std::string RedactUrl(const std::string& url) {
   return absl::StrCat(url.substr(0, scheme + 3), "[REDACTED]", url.substr(at));
 }
 
+// Registers the password of a URL's userinfo (redis://user:password@host; the whole userinfo
+// when it has no ':') for redaction (upstream/safe_text.h).
+void RegisterUrlPassword(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return;
+  const size_t authority_end = url.find_first_of("/?#", scheme + 3);
+  const size_t at = url.rfind('@', authority_end == std::string::npos ? url.size() : authority_end);
+  if (at == std::string::npos || at < scheme + 3) return;
+  absl::string_view userinfo = absl::string_view(url).substr(scheme + 3, at - scheme - 3);
+  const size_t colon = userinfo.find(':');
+  upstream::RegisterSecret(colon == absl::string_view::npos ? userinfo : userinfo.substr(colon + 1));
+}
+
 absl::Status CheckBucketTable(const google::protobuf::Map<std::string, gateway::v1::BucketRate>& buckets,
                               absl::string_view where, absl::string_view origin,
                               absl::flat_hash_map<std::string, BucketRate>* out) {
@@ -398,6 +415,7 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
   config.routes = std::move(routes);
   config.listen = merged.listen();
   config.redis_url = merged.redis_url();
+  RegisterUrlPassword(config.redis_url);
   if (!config.redis_url.empty() && !absl::StartsWith(config.redis_url, "redis://")) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--redis_url must look like redis://HOST:PORT[/DB] (got '", RedactUrl(config.redis_url),
@@ -485,7 +503,11 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
       source_files.push_back(token_file);
       return ReadToken(token_file, absl::StrCat(what, " token file"));
     }
-    if (!env.empty()) return std::string(absl::StripAsciiWhitespace(env));
+    if (!env.empty()) {
+      std::string token(absl::StripAsciiWhitespace(env));
+      upstream::RegisterSecret(token);
+      return token;
+    }
     // Only the local sandbox may be used without a token; a real upstream needs one.
     if (!IsLoopback(base_url)) {
       return absl::InvalidArgumentError(

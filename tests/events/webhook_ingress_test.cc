@@ -265,6 +265,8 @@ TEST(WebhookIngressWorkspaceTest, TheWorkspaceHookNamesEachWorkspacesSecret) {
   // duplicate).
   EXPECT_THAT(invalidated_in, ElementsAre("respondio/acme", "respondio/"));
   EXPECT_EQ(((*ingress)->counters().rejected[{"respondio", "UNKNOWN_WORKSPACE"}]), 1);
+  // A workspace's secret is a configured secret: redacted like the upstreams' (issue 9).
+  EXPECT_EQ(upstream::RedactSecrets("quoted acme-secret"), "quoted [REDACTED]");
 }
 
 // Webhook secrets are configured secrets: whatever quotes one (an upstream's error body, a

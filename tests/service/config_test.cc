@@ -10,6 +10,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/route_table.h"
+#include "upstream/errors.h"
+#include "upstream/safe_text.h"
 
 namespace gateway::service {
 namespace {
@@ -572,6 +574,31 @@ TEST(PrintConfig, EffectiveConfigWithSecretsRedacted) {
   // What it prints is a valid config again.
   auto reparsed = ParseConfigJson(printed, "printed");
   EXPECT_TRUE(reparsed.ok()) << reparsed.status();
+}
+
+// Every secret the configuration reads is a configured secret (issue 9): a workspace's token
+// file, the top-level token (file or environment) and the Redis password are redacted from
+// whatever the gateway emits, even when an upstream quotes them back in an error.
+TEST(Workspaces, EverySecretReadIsRedactedFromEmittedText) {
+  const std::string acme = WriteTemp("redact_acme_token", "acme-ws-token-redact-me\n");
+  ConfigSources sources{.config_file = WriteTemp("redact.json", absl::StrCat(R"({
+      "redis_url": "redis://:redis-password-redact-me@redis:6379/0",
+      "upstreams": {"respondio": {"base_url": "https://api.respond.io/v2"}},
+      "workspaces": {
+        "acme": {"respondio": {"token_file": ")", acme, R"("}},
+        "default": {}
+      }})"))};
+  sources.respondio_token_env = "env-default-token-redact-me";
+  const GatewayConfig config = LoadOk(sources);
+  ASSERT_EQ(config.workspaces.at("acme").upstreams.at("respondio").token, "acme-ws-token-redact-me");
+  for (const std::string secret : {"acme-ws-token-redact-me", "env-default-token-redact-me",
+                                   "redis-password-redact-me"}) {
+    const absl::Status quoted = upstream::GatewayError(
+        absl::StatusCode::kInvalidArgument, absl::StrCat("the upstream said: ", secret, " is bad"),
+        {.reason = "UPSTREAM_INVALID_ARGUMENT", .metadata = {{"upstream_message", secret}}});
+    EXPECT_EQ(quoted.message(), "the upstream said: [REDACTED] is bad") << secret;
+    EXPECT_EQ(upstream::RedactSecrets(secret), "[REDACTED]");
+  }
 }
 
 TEST(Workspaces, AWorkspacesFileAddsToTheConfigsAndIsWatched) {
