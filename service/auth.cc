@@ -268,10 +268,4 @@ absl::StatusOr<std::string> CallerAuth::CheckRpc(absl::string_view authorization
   return found->name;
 }
 
-std::vector<std::string> CallerAuth::CallerNames() const {
-  std::vector<std::string> names;
-  for (const Caller& caller : Snapshot()->callers) names.push_back(caller.name);
-  return names;
-}
-
 }  // namespace gateway::service

@@ -81,9 +81,6 @@ class CallerAuth {
   // WORKSPACE_NOT_ALLOWED. A caller the current file no longer lists may use none.
   absl::Status CheckWorkspace(absl::string_view caller, absl::string_view workspace) const;
 
-  // Names of the configured callers, in file order.
-  std::vector<std::string> CallerNames() const;
-
   // The token files the current callers file names (watched for changes, as the file is).
   std::vector<std::string> TokenFiles() const;
 
