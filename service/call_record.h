@@ -11,11 +11,16 @@
 
 namespace gateway::service {
 
+class WorkspaceSeries;  // service/metrics.h
+
 struct CallRecord {
   std::string rpc;         // "/package.Service/Method" as called
   bool known_rpc = false;  // whether the gateway serves `rpc`
   std::string caller;      // "" when unknown
   std::string workspace;   // the workspace the call used; "" when none was selected (an error)
+  // That workspace's metric series (Metrics::ForWorkspace, resolved when its dispatcher was
+  // built), so that recording the call looks nothing up by workspace; null: looked up by name.
+  WorkspaceSeries* workspace_series = nullptr;
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string reason;      // ErrorInfo.reason of an error, "" on success
   absl::Duration latency;  // from the call's arrival to its status

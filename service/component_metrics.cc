@@ -34,9 +34,16 @@ void WriteCacheMetrics(const upstream::ResponseCache::Counters& c, MetricsWriter
   out.Gauge("gateway_cache_bytes", "Bytes counted against the local cache budget.", {}, c.bytes);
 }
 
-void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter::Counters& c,
-                         MetricsWriter& out) {
-  const MetricLabels labels = {{"bucket", bucket}};
+namespace {
+
+MetricLabels BucketLabels(const std::string& bucket, const std::string* workspaces) {
+  MetricLabels labels = {{"bucket", bucket}};
+  if (workspaces != nullptr) labels.emplace_back("workspace", *workspaces);
+  return labels;
+}
+
+void WriteLimiter(const MetricLabels& labels, const upstream::RateLimiter::Counters& c,
+                  MetricsWriter& out) {
   // The counters' own descriptions (rate_limiter.h) are their HELP text.
 #define GATEWAY_WRITE_LIMITER_COUNTER(name, description)                                    \
   if (absl::string_view(#name) == "queued") {                                              \
@@ -53,11 +60,32 @@ void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter:
 #undef GATEWAY_WRITE_LIMITER_COUNTER
 }
 
-void WriteBucketLimit(const std::string& bucket, double rate_per_second, MetricsWriter& out) {
+void WriteLimit(const MetricLabels& labels, double rate_per_second, MetricsWriter& out) {
   out.Gauge("gateway_limiter_rate_per_second",
             "The upstream's configured limit for the bucket, in calls per second (before the "
             "gateway's headroom).",
-            {{"bucket", bucket}}, rate_per_second);
+            labels, rate_per_second);
+}
+
+}  // namespace
+
+void WriteLimiterMetrics(const std::string& bucket, const std::string& workspaces,
+                         const upstream::RateLimiter::Counters& c, MetricsWriter& out) {
+  WriteLimiter(BucketLabels(bucket, &workspaces), c, out);
+}
+
+void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter::Counters& c,
+                         MetricsWriter& out) {
+  WriteLimiter(BucketLabels(bucket, nullptr), c, out);
+}
+
+void WriteBucketLimit(const std::string& bucket, const std::string& workspaces,
+                      double rate_per_second, MetricsWriter& out) {
+  WriteLimit(BucketLabels(bucket, &workspaces), rate_per_second, out);
+}
+
+void WriteBucketLimit(const std::string& bucket, double rate_per_second, MetricsWriter& out) {
+  WriteLimit(BucketLabels(bucket, nullptr), rate_per_second, out);
 }
 
 void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& c, MetricsWriter& out) {
@@ -89,9 +117,16 @@ void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& c, Metr
 }
 
 void WriteHttpMetrics(const std::vector<upstream::HttpClient::KeyStats>& keys,
-                      int64_t responses_too_large, MetricsWriter& out) {
+                      int64_t responses_too_large, MetricsWriter& out,
+                      const absl::flat_hash_map<std::string, std::string>* workspaces) {
+  static const std::string kNone;
   for (const upstream::HttpClient::KeyStats& k : keys) {
-    const MetricLabels labels = {{"bucket", k.key}};
+    const std::string* names = nullptr;
+    if (workspaces != nullptr) {
+      auto it = workspaces->find(k.key);
+      names = it != workspaces->end() ? &it->second : &kNone;
+    }
+    const MetricLabels labels = BucketLabels(k.key, names);
     out.Gauge("gateway_http_in_flight", "Upstream HTTP requests of the bucket in flight now.",
               labels, k.in_flight);
     out.Gauge("gateway_http_queued",
@@ -111,7 +146,8 @@ void WriteDriftMetrics(const std::vector<upstream::DriftReport::Entry>& entries,
                        MetricsWriter& out) {
   constexpr absl::string_view kHelp =
       "Upstream reply parts that did not fit the protos, by upstream, RPC, field and kind "
-      "(unknown_field, type_mismatch, unknown_enum, envelope); details at admin GET /drift.";
+      "(unknown_field, type_mismatch, unknown_enum, envelope; unknown_event for webhook event "
+      "types the protos do not know, rpc /webhooks/{upstream}); details at admin GET /drift.";
   // Declared even without entries: alert rules and dashboards refer to it before the first drift.
   out.Declare("gateway_upstream_drift_total", prometheus::MetricType::Counter, kHelp);
   for (const upstream::DriftReport::Entry& e : entries) {

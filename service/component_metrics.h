@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "service/metrics.h"
 #include "upstream/binding/drift_report.h"
 #include "upstream/budget/idempotency_store.h"
@@ -34,10 +35,17 @@
 namespace gateway::service {
 
 void WriteCacheMetrics(const upstream::ResponseCache::Counters& counters, MetricsWriter& out);
+// `workspaces`: the workspaces whose calls use the bucket, comma-separated (several when they
+// share one budget, like the workspaces on one Chatwoot installation): the `workspace` label of
+// the bucket's series. The overloads without it write no workspace label.
+void WriteLimiterMetrics(const std::string& bucket, const std::string& workspaces,
+                         const upstream::RateLimiter::Counters& counters, MetricsWriter& out);
 void WriteLimiterMetrics(const std::string& bucket, const upstream::RateLimiter::Counters& counters,
                          MetricsWriter& out);
-// gateway_limiter_rate_per_second{bucket}: the upstream's limit for the bucket as configured
-// (before the gateway's headroom), the denominator of budget use.
+// gateway_limiter_rate_per_second{bucket,workspace}: the upstream's limit for the bucket as
+// configured (before the gateway's headroom), the denominator of budget use.
+void WriteBucketLimit(const std::string& bucket, const std::string& workspaces,
+                      double rate_per_second, MetricsWriter& out);
 void WriteBucketLimit(const std::string& bucket, double rate_per_second, MetricsWriter& out);
 void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& counters,
                              MetricsWriter& out);
@@ -45,8 +53,11 @@ void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& counter
 // gateway_http_in_flight{bucket}, gateway_http_queued{bucket} (waiting, unsent, for a slot of
 // their bucket) and gateway_http_in_flight_limit{bucket} (-1: unlimited); and
 // gateway_http_responses_too_large_total (responses aborted over a size bound).
+// With `workspaces` (by bucket key, as for WriteLimiterMetrics), each bucket's series also
+// carry its `workspace` label.
 void WriteHttpMetrics(const std::vector<upstream::HttpClient::KeyStats>& keys,
-                      int64_t responses_too_large, MetricsWriter& out);
+                      int64_t responses_too_large, MetricsWriter& out,
+                      const absl::flat_hash_map<std::string, std::string>* workspaces = nullptr);
 // gateway_upstream_drift_total{upstream, rpc, field, kind}: one series per drift report entry
 // (upstream/binding/drift_report.h), the family declared (HELP and TYPE) even while empty.
 // `upstream_of_rpc` maps a route's rpc ("/respondio.v2.ContactService/GetContact") to its

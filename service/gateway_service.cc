@@ -124,6 +124,7 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
       }
     }
     record_.workspace = (*workspace)->name;
+    record_.workspace_series = (*workspace)->metrics;
     dispatcher_ = (*workspace)->dispatcher.get();
     StartRead(&request_buffer_);
   }

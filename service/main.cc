@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -33,6 +34,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -375,6 +377,9 @@ int main(int argc, char** argv) {
   for (const auto& route : routes->routes()) {
     upstream_of_rpc[route->rpc] = route->binding.upstream();
   }
+  for (const char* upstream : {"respondio", "chatwoot"}) {  // unknown webhook events
+    upstream_of_rpc[absl::StrCat("/webhooks/", upstream)] = upstream;
+  }
   // One dispatcher per workspace over the shared components (service/workspaces.h).
   const gateway::upstream::Dispatcher::Components components{
       .http = &http,
@@ -385,17 +390,21 @@ int main(int argc, char** argv) {
       .redis = redis.get(),
       .coalescing_lease = absl::GetFlag(FLAGS_coalescing_lease),
       .drift = &drift};
+  // Observability: metrics (scraped from the admin listener) and one log line per call. Each
+  // workspace gets its series when its dispatcher is built.
+  gateway::service::Metrics metrics;
   gateway::service::Workspaces workspaces(
-      gateway::service::WorkspaceSet::Build(*config, components, nullptr));
+      gateway::service::WorkspaceSet::Build(*config, components, nullptr, &metrics));
 
   // Observability: metrics (scraped from the admin listener) and one log line per call.
-  gateway::service::Metrics metrics;
   gateway::service::CallLog call_log(STDOUT_FILENO);
   const bool log_calls = absl::GetFlag(FLAGS_log_calls);
   // The components' own counters, read at scrape time.
   metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
     gateway::upstream::Dispatcher::Counters d;
     absl::flat_hash_map<std::string, double> rates;  // by bucket key
+    // The workspaces whose calls use each bucket (several share a Chatwoot installation's).
+    absl::flat_hash_map<std::string, std::set<std::string>> bucket_workspaces;
     for (const auto& installed : workspaces.AllDispatchers()) {
       const gateway::upstream::Dispatcher::Counters c = installed.dispatcher->counters();
       d.calls += c.calls;
@@ -412,6 +421,7 @@ int main(int argc, char** argv) {
         auto limit = installed.config->buckets.find(absl::StrCat(upstream_name, "/", bucket_name));
         // Every route's bucket has a rate (checked at start-up). Newest first: the rate in
         // force is the current workspace's.
+        bucket_workspaces[bucket].insert(installed.config->name);
         rates.try_emplace(bucket,
                           limit != installed.config->buckets.end() ? limit->second.rate_per_second : 0);
       }
@@ -425,11 +435,15 @@ int main(int argc, char** argv) {
                   "Dispatcher events (upstream/pipeline/dispatcher.h).", {}, value);
     }
     std::map<std::string, double> sorted(rates.begin(), rates.end());
+    absl::flat_hash_map<std::string, std::string> workspace_label;  // by bucket key
     for (const auto& [bucket, rate] : sorted) {
-      gateway::service::WriteLimiterMetrics(bucket, limiter.counters(bucket), out);
-      gateway::service::WriteBucketLimit(bucket, rate, out);
+      const std::string& names = workspace_label.emplace(
+          bucket, absl::StrJoin(bucket_workspaces[bucket], ",")).first->second;
+      gateway::service::WriteLimiterMetrics(bucket, names, limiter.counters(bucket), out);
+      gateway::service::WriteBucketLimit(bucket, names, rate, out);
     }
-    gateway::service::WriteHttpMetrics(http.FairnessStats(), http.responses_too_large(), out);
+    gateway::service::WriteHttpMetrics(http.FairnessStats(), http.responses_too_large(), out,
+                                       &workspace_label);
     if (config->cache_max_bytes > 0) gateway::service::WriteCacheMetrics(cache.counters(), out);
     gateway::service::WriteIdempotencyMetrics(idempotency.counters(), out);
     if (redis != nullptr) {
@@ -479,6 +493,13 @@ int main(int argc, char** argv) {
     if (!secret.ok()) return StartupError(secret.status().message());
     ingress_options.secrets[upstream] = *secret;
   }
+  // Unknown webhook event types (and known ones whose JSON did not fit) are drift too: the
+  // event is kept, the drift report counts it as kind unknown_event under /webhooks/{upstream}.
+  ingress_options.on_unknown_event = [&drift](const std::string& upstream, const std::string& type,
+                                              const std::string& decode_error) {
+    drift.Record(absl::StrCat("/webhooks/", upstream), type,
+                 gateway::upstream::DriftKind::kUnknownEvent, decode_error);
+  };
   // Workspaces: /webhooks/{upstream}/{workspace} is checked with that workspace's
   // webhook_secret_file (the default workspace's, else the flag's, also on the path without a
   // workspace); read from the current set, so a reload rotates them.
@@ -665,7 +686,7 @@ int main(int argc, char** argv) {
                               << std::endl;
                   }
                   workspaces.Replace(gateway::service::WorkspaceSet::Build(
-                      *next, components, workspaces.Current().get()));
+                      *next, components, workspaces.Current().get(), &metrics));
                   return absl::OkStatus();
                 }});
   if (auth.has_value()) {

@@ -115,8 +115,8 @@ Metrics::Metrics()
                     .Register(*registry_)),
       upstream_(&prometheus::BuildCounter()
                      .Name("gateway_upstream_responses_total")
-                     .Help("Upstream HTTP responses by upstream, rate-limit bucket and HTTP "
-                           "status.")
+                     .Help("Upstream HTTP responses by upstream, rate-limit bucket, workspace "
+                           "and HTTP status.")
                      .Register(*registry_)),
       errors_(&prometheus::BuildCounter()
                    .Name("gateway_call_errors_total")
@@ -130,14 +130,14 @@ Metrics::Metrics()
                             .Register(*registry_)),
       queue_wait_(&prometheus::BuildHistogram()
                        .Name("gateway_limiter_queue_wait_seconds")
-                       .Help("Time calls waited for rate-limit admission, by upstream and "
-                             "bucket. Buckets 0 (a free token), 5 ms to 30 s (the queue wait "
-                             "cap).")
+                       .Help("Time calls waited for rate-limit admission, by upstream, bucket "
+                             "and workspace. Buckets 0 (a free token), 5 ms to 30 s (the queue "
+                             "wait cap).")
                        .Register(*registry_)),
       upstream_latency_(&prometheus::BuildHistogram()
                              .Name("gateway_upstream_latency_seconds")
                              .Help("Latency of upstream HTTP requests that got a response, by "
-                                   "upstream and bucket. Buckets 5 ms to 30 s.")
+                                   "upstream, bucket and workspace. Buckets 5 ms to 30 s.")
                              .Register(*registry_)) {}
 
 Metrics::RpcSeries& Metrics::Rpc(const std::string& rpc) {
@@ -170,20 +170,33 @@ prometheus::Counter& Metrics::CallsCounter(const std::string& rpc, RpcSeries& se
   return *series.calls[code];
 }
 
-prometheus::Counter& Metrics::UpstreamCounter(const CallRecord& record) {
+WorkspaceSeries* Metrics::ForWorkspace(const std::string& name) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = workspace_series_.find(name);
+    if (it != workspace_series_.end()) return it->second.get();
+  }
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<WorkspaceSeries>& series = workspace_series_[name];
+  if (series == nullptr) series.reset(new WorkspaceSeries(name));
+  return series.get();
+}
+
+prometheus::Counter& Metrics::UpstreamCounter(WorkspaceSeries& ws, const CallRecord& record) {
   // Key: upstream, bucket and status joined by NULs (none of them contains one).
   std::string key = absl::StrCat(record.upstream, absl::string_view("\0", 1), record.bucket,
                                  absl::string_view("\0", 1), record.upstream_status);
   {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = upstream_series_.find(key);
-    if (it != upstream_series_.end()) return *it->second;
+    absl::ReaderMutexLock lock(&ws.mu_);
+    auto it = ws.responses_.find(key);
+    if (it != ws.responses_.end()) return *it->second;
   }
-  absl::MutexLock lock(&mu_);
-  prometheus::Counter*& counter = upstream_series_[key];
+  absl::MutexLock lock(&ws.mu_);
+  prometheus::Counter*& counter = ws.responses_[key];
   if (counter == nullptr) {
     counter = &upstream_->Add({{"upstream", record.upstream},
                                {"bucket", record.bucket},
+                               {"workspace", ws.name()},
                                {"status", absl::StrCat(record.upstream_status)}});
   }
   return *counter;
@@ -201,35 +214,33 @@ prometheus::Counter& Metrics::ErrorCounter(const std::string& reason) {
   return *counter;
 }
 
-prometheus::Counter& Metrics::WorkspaceCounter(const std::string& workspace, int code) {
-  const std::string key = absl::StrCat(workspace, absl::string_view("\0", 1), code);
+prometheus::Counter& Metrics::WorkspaceCounter(WorkspaceSeries& ws, int code) {
   {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = workspace_series_.find(key);
-    if (it != workspace_series_.end()) return *it->second;
+    absl::ReaderMutexLock lock(&ws.mu_);
+    if (ws.calls_[code] != nullptr) return *ws.calls_[code];
   }
-  absl::MutexLock lock(&mu_);
-  prometheus::Counter*& counter = workspace_series_[key];
-  if (counter == nullptr) {
-    counter = &workspace_calls_->Add(
-        {{"workspace", workspace},
+  absl::MutexLock lock(&ws.mu_);
+  if (ws.calls_[code] == nullptr) {
+    ws.calls_[code] = &workspace_calls_->Add(
+        {{"workspace", ws.name()},
          {"code", StatusCodeName(static_cast<grpc::StatusCode>(code))}});
   }
-  return *counter;
+  return *ws.calls_[code];
 }
 
-Metrics::BucketSeries& Metrics::Bucket(const CallRecord& record) {
+WorkspaceSeries::Bucket& Metrics::Bucket(WorkspaceSeries& ws, const CallRecord& record) {
   std::string key = absl::StrCat(record.upstream, absl::string_view("\0", 1), record.bucket);
   {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = bucket_series_.find(key);
-    if (it != bucket_series_.end()) return *it->second;
+    absl::ReaderMutexLock lock(&ws.mu_);
+    auto it = ws.buckets_.find(key);
+    if (it != ws.buckets_.end()) return *it->second;
   }
-  absl::MutexLock lock(&mu_);
-  std::unique_ptr<BucketSeries>& series = bucket_series_[key];
+  absl::MutexLock lock(&ws.mu_);
+  std::unique_ptr<WorkspaceSeries::Bucket>& series = ws.buckets_[key];
   if (series == nullptr) {
-    series = std::make_unique<BucketSeries>();
-    const prometheus::Labels labels = {{"upstream", record.upstream}, {"bucket", record.bucket}};
+    series = std::make_unique<WorkspaceSeries::Bucket>();
+    const prometheus::Labels labels = {
+        {"upstream", record.upstream}, {"bucket", record.bucket}, {"workspace", ws.name()}};
     series->queue_wait = &queue_wait_->Add(
         labels, prometheus::Histogram::BucketBoundaries(kQueueWaitBuckets.begin(),
                                                         kQueueWaitBuckets.end()));
@@ -247,14 +258,19 @@ void Metrics::RecordCall(const CallRecord& record) {
   int code = static_cast<int>(record.code);
   if (code < 0 || code >= static_cast<int>(series.calls.size())) code = grpc::StatusCode::UNKNOWN;
   CallsCounter(rpc, series, code).Increment();
-  if (!record.workspace.empty()) WorkspaceCounter(record.workspace, code).Increment();
   series.latency->Observe(absl::ToDoubleSeconds(record.latency));
-  if (record.upstream_status != 0) UpstreamCounter(record).Increment();
-  if (record.limited || record.upstream_status != 0) {
-    BucketSeries& bucket = Bucket(record);
-    if (record.limited) bucket.queue_wait->Observe(absl::ToDoubleSeconds(record.queue_wait));
-    if (record.upstream_status != 0) {
-      bucket.upstream_latency->Observe(absl::ToDoubleSeconds(record.upstream_latency));
+  const bool upstream_work = record.limited || record.upstream_status != 0;
+  if (!record.workspace.empty() || upstream_work) {
+    WorkspaceSeries& ws = record.workspace_series != nullptr ? *record.workspace_series
+                                                             : *ForWorkspace(record.workspace);
+    if (!record.workspace.empty()) WorkspaceCounter(ws, code).Increment();
+    if (record.upstream_status != 0) UpstreamCounter(ws, record).Increment();
+    if (upstream_work) {
+      WorkspaceSeries::Bucket& bucket = Bucket(ws, record);
+      if (record.limited) bucket.queue_wait->Observe(absl::ToDoubleSeconds(record.queue_wait));
+      if (record.upstream_status != 0) {
+        bucket.upstream_latency->Observe(absl::ToDoubleSeconds(record.upstream_latency));
+      }
     }
   }
   if (record.code != grpc::StatusCode::OK) {

@@ -93,6 +93,32 @@ class MetricsWriter {
 // its HELP and TYPE lines (the serializer alone would leave it out).
 std::string SerializeFamilies(const std::vector<prometheus::MetricFamily>& families);
 
+// The series of one workspace's calls: gateway_workspace_calls_total and the per-bucket
+// families (upstream responses, queue wait, upstream latency) with its `workspace` label. Made
+// once per workspace (Metrics::ForWorkspace, when the workspace's dispatcher is built) and
+// kept by the workspace, so a call only finds its bucket's handles in its own workspace's
+// table (under that workspace's reader lock) and increments them. Node-stable; lives as long
+// as the Metrics.
+class WorkspaceSeries {
+ public:
+  const std::string& name() const { return name_; }
+
+ private:
+  friend class Metrics;
+  struct Bucket {
+    prometheus::Histogram* queue_wait = nullptr;
+    prometheus::Histogram* upstream_latency = nullptr;
+  };
+  explicit WorkspaceSeries(std::string name) : name_(std::move(name)) {}
+  const std::string name_;
+  absl::Mutex mu_;
+  std::array<prometheus::Counter*, 17> calls_ ABSL_GUARDED_BY(mu_){};  // by grpc::StatusCode
+  // By upstream and bucket; node-stable.
+  absl::flat_hash_map<std::string, std::unique_ptr<Bucket>> buckets_ ABSL_GUARDED_BY(mu_);
+  // By upstream, bucket and HTTP status.
+  absl::flat_hash_map<std::string, prometheus::Counter*> responses_ ABSL_GUARDED_BY(mu_);
+};
+
 class Metrics {
  public:
   // Upper bounds (seconds) of the call latency histogram gateway_call_latency_seconds; +Inf is
@@ -119,14 +145,18 @@ class Metrics {
   prometheus::Registry& registry() { return *registry_; }
 
   // Counts one finished call: gateway_calls_total{rpc,code}, gateway_call_latency_seconds{rpc},
-  // gateway_upstream_responses_total{upstream,bucket,status} when an upstream answered, and
-  // gateway_call_errors_total{reason} for errors, gateway_workspace_calls_total{workspace,code}
-  // for calls that selected a workspace, and
-  // gateway_limiter_queue_wait_seconds{upstream,bucket} for calls that asked the limiter, and
-  // gateway_upstream_latency_seconds{upstream,bucket} for calls that got an upstream response. Unknown RPCs are counted under
-  // rpc="unknown", so callers cannot create series at will. Only increments: label sets seen
-  // before are looked up under a reader lock.
+  // gateway_upstream_responses_total{upstream,bucket,workspace,status} when an upstream
+  // answered, gateway_call_errors_total{reason} for errors,
+  // gateway_workspace_calls_total{workspace,code} for calls that selected a workspace,
+  // gateway_limiter_queue_wait_seconds{upstream,bucket,workspace} for calls that asked the
+  // limiter, and gateway_upstream_latency_seconds{upstream,bucket,workspace} for calls that got
+  // an upstream response (workspace "" for a call that selected none). Unknown RPCs are counted
+  // under rpc="unknown", so callers cannot create series at will. Only increments: label sets
+  // seen before are looked up under a reader lock, a workspace's in its own WorkspaceSeries
+  // (record.workspace_series).
   void RecordCall(const CallRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  // The series of workspace `name`, made on first use; the same object for the same name.
+  WorkspaceSeries* ForWorkspace(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   // Adds a collector run at every scrape.
   void AddCollector(Collector collector) ABSL_LOCKS_EXCLUDED(mu_);
   // Every family: the registry's and the collectors'.
@@ -142,15 +172,10 @@ class Metrics {
   RpcSeries& Rpc(const std::string& rpc) ABSL_LOCKS_EXCLUDED(mu_);
   prometheus::Counter& CallsCounter(const std::string& rpc, RpcSeries& series, int code)
       ABSL_LOCKS_EXCLUDED(mu_);
-  prometheus::Counter& UpstreamCounter(const CallRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  prometheus::Counter& UpstreamCounter(WorkspaceSeries& ws, const CallRecord& record);
   prometheus::Counter& ErrorCounter(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
-  prometheus::Counter& WorkspaceCounter(const std::string& workspace, int code)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  struct BucketSeries {
-    prometheus::Histogram* queue_wait = nullptr;
-    prometheus::Histogram* upstream_latency = nullptr;
-  };
-  BucketSeries& Bucket(const CallRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  prometheus::Counter& WorkspaceCounter(WorkspaceSeries& ws, int code);
+  WorkspaceSeries::Bucket& Bucket(WorkspaceSeries& ws, const CallRecord& record);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* calls_;
@@ -164,12 +189,10 @@ class Metrics {
   mutable absl::Mutex mu_;
   // Series handles by label values; node-stable (the handles are kept by callers).
   std::map<std::string, std::unique_ptr<RpcSeries>> rpcs_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, prometheus::Counter*> upstream_series_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, prometheus::Counter*> error_series_ ABSL_GUARDED_BY(mu_);
-  // By workspace and code (configured workspaces only: unknown names are refused first).
-  absl::flat_hash_map<std::string, prometheus::Counter*> workspace_series_ ABSL_GUARDED_BY(mu_);
-  // By upstream and bucket; node-stable.
-  absl::flat_hash_map<std::string, std::unique_ptr<BucketSeries>> bucket_series_
+  // By workspace name (configured workspaces, and "" for calls that selected none: unknown
+  // names are refused before a call is counted); node-stable.
+  absl::flat_hash_map<std::string, std::unique_ptr<WorkspaceSeries>> workspace_series_
       ABSL_GUARDED_BY(mu_);
   std::vector<Collector> collectors_ ABSL_GUARDED_BY(mu_);
 };

@@ -39,7 +39,7 @@ bool SameSettings(const WorkspaceConfig& a, const WorkspaceConfig& b) {
 
 std::shared_ptr<const WorkspaceSet> WorkspaceSet::Build(
     const GatewayConfig& config, upstream::Dispatcher::Components components,
-    const WorkspaceSet* previous) {
+    const WorkspaceSet* previous, Metrics* metrics) {
   auto set = std::make_shared<WorkspaceSet>();
   for (const auto& [name, ws] : config.workspaces) {
     // Webhook secrets are configured secrets: redacted from whatever the gateway emits.
@@ -47,6 +47,7 @@ std::shared_ptr<const WorkspaceSet> WorkspaceSet::Build(
     Workspace& out = set->workspaces_[name];
     out.name = name;
     out.config = ws;
+    if (metrics != nullptr) out.metrics = metrics->ForWorkspace(name);
     if (previous != nullptr) {
       auto it = previous->workspaces_.find(name);
       if (it != previous->workspaces_.end() && SameSettings(it->second.config, ws)) {

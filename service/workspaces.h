@@ -36,6 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "service/config.h"
+#include "service/metrics.h"
 #include "upstream/pipeline/dispatcher.h"
 
 namespace gateway::service {
@@ -49,14 +50,18 @@ class WorkspaceSet {
     std::string name;
     WorkspaceConfig config;
     std::shared_ptr<upstream::Dispatcher> dispatcher;
+    // Its metric series (workspace label resolved once, here; null without `metrics`).
+    WorkspaceSeries* metrics = nullptr;
   };
 
   // One dispatcher per workspace of `config`, over `components`; a workspace whose settings
   // equal its namesake in `previous` (may be null) keeps that one's dispatcher. Bucket rates
-  // get the config's headroom.
+  // get the config's headroom. With `metrics`, each workspace gets its series
+  // (Metrics::ForWorkspace).
   static std::shared_ptr<const WorkspaceSet> Build(const GatewayConfig& config,
                                                    upstream::Dispatcher::Components components,
-                                                   const WorkspaceSet* previous);
+                                                   const WorkspaceSet* previous,
+                                                   Metrics* metrics = nullptr);
 
   // The workspace a call selects: `name` when `present` (the x-workspace metadata), else
   // `default`. Errors: INVALID_ARGUMENT WORKSPACE_REQUIRED (absent and no default), NOT_FOUND

@@ -19,6 +19,7 @@
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "respondio/v2/events.pb.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/production_helpers.h"
 
 namespace gateway::testing {
 namespace {
@@ -59,7 +60,7 @@ class EventsWorkspacesTest : public ::testing::Test {
                                             R"(", "allow": ["*"], "workspaces": ["acme"]}]})"));
     gateway_ = Gateway::Start({"--config=" + config, "--callers_file=" + callers,
                                absl::StrCat("--webhook_listen=127.0.0.1:", webhook_port_),
-                               "--log_calls=false"});
+                               "--admin_listen=127.0.0.1:0", "--log_calls=false"});
     ASSERT_NE(gateway_, nullptr);
   }
 
@@ -190,6 +191,39 @@ TEST_F(EventsWorkspacesTest, EachWorkspacesWebhooksNeedItsOwnKey) {
   EXPECT_EQ(nlohmann::json::parse(plain.body).value("reason", ""), "NO_SECRET");
   EXPECT_EQ(post("/webhooks/respondio/acme", kAcmeKey).status, 200);
   EXPECT_EQ(post("/webhooks/respondio/globex", kGlobexKey).status, 200);
+}
+
+// An event type the protos do not know is stored (kept as unknown) and counted in the drift
+// report, once per stored event (not for a redelivery): kind unknown_event, rpc
+// /webhooks/{upstream}, field the event type; on /metrics and the admin GET /drift.
+TEST_F(EventsWorkspacesTest, UnknownEventTypesAreCountedInTheDriftReport) {
+  const std::string body =
+      R"({"event_id":"evt-u1","event_type":"lifecycle.updated","contact":{"id":12345}})";
+  auto post = [&] {
+    return HttpCall(webhook_port_, "POST", "/webhooks/respondio/acme", body,
+                    {"Content-Type: application/json",
+                     "x-webhook-signature: " + events::SignRespondio(kAcmeKey, {}, body)});
+  };
+  ASSERT_EQ(post().status, 200);
+  HttpResult again = post();
+  ASSERT_EQ(again.status, 200);
+  EXPECT_TRUE(nlohmann::json::parse(again.body).value("duplicate", false));
+  const std::string metrics = HttpCall(AdminPort(*gateway_), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(gateway_upstream_drift_total{upstream="respondio",rpc="/webhooks/respondio",field="lifecycle.updated",kind="unknown_event"} 1)"),
+            std::string::npos)
+      << metrics.substr(metrics.find("gateway_upstream_drift_total"), 600);
+  const nlohmann::json drift =
+      nlohmann::json::parse(HttpCall(AdminPort(*gateway_), "GET", "/drift").body);
+  bool found = false;
+  for (const auto& e : drift) {
+    if (e.value("kind", "") == "unknown_event") {
+      found = true;
+      EXPECT_EQ(e.value("rpc", ""), "/webhooks/respondio");
+      EXPECT_EQ(e.value("field", ""), "lifecycle.updated");
+      EXPECT_EQ(e.value("count", 0), 1);
+    }
+  }
+  EXPECT_TRUE(found) << drift.dump();
 }
 
 TEST_F(EventsWorkspacesTest, SubscribeRefusesWorkspacesTheCallerMayNotUse) {

@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
+#include "chatwoot/v1/contact_service.grpc.pb.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/production_helpers.h"
@@ -248,6 +249,7 @@ TEST_F(WorkspacesTest, ReloadUnderLoadAddRotateTightenAndBreak) {
   EXPECT_TRUE(eventually([&] {
     return Series(Metrics(), "gateway_config_reloads_total")[R"(source="workspaces",result="rejected")"] == 1;
   }));
+  EXPECT_EQ(Series(Metrics(), "gateway_config_last_reload_success")[R"(source="workspaces")"], 0);
   EXPECT_TRUE(Get(kAll, "globex").ok());
   EXPECT_EQ(HttpCall(AdminPort(*gateway_), "GET", "/readyz").status, 200);
   EXPECT_THAT(gateway_->process().output(), HasSubstr("unknown key 'token_fil'"));
@@ -256,6 +258,129 @@ TEST_F(WorkspacesTest, ReloadUnderLoadAddRotateTightenAndBreak) {
   EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(failures.load(), 0) << "of " << calls.load() << " calls";
   EXPECT_EQ(Series(Metrics(), "gateway_config_reloads_total")[R"(source="workspaces",result="applied")"], 3);
+}
+
+// Chatwoot limits per client IP: every account of one installation behind the gateway's egress
+// shares that installation's budget. acme and globex use one installation (one sandbox), initech
+// another: a flood through acme queues globex's call behind it in the one shared bucket, while
+// initech's bucket stays unqueued. respond.io's budgets are per organization (token): acme's and
+// globex's are two buckets. Asserted on the limiter's counters and queue, per workspace, not on
+// wall-clock speed.
+TEST(WorkspacesBudgetTest, ChatwootWorkspacesOnOneInstallationShareItsBudget) {
+  auto shared = Sandbox::Start({"--rate_limits=false",
+                                absl::StrCat("--respondio_token=", kTokenA, ",", kTokenB)});
+  auto other = Sandbox::Start({"--rate_limits=false"});
+  ASSERT_NE(shared, nullptr);
+  ASSERT_NE(other, nullptr);
+  const std::string token_a = WriteTempFile("budget_token_a", kTokenA);
+  const std::string token_b = WriteTempFile("budget_token_b", kTokenB);
+  const std::string config = WriteTempFile(
+      "budget_workspaces.json",
+      absl::StrCat(R"({"rate_limits": {"buckets": {"chatwoot/chatwoot": {"rate_per_second": 2}}},
+        "workspaces": {
+          "acme": {"chatwoot": {"base_url": ")", shared->base_url(), R"(", "account_id": 1},
+                   "respondio": {"base_url": ")", shared->base_url(), R"(", "token_file": ")",
+                   token_a, R"("}},
+          "globex": {"chatwoot": {"base_url": ")", shared->base_url(), R"(", "account_id": 2},
+                     "respondio": {"base_url": ")", shared->base_url(), R"(", "token_file": ")",
+                     token_b, R"("}},
+          "initech": {"chatwoot": {"base_url": ")", other->base_url(), R"(", "account_id": 1}}}})"));
+  auto gateway = Gateway::Start({"--config=" + config, "--admin_listen=127.0.0.1:0",
+                                 "--log_calls=false"});
+  ASSERT_NE(gateway, nullptr);
+  auto chatwoot = chatwoot::v1::ContactService::NewStub(gateway->channel());
+  // One uncached Chatwoot call (its answer does not matter: account 2 does not exist upstream,
+  // a 404 is still a request the installation counts).
+  auto call = [&](const std::string& workspace) {
+    auto context = Context(absl::Seconds(20));
+    context->AddMetadata("x-workspace", workspace);
+    context->AddMetadata("cache-control", "no-cache");
+    chatwoot::v1::ListContactsRequest request;
+    chatwoot::v1::ListContactsResponse reply;
+    return chatwoot->ListContacts(context.get(), request, &reply);
+  };
+  auto metrics = [&] { return HttpCall(AdminPort(*gateway), "GET", "/metrics").body; };
+  auto bucket_of = [](const std::map<std::string, double>& series, const std::string& part) {
+    for (const auto& [labels, value] : series) {
+      if (absl::StrContains(labels, part)) return labels;
+    }
+    return std::string();
+  };
+  const std::string shared_host = shared->base_url().substr(std::string("http://").size());
+  const std::string other_host = other->base_url().substr(std::string("http://").size());
+
+  // Six calls through acme at 2/s: the first goes at once, the others queue.
+  std::vector<std::thread> flood;
+  std::atomic<int> flood_answered{0};
+  for (int i = 0; i < 6; ++i) {
+    flood.emplace_back([&] {
+      const grpc::Status s = call("acme");
+      if (s.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) ++flood_answered;
+    });
+  }
+  std::string shared_bucket;
+  for (int i = 0; i < 400 && shared_bucket.empty(); ++i) {
+    const auto queued = Series(metrics(), "gateway_limiter_queued");
+    const std::string b = bucket_of(queued, absl::StrCat("chatwoot:", shared_host, ":"));
+    if (!b.empty() && queued.at(b) >= 2) shared_bucket = b;
+    if (shared_bucket.empty()) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_FALSE(shared_bucket.empty()) << "acme's calls never queued";
+  // globex, on the same installation, waits its turn in the same bucket; initech, on another
+  // installation, does not.
+  std::thread globex([&] { EXPECT_TRUE(call("globex").error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED); });
+  EXPECT_TRUE(call("initech").ok());
+  globex.join();
+  for (auto& t : flood) t.join();
+  EXPECT_EQ(flood_answered.load(), 6);  // the flood waited its turn, it did not fail
+
+  const std::string text = metrics();
+  const auto requests = Series(text, "gateway_limiter_requests_total");
+  const auto waited = Series(text, "gateway_limiter_admitted_after_wait_total");
+  // The bucket's workspace label lists every workspace that has used it: now globex too.
+  shared_bucket = bucket_of(requests, absl::StrCat("chatwoot:", shared_host, ":"));
+  const std::string other_bucket = bucket_of(requests, absl::StrCat("chatwoot:", other_host, ":"));
+  ASSERT_FALSE(other_bucket.empty());
+  // One bucket for the installation, labelled with both workspaces that use it.
+  EXPECT_TRUE(absl::StrContains(shared_bucket, R"(workspace="acme,globex")")) << shared_bucket;
+  EXPECT_EQ(requests.at(shared_bucket), 7);
+  EXPECT_EQ(waited.at(shared_bucket), 6);  // all but acme's first, globex's included
+  EXPECT_TRUE(absl::StrContains(other_bucket, R"(workspace="initech")")) << other_bucket;
+  EXPECT_EQ(requests.at(other_bucket), 1);
+  EXPECT_EQ(waited.at(other_bucket), 0);
+  // Per workspace (the queue wait histogram): globex waited behind acme's flood, at least one
+  // slot of the shared 2/s schedule; initech's one call is there too (its bucket admitted it
+  // without waiting, above).
+  const auto wait_count = Series(text, "gateway_limiter_queue_wait_seconds_count");
+  const auto wait_sum = Series(text, "gateway_limiter_queue_wait_seconds_sum");
+  const std::string globex_wait = bucket_of(wait_count, R"(workspace="globex")");
+  const std::string initech_wait = bucket_of(wait_count, R"(workspace="initech")");
+  ASSERT_FALSE(globex_wait.empty());
+  ASSERT_FALSE(initech_wait.empty());
+  EXPECT_EQ(wait_count.at(globex_wait), 1);
+  EXPECT_GT(wait_sum.at(globex_wait), 0.25);
+  EXPECT_EQ(wait_count.at(initech_wait), 1);
+
+  // respond.io: each organization (token) has its own buckets.
+  auto respondio = rio::ContactService::NewStub(gateway->channel());
+  for (const char* workspace : {"acme", "globex"}) {
+    auto context = Context();
+    context->AddMetadata("x-workspace", workspace);
+    rio::GetContactRequest request;
+    request.set_identifier("id:12345");
+    rio::GetContactResponse reply;
+    ASSERT_TRUE(respondio->GetContact(context.get(), request, &reply).ok()) << workspace;
+  }
+  std::vector<std::string> contact_buckets;
+  for (const auto& [labels, n] : Series(metrics(), "gateway_limiter_requests_total")) {
+    if (absl::StrContains(labels, "respondio:") && absl::StrContains(labels, ":contact_get")) {
+      EXPECT_EQ(n, 1) << labels;
+      contact_buckets.push_back(labels);
+    }
+  }
+  ASSERT_EQ(contact_buckets.size(), 2u);
+  EXPECT_TRUE(absl::StrContains(contact_buckets[0] + contact_buckets[1], R"(workspace="acme")"));
+  EXPECT_TRUE(absl::StrContains(contact_buckets[0] + contact_buckets[1], R"(workspace="globex")"));
 }
 
 }  // namespace

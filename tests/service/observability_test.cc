@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -53,8 +54,9 @@ TEST(MetricsTest, CallsHistogramAndUpstreamResponses) {
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_bucket{" + l + ",le=\"0.05\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_bucket{" + l + ",le=\"+Inf\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("gateway_call_latency_seconds_count{" + l + "} 3\n"));
+  // A call that selected no workspace is counted with workspace "".
   EXPECT_THAT(text, HasSubstr("gateway_upstream_responses_total{bucket=\"contact_get\","
-                              "status=\"404\",upstream=\"respondio\"} 1\n"));
+                              "status=\"404\",upstream=\"respondio\",workspace=\"\"} 1\n"));
   // Errors by reason; an error without one is counted as UNSPECIFIED.
   EXPECT_THAT(text, HasSubstr("gateway_call_errors_total{reason=\"UNSPECIFIED\"} 3\n"));
   // A call without an upstream response counts no upstream response.
@@ -68,6 +70,39 @@ TEST(MetricsTest, CallsHistogramAndUpstreamResponses) {
   EXPECT_EQ(types, 1u);
   // Every family has HELP text.
   for (const auto& family : metrics.Collect()) EXPECT_FALSE(family.help.empty()) << family.name;
+}
+
+// A call of a workspace is counted in that workspace's series, resolved once
+// (Metrics::ForWorkspace, as WorkspaceSet::Build does) and passed with the record.
+TEST(MetricsTest, WorkspaceSeriesCarryTheWorkspaceLabel) {
+  Metrics metrics;
+  WorkspaceSeries* acme = metrics.ForWorkspace("acme");
+  EXPECT_EQ(metrics.ForWorkspace("acme"), acme);
+  CallRecord record;
+  record.rpc = "/respondio.v2.ContactService/GetContact";
+  record.known_rpc = true;
+  record.workspace = "acme";
+  record.workspace_series = acme;
+  record.upstream = "respondio";
+  record.bucket = "contact_get";
+  record.upstream_status = 200;
+  record.limited = true;
+  record.queue_wait = absl::Milliseconds(7);
+  metrics.RecordCall(record);
+  record.workspace = "globex";
+  record.workspace_series = nullptr;  // looked up by name
+  metrics.RecordCall(record);
+  const std::string text = metrics.Render();
+  for (const char* ws : {"acme", "globex"}) {
+    EXPECT_THAT(text, HasSubstr(absl::StrCat(
+                          "gateway_upstream_responses_total{bucket=\"contact_get\",status=\"200\","
+                          "upstream=\"respondio\",workspace=\"", ws, "\"} 1\n")));
+    EXPECT_THAT(text, HasSubstr(absl::StrCat(
+                          "gateway_limiter_queue_wait_seconds_count{bucket=\"contact_get\","
+                          "upstream=\"respondio\",workspace=\"", ws, "\"} 1\n")));
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("gateway_workspace_calls_total{code=\"OK\",workspace=\"",
+                                             ws, "\"} 1\n")));
+  }
 }
 
 TEST(MetricsTest, DeclaredFamiliesShowWithoutSeriesAndMergeWithRealOnes) {

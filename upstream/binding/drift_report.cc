@@ -19,6 +19,8 @@ absl::string_view DriftKindName(DriftKind kind) {
       return "unknown_enum";
     case DriftKind::kEnvelope:
       return "envelope";
+    case DriftKind::kUnknownEvent:
+      return "unknown_event";
   }
   return "unknown_field";
 }

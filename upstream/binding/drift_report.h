@@ -10,6 +10,9 @@
 //                   field, where the proto has one, carries the upstream's string)
 //   envelope        the reply is wrapped differently than the spoken dialect says (e.g. a bare
 //                   array where `{items, pagination}` was expected, or the other dialect's shape)
+//   unknown_event   a webhook event type the event protos do not know, or a known one whose JSON
+//                   did not fit (rpc "/webhooks/{upstream}", field = the event type; the event
+//                   itself is kept, see events/webhook_ingress.h)
 //
 // Fields are JSON paths with array indices folded ("items[].custom_fields[].label"). The first
 // occurrence of each key is logged once (through `on_first`); counts are exposed as
@@ -39,9 +42,9 @@
 
 namespace gateway::upstream {
 
-enum class DriftKind { kUnknownField, kTypeMismatch, kUnknownEnum, kEnvelope };
+enum class DriftKind { kUnknownField, kTypeMismatch, kUnknownEnum, kEnvelope, kUnknownEvent };
 
-// "unknown_field", "type_mismatch", "unknown_enum", "envelope".
+// "unknown_field", "type_mismatch", "unknown_enum", "envelope", "unknown_event".
 absl::string_view DriftKindName(DriftKind kind);
 
 class DriftReport {
