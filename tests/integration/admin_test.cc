@@ -80,14 +80,16 @@ TEST_F(AdminTest, MetricsCountCallsByRpcAndCodeWithLatencyAndUpstreamStatus) {
               HasSubstr(absl::StrCat("gateway_call_latency_seconds_count{", rpc, "} 4\n")));
   // Upstream responses: the invalid identifier never reached the upstream.
   EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{bucket=\"contact_get\","
-                                      "status=\"200\",upstream=\"respondio\"} 2\n"));
+                                      "status=\"200\",upstream=\"respondio\","
+                                      "workspace=\"default\"} 2\n"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_upstream_responses_total{bucket=\"contact_get\","
-                                      "status=\"404\",upstream=\"respondio\"} 1\n"));
+                                      "status=\"404\",upstream=\"respondio\","
+                                      "workspace=\"default\"} 1\n"));
   // The components' counters, collected at scrape time: three calls went upstream, through the
   // limiter's contact_get bucket, after three cache misses.
   EXPECT_THAT(metrics.body, HasSubstr("gateway_dispatcher_upstream_requests_total 3\n"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_limiter_admitted_total{bucket=\"respondio:"));
-  EXPECT_THAT(metrics.body, HasSubstr(":contact_get\"} 3\n"));
+  EXPECT_THAT(metrics.body, HasSubstr(":contact_get\",workspace=\"default\"} 3\n"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_limiter_rejected_total{bucket=\"respondio:"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_cache_misses_total 3\n"));
   EXPECT_THAT(metrics.body, HasSubstr("gateway_cache_hits_total 0\n"));

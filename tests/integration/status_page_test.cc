@@ -120,13 +120,18 @@ TEST(StatusPageTest, ChromiumShowsTheNumbersOfMetrics) {
   auto number = [](double v) { return absl::StrCat(static_cast<int64_t>(v)); };
 
   // The one bucket the load used.
-  std::string bucket;
+  std::string bucket, rest;
   for (const auto& [series, v] : values) {
     static const std::string prefix = "gateway_limiter_admitted_total{bucket=\"";
-    if (series.rfind(prefix, 0) == 0) bucket = series.substr(prefix.size(), series.size() - prefix.size() - 2);
+    if (series.rfind(prefix, 0) == 0) {
+      rest = series.substr(prefix.size());  // <bucket>",workspace="default"}
+      bucket = rest.substr(0, rest.find('"'));
+      rest = rest.substr(bucket.size());
+    }
   }
   ASSERT_THAT(bucket, HasSubstr("contact_get"));
-  const std::string b = "{bucket=\"" + bucket + "\"}";
+  EXPECT_EQ(rest, "\",workspace=\"default\"}");
+  const std::string b = "{bucket=\"" + bucket + rest;
   EXPECT_EQ(cell("rate/" + bucket), number(value("gateway_limiter_rate_per_second" + b)));
   EXPECT_EQ(cell("queued/" + bucket), number(value("gateway_limiter_queued" + b)));
   EXPECT_EQ(cell("rejected/" + bucket), number(value("gateway_limiter_rejected_total" + b)));
