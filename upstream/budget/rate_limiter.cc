@@ -267,6 +267,10 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
   // What to do once the lock is released.
   struct Effects {
     std::vector<std::pair<Done, absl::Status>> completions;
+    // Acquire with Ticket::complete_inline: the new call's id, and its admission when one was
+    // decided inside Acquire (run on Acquire's stack, after the others are posted).
+    uint64_t inline_id = 0;
+    std::optional<Done> inline_admission;
     std::vector<RedisCall> redis_calls;
     std::vector<std::string> log_lines;
     bool probe = false;
@@ -447,7 +451,8 @@ RateLimiter::Impl::Waiter RateLimiter::Impl::RemoveLocked(Bucket& b, uint64_t id
 }
 
 void RateLimiter::Impl::AdmitNextLocked(Bucket& b, absl::Time now, Effects& fx) {
-  Waiter w = RemoveLocked(b, PopNextLocked(b));
+  const uint64_t id = PopNextLocked(b);
+  Waiter w = RemoveLocked(b, id);
   ++b.counters.admitted;
   if (w.wait_epoch != b.wait_epoch) ++b.counters.admitted_after_wait;
   const Mode mode = ModeLocked(b);
@@ -456,7 +461,11 @@ void RateLimiter::Impl::AdmitNextLocked(Bucket& b, absl::Time now, Effects& fx) 
     b.carry_debt = true;
   }
   b.charges.emplace_back(now, mode.weight);
-  fx.completions.emplace_back(std::move(w.done), absl::OkStatus());
+  if (id == fx.inline_id) {
+    fx.inline_admission.emplace(std::move(w.done));
+  } else {
+    fx.completions.emplace_back(std::move(w.done), absl::OkStatus());
+  }
 }
 
 void RateLimiter::Impl::ExpireLocked(Bucket& b, uint64_t id, absl::Time now, absl::string_view why,
@@ -610,6 +619,7 @@ RateLimiter::AcquireId RateLimiter::Impl::Acquire(Ticket ticket, Done done) {
   {
     absl::MutexLock lock(&mu_);
     id = next_id_++;
+    if (ticket.complete_inline) fx.inline_id = id;
     if (shutdown_) {
       fx.completions.emplace_back(std::move(done),
                                   absl::CancelledError("rate limiter is shutting down"));
@@ -973,8 +983,13 @@ void RateLimiter::Impl::Run(Effects fx, bool on_callers_stack) {
                    if (auto self = weak.lock()) self->OnRedisReply(key, op, std::move(reply));
                  });
   }
-  if (fx.completions.empty()) return;
-  if (on_callers_stack) {
+  // The caller asked for it (Ticket::complete_inline) and a token was free: its own admission
+  // runs here, on Acquire's stack (no lock held), saving a hop through the scheduler's thread.
+  // Everything else keeps the rule: never on the caller's stack.
+  std::optional<Done> inline_admission = std::move(fx.inline_admission);
+  if (fx.completions.empty()) {
+    // nothing to post
+  } else if (on_callers_stack) {
     const absl::Time now = scheduler_->Now();
     for (auto& [done, status] : fx.completions) {
       scheduler_->RunAt(now, [done = std::move(done), status = std::move(status)]() mutable {
@@ -984,6 +999,7 @@ void RateLimiter::Impl::Run(Effects fx, bool on_callers_stack) {
   } else {
     for (auto& [done, status] : fx.completions) std::move(done)(std::move(status));
   }
+  if (inline_admission.has_value()) std::move(*inline_admission)(absl::OkStatus());
 }
 
 void RateLimiter::Impl::Shutdown() {

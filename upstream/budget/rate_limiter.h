@@ -95,7 +95,11 @@
 // THREADS. Thread-safe. Never blocks the caller; holds no lock while calling Redis or a
 // callback. `done` runs exactly once: on the scheduler's thread (timers, and decisions made
 // inside Acquire, which are posted with Scheduler::RunAt(now) — never on Acquire's stack) or on
-// a Redis worker thread (decisions from a Redis answer). `done` must not block, and must not
+// a Redis worker thread (decisions from a Redis answer). The one exception is asked for:
+// a Ticket with complete_inline whose call is admitted inside Acquire (a free token, no Redis
+// decision needed) gets done(OkStatus()) on Acquire's stack, after the lock is released — the
+// miss path then goes straight to its upstream request instead of through the scheduler's
+// thread. Its rejections, and every other call's outcome, are still posted. `done` must not block, and must not
 // destroy the RateLimiter. `scheduler` and `redis` must outlive the RateLimiter.
 #ifndef GATEWAY_UPSTREAM_RATE_LIMITER_H_
 #define GATEWAY_UPSTREAM_RATE_LIMITER_H_
@@ -183,6 +187,9 @@ class RateLimiter {
     std::string caller;  // fairness class (metadata `x-caller`); "" = the shared class
     absl::Time deadline = absl::InfiniteFuture();  // the call's deadline
     absl::Duration expected_latency;               // of the upstream call (< 0 counts as 0)
+    // The caller can take its admission on Acquire's own stack (it holds no lock Done needs):
+    // a call admitted at once runs done(OkStatus()) before Acquire returns. See THREADS.
+    bool complete_inline = false;
   };
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
   // Names one Acquire() for Cancel(). Unique over the limiter's life; never 0.
@@ -191,7 +198,8 @@ class RateLimiter {
   // Calls done(OkStatus()) when the call may go upstream now — at once when a token is free,
   // else as soon as its turn comes (before its cutoff). Calls done(RESOURCE_EXHAUSTED, details
   // above) at once when its estimated turn is after its cutoff, or at its cutoff when it is still
-  // waiting then. Never calls `done` on the caller's stack; waiting holds no thread.
+  // waiting then. Never calls `done` on the caller's stack (unless ticket.complete_inline and
+  // admitted at once; see THREADS); waiting holds no thread.
   AcquireId Acquire(Ticket ticket, Done done);
 
   // The caller no longer wants the call `id` (its caller cancelled, its deadline passed). If the

@@ -8,7 +8,9 @@
 //
 // CONTRACT. Admit asks for a token of prepared.bucket_key by `deadline`, minus the bucket's
 // expected upstream latency (an exponentially weighted average of RecordLatency, plus a margin
-// for the reply to travel back); `done` runs exactly once (RateLimiter::Acquire). Cancel is
+// for the reply to travel back); `done` runs exactly once (RateLimiter::Acquire), on Admit's own
+// stack when a token is free at once (Ticket::complete_inline: the caller must hold no lock
+// `done` needs), else later on another thread. Cancel is
 // RateLimiter::Cancel: a waiting call leaves the queue without spending a token and `done` gets
 // CANCELLED; after admission, a no-op. Without a limiter Enabled() is false and nothing may be
 // asked. Feedback applies what the one outcome table (error_mapping.h, through

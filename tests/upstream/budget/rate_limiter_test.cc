@@ -186,6 +186,47 @@ TEST_F(LocalRateLimiterTest, NeverCallsBackOnTheCallersStack) {
   EXPECT_EQ(AdmittedAt(a), kT0);
 }
 
+TEST_F(LocalRateLimiterTest, CompleteInlineAdmitsAFreeTokenOnAcquiresStackOnly) {
+  // A free token: admitted before Acquire returns, and counted like any admission.
+  auto ask_inline = [&](const std::string& caller) {
+    const absl::Time deadline = clock_.Now() + absl::Seconds(5);
+    const int index = recorder_.Add(caller, deadline);
+    limiter_->Acquire({.bucket_key = kBucket,
+                       .config = kTenPerSecond,
+                       .caller = caller,
+                       .deadline = deadline,
+                       .complete_inline = true},
+                      recorder_.Track(index));
+    ExpectConsistent();
+    return index;
+  };
+  const int a = ask_inline("x");
+  EXPECT_EQ(AdmittedAt(a), kT0);
+  EXPECT_EQ(clock_.pending(), 0u);  // nothing was posted for it
+  // No token free: the call waits and its admission comes from the timer, not from Acquire.
+  const int b = ask_inline("x");
+  EXPECT_EQ(recorder_.Get(b).outcomes, 0);
+  // A rejection is still posted, never run on the caller's stack.
+  const absl::Time soon = clock_.Now() + absl::Milliseconds(50);
+  const int c = recorder_.Add("y", soon);
+  limiter_->Acquire({.bucket_key = kBucket,
+                     .config = kTenPerSecond,
+                     .caller = "y",
+                     .deadline = soon,
+                     .complete_inline = true},
+                    recorder_.Track(c));
+  EXPECT_EQ(recorder_.Get(c).outcomes, 0);
+  clock_.RunDue();
+  EXPECT_EQ(recorder_.Get(c).outcomes, 1);
+  EXPECT_EQ(recorder_.Get(c).status.code(), absl::StatusCode::kResourceExhausted);
+  RunUntil(kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(AdmittedAt(b), kT0 + absl::Milliseconds(100));
+  EXPECT_EQ(Describe(Counters()),
+            "total=3 admitted=2 admitted_after_wait=1 rejected=1 queued=0 cancelled=0 "
+            "paused_by_upstream=0 tightened_by_upstream=0 fallback_decisions=0 "
+            "redis_calls=0 redis_answers=0 slots_given_back=0");
+}
+
 TEST_F(LocalRateLimiterTest, BurstIsAdmittedAtOnceThenOneEveryInterval) {
   const BucketConfig config{.rate_per_second = 10, .burst = 2};
   std::vector<int> calls;
