@@ -88,6 +88,23 @@ void WriteBucketLimit(const std::string& bucket, double rate_per_second, Metrics
   WriteLimit(BucketLabels(bucket, nullptr), rate_per_second, out);
 }
 
+void WriteCoalescingMetrics(const upstream::CacheStage::Counters& c, MetricsWriter& out) {
+  constexpr absl::string_view kHelp =
+      "Identical reads sharing one upstream request, by outcome: joined (a call joined an "
+      "identical read in flight on this replica), led (took the cross-replica Redis lease: its "
+      "request serves every replica), followed (found another replica's lease and waited for "
+      "its fill), filled_by_replica (a wait answered by that fill, no request of its own), "
+      "took_over (the lease lapsed unfilled: took it and sent its own request), redis_errors "
+      "(the lease command failed: sent its own request without coalescing).";
+  const std::pair<const char*, int64_t> outcomes[] = {
+      {"joined", c.joined},       {"led", c.led},
+      {"followed", c.followed},   {"filled_by_replica", c.filled_by_replica},
+      {"took_over", c.took_over}, {"redis_errors", c.redis_errors}};
+  for (const auto& [outcome, value] : outcomes) {
+    out.Counter("gateway_coalescing_total", kHelp, {{"outcome", outcome}}, value);
+  }
+}
+
 void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& c, MetricsWriter& out) {
   struct Row {
     const char* name;

@@ -15,7 +15,7 @@
 // admitted_after_wait = waits, rejected, ...; the limiter's `total` counter, calls that asked
 // for a token, is gateway_limiter_requests_total) and the gauges gateway_limiter_queued{bucket}
 // and gateway_limiter_rate_per_second{bucket}; gateway_idempotency_<counter>_total;
-// gateway_upstream_drift_total{upstream, rpc, field, kind}.
+// gateway_upstream_drift_total{upstream, rpc, field, kind}; gateway_coalescing_total{outcome}.
 #ifndef GATEWAY_SERVICE_COMPONENT_METRICS_H_
 #define GATEWAY_SERVICE_COMPONENT_METRICS_H_
 
@@ -30,6 +30,7 @@
 #include "upstream/budget/idempotency_store.h"
 #include "upstream/budget/rate_limiter.h"
 #include "upstream/budget/response_cache.h"
+#include "upstream/pipeline/cache_stage.h"
 #include "upstream/transport/http_client.h"
 
 namespace gateway::service {
@@ -49,6 +50,10 @@ void WriteBucketLimit(const std::string& bucket, const std::string& workspaces,
 void WriteBucketLimit(const std::string& bucket, double rate_per_second, MetricsWriter& out);
 void WriteIdempotencyMetrics(const upstream::IdempotencyStore::Counters& counters,
                              MetricsWriter& out);
+// gateway_coalescing_total{outcome}: identical reads sharing one upstream request, within this
+// replica (joined) and across replicas through the Redis lease (led, followed,
+// filled_by_replica, took_over, redis_errors); upstream/pipeline/cache_stage.h.
+void WriteCoalescingMetrics(const upstream::CacheStage::Counters& counters, MetricsWriter& out);
 // The HTTP client's fairness per bucket (upstream/transport/http_client.h): gauges
 // gateway_http_in_flight{bucket}, gateway_http_queued{bucket} (waiting, unsent, for a slot of
 // their bucket) and gateway_http_in_flight_limit{bucket} (-1: unlimited); and

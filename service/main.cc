@@ -414,6 +414,12 @@ int main(int argc, char** argv) {
       d.idempotent_replays += c.idempotent_replays;
       d.cancelled += c.cancelled;
       d.aborted_in_flight += c.aborted_in_flight;
+      d.coalescing.joined += c.coalescing.joined;
+      d.coalescing.led += c.coalescing.led;
+      d.coalescing.followed += c.coalescing.followed;
+      d.coalescing.filled_by_replica += c.coalescing.filled_by_replica;
+      d.coalescing.took_over += c.coalescing.took_over;
+      d.coalescing.redis_errors += c.coalescing.redis_errors;
       for (const std::string& bucket : installed.dispatcher->BucketKeys()) {
         // Keys are "upstream:account:bucket"; limits are configured per "upstream/bucket".
         const std::string upstream_name = bucket.substr(0, bucket.find(':'));
@@ -434,6 +440,7 @@ int main(int argc, char** argv) {
       out.Counter(absl::StrCat("gateway_dispatcher_", name, "_total"),
                   "Dispatcher events (upstream/pipeline/dispatcher.h).", {}, value);
     }
+    gateway::service::WriteCoalescingMetrics(d.coalescing, out);
     std::map<std::string, double> sorted(rates.begin(), rates.end());
     absl::flat_hash_map<std::string, std::string> workspace_label;  // by bucket key
     for (const auto& [bucket, rate] : sorted) {

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/production_helpers.h"
 
 namespace gateway::testing {
 namespace {
@@ -28,6 +29,25 @@ int GetContactRequests(Sandbox& sandbox) {
     if (r.value("endpoint", "") == "get_contact") ++n;
   }
   return n;
+}
+
+// gateway_coalescing_total{outcome="<outcome>"} summed over `gateways`' /metrics.
+int64_t CoalescingTotal(const std::vector<int>& admin_ports, const std::string& outcome) {
+  const std::string series = absl::StrCat("gateway_coalescing_total{outcome=\"", outcome, "\"} ");
+  int64_t total = 0;
+  for (int port : admin_ports) {
+    const HttpResult metrics = HttpCall(port, "GET", "/metrics");
+    EXPECT_EQ(metrics.status, 200);
+    const size_t at = metrics.body.find(series);
+    EXPECT_NE(at, std::string::npos) << series << " missing";
+    if (at == std::string::npos) continue;
+    double value = 0;
+    const size_t start = at + series.size();
+    EXPECT_TRUE(absl::SimpleAtod(metrics.body.substr(start, metrics.body.find('\n', start) - start),
+                                 &value));
+    total += static_cast<int64_t>(value);
+  }
+  return total;
 }
 
 struct Results {
@@ -79,8 +99,11 @@ class CoalescingTest : public ::testing::Test {
     ASSERT_NE(sandbox_, nullptr);
     for (int i = 0; i < 3; ++i) {
       auto g = Gateway::Start({"--respondio_base_url=" + sandbox_->base_url(),
-                               "--redis_url=" + redis_->url(), "--coalescing_lease=500ms"});
+                               "--redis_url=" + redis_->url(), "--coalescing_lease=500ms",
+                               "--admin_listen=127.0.0.1:0"});
       ASSERT_NE(g, nullptr);
+      admin_ports_.push_back(AdminPort(*g));
+      ASSERT_GT(admin_ports_.back(), 0) << g->process().output();
       stubs_.push_back(rio::ContactService::NewStub(g->channel()));
       gateways_.push_back(std::move(g));
     }
@@ -90,6 +113,7 @@ class CoalescingTest : public ::testing::Test {
   std::unique_ptr<Sandbox> sandbox_;
   std::vector<std::unique_ptr<Gateway>> gateways_;
   std::vector<std::unique_ptr<rio::ContactService::Stub>> stubs_;
+  std::vector<int> admin_ports_;
 };
 
 TEST_F(CoalescingTest, HundredIdenticalColdReadsOverThreeReplicasMakeOneUpstreamRequest) {
@@ -103,6 +127,16 @@ TEST_F(CoalescingTest, HundredIdenticalColdReadsOverThreeReplicasMakeOneUpstream
   EXPECT_EQ(first.contact().id(), 67890);
   for (const std::string& reply : results.replies) EXPECT_EQ(reply, results.replies[0]);
   EXPECT_EQ(GetContactRequests(*sandbox_), 1);
+  // The metrics say how: one replica led, the two others waited for its fill and were
+  // answered by it; the other calls on each replica joined its exchange (or, late, hit).
+  EXPECT_EQ(CoalescingTotal(admin_ports_, "led"), 1);
+  EXPECT_EQ(CoalescingTotal(admin_ports_, "followed"), 2);
+  EXPECT_EQ(CoalescingTotal(admin_ports_, "filled_by_replica"), 2);
+  EXPECT_EQ(CoalescingTotal(admin_ports_, "took_over"), 0);
+  EXPECT_EQ(CoalescingTotal(admin_ports_, "redis_errors"), 0);
+  const int64_t joined = CoalescingTotal(admin_ports_, "joined");
+  EXPECT_GT(joined, 0);
+  EXPECT_LE(joined, 97);
 }
 
 TEST_F(CoalescingTest, FollowersSendTheirOwnRequestWhenTheLeaderDies) {
@@ -132,6 +166,10 @@ TEST_F(CoalescingTest, FollowersSendTheirOwnRequestWhenTheLeaderDies) {
   for (const std::string& reply : results.replies) EXPECT_EQ(reply, results.replies[0]);
   // The leader's request and the followers' own (one: they coalesce again among themselves).
   EXPECT_GE(GetContactRequests(*sandbox_), 2);
+  // The surviving replicas waited on the dead leader's lease, then one took it over.
+  const std::vector<int> survivors = {admin_ports_[1], admin_ports_[2]};
+  EXPECT_GE(CoalescingTotal(survivors, "followed"), 1);
+  EXPECT_GE(CoalescingTotal(survivors, "took_over"), 1);
   leader_context->TryCancel();
   while (!leader_done) absl::SleepFor(absl::Milliseconds(10));
 }

@@ -34,6 +34,8 @@ struct CacheStage::Wait {
   std::string lease_key;
   std::string token;
   absl::Duration backoff = kFirstPoll;
+  // Found another replica's lease at least once (one step of the wait runs at a time).
+  bool waited = false;
 
   std::shared_ptr<Exchange> Live() const {
     std::shared_ptr<Exchange> e = exchange.lock();
@@ -55,7 +57,10 @@ std::pair<std::shared_ptr<Exchange>, bool> CacheStage::JoinOrLead(
   auto it = flights_.find(prepared.cache_key);
   if (it != flights_.end()) {
     std::shared_ptr<Exchange> flight = it->second.lock();
-    if (flight != nullptr && flight->Join(call)) return {flight, false};
+    if (flight != nullptr && flight->Join(call)) {
+      joined_.fetch_add(1, std::memory_order_relaxed);
+      return {flight, false};
+    }
   }
   std::shared_ptr<Exchange> exchange = make();
   flights_[prepared.cache_key] = exchange;
@@ -86,14 +91,20 @@ void CacheStage::TryLease(std::shared_ptr<Wait> wait) {
         std::shared_ptr<Exchange> exchange = wait->Live();
         if (exchange == nullptr) return;
         if (!reply.ok() || reply->is_error()) {
+          redis_errors_.fetch_add(1, std::memory_order_relaxed);
           exchange->Proceed();  // Redis unreachable: our own request, never a failed call
           return;
         }
         if (reply->type != RedisReply::Type::kNil) {
+          (wait->waited ? took_over_ : led_).fetch_add(1, std::memory_order_relaxed);
           OnLeaseTaken(std::move(wait), std::move(exchange));
           return;
         }
         // Another replica leads: look again after the backoff.
+        if (!wait->waited) {
+          wait->waited = true;
+          followed_.fetch_add(1, std::memory_order_relaxed);
+        }
         const absl::Duration delay = wait->backoff;
         wait->backoff = std::min(wait->backoff * 2, kMaxPoll);
         sharing_.scheduler->RunAfter(delay, [this, wait = std::move(wait)]() mutable {
@@ -110,7 +121,7 @@ void CacheStage::Poll(std::shared_ptr<Wait> wait) {
     std::shared_ptr<Exchange> exchange = wait->Live();
     if (exchange == nullptr) return;
     if (hit.has_value()) {
-      remote_fills_.fetch_add(1, std::memory_order_relaxed);
+      filled_by_replica_.fetch_add(1, std::memory_order_relaxed);
       exchange->Resolve(*std::move(hit));
       return;
     }
@@ -119,7 +130,6 @@ void CacheStage::Poll(std::shared_ptr<Wait> wait) {
 }
 
 void CacheStage::OnLeaseTaken(std::shared_ptr<Wait> wait, std::shared_ptr<Exchange> exchange) {
-  leases_taken_.fetch_add(1, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu_);
     leases_[exchange.get()] = Lease{wait->lease_key, wait->token};
@@ -130,7 +140,7 @@ void CacheStage::OnLeaseTaken(std::shared_ptr<Wait> wait, std::shared_ptr<Exchan
   cache_->Lookup(key, [this, wait = std::move(wait), exchange = std::move(exchange)](
                           std::optional<std::string> hit, ResponseCache::ReadTicket) mutable {
     if (hit.has_value()) {
-      remote_fills_.fetch_add(1, std::memory_order_relaxed);
+      filled_by_replica_.fetch_add(1, std::memory_order_relaxed);
       exchange->Resolve(*std::move(hit));  // Remove releases the lease
     } else {
       exchange->Proceed();
@@ -172,6 +182,12 @@ void CacheStage::Remove(const std::string& cache_key, const Exchange* exchange) 
     }
   }
   if (lease.has_value()) Release(lease->key, lease->token);
+}
+
+CacheStage::Counters CacheStage::counters() const {
+  return {joined_.load(std::memory_order_relaxed),   led_.load(std::memory_order_relaxed),
+          followed_.load(std::memory_order_relaxed), filled_by_replica_.load(std::memory_order_relaxed),
+          took_over_.load(std::memory_order_relaxed), redis_errors_.load(std::memory_order_relaxed)};
 }
 
 size_t CacheStage::flights() const {

@@ -84,9 +84,22 @@ class CacheStage {
 
   size_t flights() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Exchanges answered by another replica's fill, and leases taken (for tests and metrics).
-  int64_t remote_fills() const { return remote_fills_.load(std::memory_order_relaxed); }
-  int64_t leases_taken() const { return leases_taken_.load(std::memory_order_relaxed); }
+  // What coalescing did, counted where it happens (atomics: the hot path only increments);
+  // /metrics shows them as gateway_coalescing_total{outcome} (service/component_metrics.h).
+  struct Counters {
+    int64_t joined = 0;             // calls that joined an identical read in flight here
+    int64_t led = 0;                // exchanges that took the Redis lease at once: the leader
+    int64_t followed = 0;           // exchanges that found another replica's lease and waited
+    int64_t filled_by_replica = 0;  // waits answered by another replica's fill, no request
+    int64_t took_over = 0;          // waits whose lease lapsed unfilled: took it, sent our own
+    int64_t redis_errors = 0;       // lease commands that failed: sent our own (no coalescing)
+  };
+  Counters counters() const;
+  // Exchanges answered by another replica's fill, and leases taken (led + took_over).
+  int64_t remote_fills() const { return filled_by_replica_.load(std::memory_order_relaxed); }
+  int64_t leases_taken() const {
+    return led_.load(std::memory_order_relaxed) + took_over_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Wait;
@@ -100,8 +113,12 @@ class CacheStage {
   const Sharing sharing_;
   const uint64_t token_base_;  // random per process: lease tokens never collide across replicas
   std::atomic<uint64_t> next_token_{0};
-  std::atomic<int64_t> remote_fills_{0};
-  std::atomic<int64_t> leases_taken_{0};
+  std::atomic<int64_t> joined_{0};
+  std::atomic<int64_t> led_{0};
+  std::atomic<int64_t> followed_{0};
+  std::atomic<int64_t> filled_by_replica_{0};
+  std::atomic<int64_t> took_over_{0};
+  std::atomic<int64_t> redis_errors_{0};
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::weak_ptr<Exchange>> flights_ ABSL_GUARDED_BY(mu_);
   struct Lease {

@@ -41,7 +41,7 @@ Dispatcher::Counters Dispatcher::counters() const {
   return {counters_.calls.load(),     counters_.upstream_requests.load(),
           counters_.retries.load(),   counters_.coalesced.load(),
           counters_.idempotent_replays.load(), counters_.cancelled.load(),
-          counters_.aborted_in_flight.load()};
+          counters_.aborted_in_flight.load(), cache_.counters()};
 }
 
 std::vector<std::string> Dispatcher::BucketKeys() const { return admission_.BucketKeys(); }

@@ -97,6 +97,7 @@ class Dispatcher {
     int64_t idempotent_replays = 0;
     int64_t cancelled = 0;          // calls ended by the caller leaving, its deadline or shutdown
     int64_t aborted_in_flight = 0;  // upstream requests cancelled after they were handed over
+    CacheStage::Counters coalescing;  // within this replica and across replicas (cache_stage.h)
   };
 
   Dispatcher(absl::flat_hash_map<std::string, UpstreamConfig> upstreams, Components components,
