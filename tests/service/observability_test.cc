@@ -237,6 +237,27 @@ TEST(CallLogTest, TraceIdsAndEscapesAndTheSameSecondTwice) {
             "1969-12-31T23:59:59.999Z");
 }
 
+TEST(CallLogTest, EveryByteIsEscapedWhereverItSitsInALongValue) {
+  // The writer skips plain bytes eight at a time: a byte that needs a look must be found at
+  // every offset, before, inside and after a word.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"\"", "\""}, {"\\", "\\"}, {"\n", "\n"}, {"\x01", "\x01"}, {"\x1f", "\x1f"},
+      {"\x7f", "\x7f"}, {"\xc3\xa9", "\xc3\xa9"}, {"\xe2\x82\xac", "\xe2\x82\xac"},
+      {"\xff", "\xef\xbf\xbd"}};
+  for (size_t at = 0; at < 20; ++at) {
+    for (const auto& [special, decoded] : cases) {
+      CallRecord r = Record("/respondio.v2.ContactService/GetContact", grpc::StatusCode::OK,
+                            absl::Microseconds(1), 200);
+      r.caller = std::string(at, 'x') + special + std::string(17, 'y');
+      const std::string line = CallLogLine(r, absl::UnixEpoch());
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      ASSERT_FALSE(j.is_discarded()) << line;
+      EXPECT_EQ(j["caller"], std::string(at, 'x') + decoded + std::string(17, 'y'))
+          << "at " << at << ": " << line;
+    }
+  }
+}
+
 // A pipe: what the writer thread wrote, read back.
 class Pipe {
  public:
