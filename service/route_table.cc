@@ -165,6 +165,7 @@ std::string RouteTable::PrintRoutes() const {
     line["bucket"] = route->policy.bucket();
     line["response_body"] = route->binding.response_body();
     line["pagination"] = route->binding.pagination();
+    if (!route->binding.unavailable().empty()) line["unavailable"] = route->binding.unavailable();
     line["cache_ttl_seconds"] = route->policy.cache_ttl_seconds();
     line["retry_safe"] = route->policy.retry_safe();
     // Dialect data, only where a route has it.

@@ -48,10 +48,10 @@ start() {  # start NAME LOG COMMAND...
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Both upstreams speak DIALECT (default openapi: the client examples still read a created
-# contact from the create reply, which the live respond.io API does not send; live is the
-# default of the gateway and the sandbox).
-dialect=${DIALECT:-openapi}
+# Both upstreams speak DIALECT: live (the default of the gateway and the sandbox) or openapi.
+dialect=${DIALECT:-live}
+# The live respond.io API is under /v2 (https://api.respond.io/v2); the sandbox serves both.
+respondio_prefix=""; [ "$dialect" = live ] && respondio_prefix=/v2
 sandbox_port=$(free_port)
 start sandbox "$tmp/sandbox.log" bazel-bin/sandbox/sandbox --listen=127.0.0.1:$sandbox_port --rate_limits=false \
   --respondio_dialect=$dialect --chatwoot_dialect=$dialect \
@@ -64,7 +64,7 @@ webhook_secret=client-example-webhook-key
 printf '%s' "$webhook_secret" >"$tmp/respondio_webhook_secret"
 webhook_port=$(free_port)
 start gateway "$tmp/gateway.log" bazel-bin/service/gateway --listen=127.0.0.1:0 \
-  --respondio_base_url=http://127.0.0.1:$sandbox_port --chatwoot_base_url=http://127.0.0.1:$sandbox_port \
+  --respondio_base_url=http://127.0.0.1:$sandbox_port$respondio_prefix --chatwoot_base_url=http://127.0.0.1:$sandbox_port \
   --respondio_dialect=$dialect --chatwoot_dialect=$dialect \
   --callers_file="$tmp/callers.json" --webhook_listen=127.0.0.1:$webhook_port \
   --respondio_webhook_secret_file="$tmp/respondio_webhook_secret" \

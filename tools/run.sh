@@ -13,7 +13,7 @@ bazel-bin/sandbox/sandbox --listen=127.0.0.1:${SANDBOX_PORT} --respondio_dialect
   --chatwoot_dialect=${DIALECT} &
 sandbox_pid=$!
 bazel-bin/service/gateway --listen=127.0.0.1:${GATEWAY_PORT} --admin_listen=127.0.0.1:${ADMIN_PORT} \
-  --respondio_base_url=http://127.0.0.1:${SANDBOX_PORT} \
+  --respondio_base_url=http://127.0.0.1:${SANDBOX_PORT}$([ "${DIALECT}" = live ] && echo /v2) \
   --chatwoot_base_url=http://127.0.0.1:${SANDBOX_PORT} --respondio_dialect=${DIALECT} \
   --chatwoot_dialect=${DIALECT} "$@" &
 gateway_pid=$!

@@ -68,10 +68,14 @@ async function main(address) {
     firstName: 'Node', lastName: 'Client', email, phone: '+60199990002',
     requestId: crypto.randomUUID(),
   });
-  console.log(`created contact ${created.contact.id} (${email})`);
+  // The live API answers a create with {code, message}, not the contact (the OpenAPI dialect
+  // sends the contact): read it back by e-mail, which works in both.
+  const identifier = `email:${email}`;
+  const { contact } = await call(contacts, 'GetContact', { identifier });
+  check(contact.email === email, JSON.stringify(contact));
+  console.log(`created contact ${contact.id} (${email}; upstream said "${created.message}")`);
 
   // 2. Send it a message, 3. read the message back.
-  const identifier = `id:${created.contact.id}`;
   const sent = await call(messages, 'SendMessage', {
     identifier, channelId: WHATSAPP_CHANNEL,
     message: { type: 'MESSAGE_TYPE_TEXT', text: 'Hello from Node' },

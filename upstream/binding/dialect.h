@@ -3,9 +3,9 @@
 // The OpenAPI documents and the live services disagree (verbs, paths, query style, body keys
 // and shapes, reply envelopes). Each upstream is spoken in one dialect, chosen at start-up:
 //
-//   "openapi"  the bindings exactly as the protos declare them (the vendors' OpenAPI documents;
-//              a file upstream/binding/dialects/<upstream>.openapi.json could change them, none
-//              is needed today)
+//   "openapi"  the bindings as the protos declare them (the vendors' OpenAPI documents), with the
+//              RPCs the documents lack marked `unavailable` in
+//              upstream/binding/dialects/<upstream>.openapi.json (answered UNIMPLEMENTED)
 //   "live"     what the live services do (the vendors' own clients and sources), as overrides in
 //              upstream/binding/dialects/<upstream>.live.json
 //

@@ -96,6 +96,17 @@ absl::Status PrepareStage::Prepare(const Route& route, const Message& request,
         {.reason = "UPSTREAM_NOT_CONFIGURED",
          .metadata = {{"upstream", route.binding.upstream()}, {"rpc", route.rpc}}});
   }
+  if (!route.binding.unavailable().empty()) {
+    return GatewayError(
+        absl::StatusCode::kUnimplemented,
+        absl::StrCat(route.rpc, " is not available in the ", route.dialect, " dialect of ",
+                     route.binding.upstream(), ": ", route.binding.unavailable(), " (--",
+                     route.binding.upstream(), "_dialect)"),
+        {.reason = "RPC_NOT_IN_DIALECT",
+         .metadata = {{"upstream", route.binding.upstream()},
+                      {"dialect", route.dialect},
+                      {"rpc", route.rpc}}});
+  }
   if (absl::Status s = ValidateRequest(request); !s.ok()) return s;
   out->route = &route;
   out->upstream = &upstream_it->second;
