@@ -65,7 +65,8 @@ async function main(address) {
   // 1. Create a contact; request_id makes a retry of this write safe.
   const email = `node-${crypto.randomBytes(4).toString('hex')}@example.com`;
   const created = await call(contacts, 'CreateContact', {
-    firstName: 'Node', lastName: 'Client', email, phone: '+60199990002',
+    identifier: `email:${email}`, firstName: 'Node', lastName: 'Client', email,
+    phone: '+60199990002',
     requestId: crypto.randomUUID(),
   });
   // The live API answers a create with {code, message}, not the contact (the OpenAPI dialect

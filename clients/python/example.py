@@ -50,7 +50,8 @@ def main(address: str) -> int:
     # 1. Create a contact. request_id makes a retry of this write safe.
     email = f"py-{uuid.uuid4().hex[:8]}@example.com"
     created = contacts.CreateContact(
-        contacts_pb2.CreateContactRequest(first_name="Py", last_name="Client", email=email,
+        contacts_pb2.CreateContactRequest(identifier=f"email:{email}", first_name="Py",
+                                          last_name="Client", email=email,
                                           phone="+60199990001", request_id=str(uuid.uuid4())),
         timeout=timeout, metadata=metadata)
     # The live API answers a create with {code, message}, not the contact (the OpenAPI dialect

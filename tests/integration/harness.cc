@@ -225,9 +225,9 @@ HttpResult HttpCall(int port, const std::string& method, const std::string& path
   return result;
 }
 
-// The dialect the sandbox speaks in these tests: the one the gateway speaks today. The
-// sandbox's default is `live`; the gateway still sends openapi-shaped requests until its live
-// dialect lands, and then this one line becomes "live". extra_args may override it per test.
+// The dialect the sandbox speaks in these tests unless extra_args say otherwise: openapi, like
+// Gateway::Start below, because these tests were written against the OpenAPI bindings (both
+// programs default to live; dialects_e2e_test covers every RPC in both dialects).
 constexpr char kSandboxDialect[] = "openapi";
 
 std::unique_ptr<Sandbox> Sandbox::Start(const std::vector<std::string>& extra_args) {

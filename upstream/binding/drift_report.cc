@@ -25,12 +25,15 @@ absl::string_view DriftKindName(DriftKind kind) {
   return "unknown_field";
 }
 
-std::string TruncateSample(absl::string_view s, size_t max_bytes) {
-  if (s.size() <= max_bytes) return std::string(s);
-  size_t end = max_bytes;
-  // Back up over continuation bytes (10xxxxxx) so the cut falls before a sequence's lead byte.
-  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
-  return std::string(s.substr(0, end));
+std::string TruncateSample(absl::string_view s, size_t max_chars) {
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    // Every byte but a continuation byte (10xxxxxx) starts a character.
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && chars++ == max_chars) {
+      return std::string(s.substr(0, i));
+    }
+  }
+  return std::string(s);
 }
 
 DriftReport::DriftReport() : DriftReport(Options{}) {}
@@ -66,7 +69,7 @@ void DriftReport::Record(absl::string_view rpc, absl::string_view field, DriftKi
     e.kind = kind;
     e.count = 1;
     e.first_seen = options_.now();
-    e.sample = TruncateSample(sample, kMaxSampleBytes);
+    e.sample = TruncateSample(sample, kMaxSampleChars);
     first = e;
   }
   options_.on_first(first);

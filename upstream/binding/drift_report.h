@@ -50,7 +50,7 @@ absl::string_view DriftKindName(DriftKind kind);
 class DriftReport {
  public:
   // Samples longer than this are truncated (in bytes, never inside a UTF-8 sequence).
-  static constexpr size_t kMaxSampleBytes = 64;
+  static constexpr size_t kMaxSampleChars = 64;
   // Distinct (rpc, field, kind) keys kept; a misbehaving upstream cannot grow memory unbounded.
   static constexpr size_t kMaxKeys = 4096;
 
@@ -60,7 +60,7 @@ class DriftReport {
     DriftKind kind = DriftKind::kUnknownField;
     int64_t count = 0;
     absl::Time first_seen;
-    std::string sample;  // the first value seen, truncated to kMaxSampleBytes
+    std::string sample;  // the first value seen, truncated to kMaxSampleChars
   };
 
   struct Options {
@@ -93,9 +93,10 @@ class DriftReport {
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Truncates `s` to at most `max_bytes` without splitting a UTF-8 sequence and without a marker
-// (unlike safe_text.h's TruncateUtf8, which appends "...").
-std::string TruncateSample(absl::string_view s, size_t max_bytes);
+// Truncates `s` to at most `max_chars` characters (UTF-8 code points; a byte that starts no
+// sequence counts as one), never splitting a sequence, without a marker (unlike safe_text.h's
+// TruncateUtf8, which appends "...").
+std::string TruncateSample(absl::string_view s, size_t max_chars);
 
 }  // namespace gateway::upstream
 

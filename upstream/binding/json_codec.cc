@@ -172,10 +172,10 @@ std::string FoldIndices(absl::string_view path) {
 
 std::string Sample(const json& j) {
   if (j.is_string()) {
-    return TruncateSample(j.get_ref<const std::string&>(), DriftReport::kMaxSampleBytes);
+    return TruncateSample(j.get_ref<const std::string&>(), DriftReport::kMaxSampleChars);
   }
   return TruncateSample(j.dump(-1, ' ', false, json::error_handler_t::replace),
-                        DriftReport::kMaxSampleBytes);
+                        DriftReport::kMaxSampleChars);
 }
 
 void RecordDrift(const DecodeOptions& opts, absl::string_view path, DriftKind kind, const json& j) {

@@ -52,14 +52,20 @@ TEST(DriftReport, JsonShape) {
   EXPECT_EQ(j[1]["field"], "items[].mood");
 }
 
-TEST(DriftReport, SamplesAreCutAt64BytesWithoutSplittingUtf8) {
+TEST(DriftReport, SamplesAreCutAt64CharactersWithoutSplittingUtf8) {
   std::vector<std::string> logged;
   DriftReport drift(FixedClock(&logged));
   std::string sample(63, 'a');
-  sample += "\xC3\xA9tail";  // é straddles the 64-byte limit
+  sample += "\xC3\xA9tail";  // the 64th character is two bytes: it stays whole
   drift.Record("/a.S/M", "f", DriftKind::kUnknownField, sample);
-  EXPECT_EQ(drift.Snapshot()[0].sample, std::string(63, 'a'));
+  EXPECT_EQ(drift.Snapshot()[0].sample, std::string(63, 'a') + "\xC3\xA9");
+  // 70 three-byte characters (210 bytes) keep 64 characters, 192 bytes.
+  std::string wide;
+  for (int i = 0; i < 70; ++i) wide += "\xE2\x82\xAC";  // the euro sign
+  EXPECT_EQ(TruncateSample(wide, 64).size(), 64u * 3);
   EXPECT_EQ(TruncateSample("short", 64), "short");
+  EXPECT_EQ(TruncateSample(std::string(64, 'x'), 64), std::string(64, 'x'));
+  EXPECT_EQ(TruncateSample(std::string(65, 'x'), 64), std::string(64, 'x'));
   // Invalid UTF-8 never breaks the JSON.
   drift.Record("/a.S/M", "g", DriftKind::kUnknownField, "\xFF\xFE");
   EXPECT_TRUE(nlohmann::json::parse(drift.ToJson(), nullptr, false).is_array());
