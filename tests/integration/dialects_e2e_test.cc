@@ -238,7 +238,9 @@ TEST_P(DialectsEndToEnd, EveryRpcSendsTheDialectsRequestAndDecodesItsReply) {
     EXPECT_EQ(got_code, want_code) << result.message;
 
     const json want_reason = ForDialect(c, dialect, "reason");
-    if (want_reason.is_string()) EXPECT_EQ(result.reason, want_reason.get<std::string>());
+    if (want_reason.is_string()) {
+      EXPECT_EQ(result.reason, want_reason.get<std::string>());
+    }
 
     json want_http = ForDialect(c, dialect, "http");
     const bool nothing_sent = c.contains(dialect) && c[dialect].contains("http")
