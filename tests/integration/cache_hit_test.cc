@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "tests/integration/harness.h"
@@ -24,30 +23,12 @@ int GetContactRequests(Sandbox& sandbox) {
   return n;
 }
 
-// One unary call with raw request bytes; returns the status and the raw reply bytes.
-grpc::Status RawCall(grpc::GenericStub& stub, const std::string& request, std::string* reply,
-                     bool no_cache = false) {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  if (no_cache) context.AddMetadata("cache-control", "no-cache");
-  grpc::Slice slice(request);
-  grpc::ByteBuffer in(&slice, 1), out;
-  absl::Mutex mu;
-  bool done = false;
-  grpc::Status status;
-  stub.UnaryCall(&context, kMethod, grpc::StubOptions(), &in, &out, [&](grpc::Status s) {
-    absl::MutexLock lock(&mu);
-    status = std::move(s);
-    done = true;
-  });
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(&done));
-  reply->clear();
-  std::vector<grpc::Slice> slices;
-  if (status.ok() && out.Dump(&slices).ok()) {
-    for (const auto& s : slices) reply->append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return status;
+// One call of kMethod with raw request bytes; `no_cache` asks the gateway to skip its cache.
+grpc::Status GetContactRaw(Gateway& gateway, const std::string& request, std::string* reply,
+                           bool no_cache = false) {
+  auto context = Context();
+  if (no_cache) context->AddMetadata("cache-control", "no-cache");
+  return RawCall(gateway.channel(), kMethod, request, reply, *context);
 }
 
 TEST(CacheHitTest, HitsServeTheStoredReplyWhateverTheRequestEncoding) {
@@ -55,17 +36,16 @@ TEST(CacheHitTest, HitsServeTheStoredReplyWhateverTheRequestEncoding) {
   ASSERT_NE(sandbox, nullptr);
   auto gateway = Gateway::Start({"--respondio_base_url=" + sandbox->base_url()});
   ASSERT_NE(gateway, nullptr);
-  grpc::GenericStub stub(gateway->channel());
   respondio::v2::GetContactRequest request;
   request.set_identifier("id:12345");
   const std::string canonical = request.SerializeAsString();
 
   std::string first, second, other, fresh;
-  ASSERT_TRUE(RawCall(stub, canonical, &first).ok());  // miss: fills the cache
+  ASSERT_TRUE(GetContactRaw(*gateway, canonical, &first).ok());  // miss: fills the cache
   respondio::v2::GetContactResponse parsed;
   ASSERT_TRUE(parsed.ParseFromString(first));
   EXPECT_EQ(parsed.contact().id(), 12345);
-  ASSERT_TRUE(RawCall(stub, canonical, &second).ok());  // fast-path hit
+  ASSERT_TRUE(GetContactRaw(*gateway, canonical, &second).ok());  // fast-path hit
   EXPECT_EQ(second, first);
   EXPECT_EQ(GetContactRequests(*sandbox), 1);
 
@@ -73,17 +53,17 @@ TEST(CacheHitTest, HitsServeTheStoredReplyWhateverTheRequestEncoding) {
   // bytes, so the fast path misses; the full path parses it and hits the same entry.
   respondio::v2::GetContactRequest decoy;
   decoy.set_identifier("id:99999");
-  ASSERT_TRUE(RawCall(stub, decoy.SerializeAsString() + canonical, &other).ok());
+  ASSERT_TRUE(GetContactRaw(*gateway, decoy.SerializeAsString() + canonical, &other).ok());
   EXPECT_EQ(other, first);
   EXPECT_EQ(GetContactRequests(*sandbox), 1);
 
   // no-cache skips the fast path too: a fresh upstream read.
-  ASSERT_TRUE(RawCall(stub, canonical, &fresh, /*no_cache=*/true).ok());
+  ASSERT_TRUE(GetContactRaw(*gateway, canonical, &fresh, /*no_cache=*/true).ok());
   EXPECT_EQ(GetContactRequests(*sandbox), 2);
 
   // Bytes that are not a request at all are still refused, not looked up as hits.
   std::string ignored;
-  EXPECT_EQ(RawCall(stub, "\xff\xff\xff", &ignored).error_code(),
+  EXPECT_EQ(GetContactRaw(*gateway, "\xff\xff\xff", &ignored).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 

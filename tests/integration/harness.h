@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "google/rpc/error_details.pb.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 #include "nlohmann/json.hpp"
 
@@ -148,6 +149,14 @@ std::optional<google::rpc::QuotaFailure> QuotaFailureOf(const grpc::Status& stat
 
 // A context with a deadline `timeout` from now.
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10));
+
+// One unary call of `method` ("/package.Service/Method") with raw request bytes, through gRPC's
+// generic stub: for methods no generated stub has (unknown RPCs), hand-made bytes, or a table of
+// RPCs named at run time. Blocks until the call ends; `reply` gets the reply bytes (empty on
+// error). `context` carries the deadline and metadata.
+grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                     const std::string& request, std::string* reply,
+                     grpc::ClientContext& context);
 
 // Writes `content` to a new file under the test's temp dir and returns its path.
 std::string WriteTempFile(const std::string& name, const std::string& content);

@@ -11,9 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "tests/integration/harness.h"
@@ -49,7 +47,6 @@ class MonitoringTest : public ::testing::Test {
     for (int t = 0; t < 4; ++t) {
       threads.emplace_back([this, t] {
         auto stub = rio::ContactService::NewStub(gateway_->channel());
-        grpc::GenericStub generic(gateway_->channel());
         for (int i = 0; i < 15; ++i) {
           for (const char* id : {"id:12345", "id:999999", "not-an-id", "id:67890"}) {
             rio::GetContactRequest request;
@@ -58,14 +55,8 @@ class MonitoringTest : public ::testing::Test {
             stub->GetContact(Context(absl::Seconds(5)).get(), request, &reply);
           }
           if (i % 5 == t) {
-            grpc::ByteBuffer request, reply;
-            grpc::Slice empty("");
-            request = grpc::ByteBuffer(&empty, 1);
-            absl::Notification done;
-            auto context = Context();
-            generic.UnaryCall(context.get(), "/x.Y/Unknown", grpc::StubOptions(), &request,
-                              &reply, [&](grpc::Status) { done.Notify(); });
-            done.WaitForNotification();
+            std::string reply;
+            RawCall(gateway_->channel(), "/x.Y/Unknown", "", &reply, *Context());
           }
         }
       });
