@@ -589,33 +589,57 @@ int main(int argc, char** argv) {
        },
        .visibility_timeout = absl::GetFlag(FLAGS_event_visibility_timeout)});
   metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
+    // Families exposed (HELP and TYPE) before their first series, so alerts on them
+    // (k8s/monitoring) name metrics every gateway serves.
+    constexpr char kReceivedHelp[] = "Webhook POSTs received.";
+    constexpr char kStoredHelp[] = "Webhook events stored in the event log.";
+    constexpr char kRejectedHelp[] = "Webhooks rejected, by reason.";
+    constexpr char kDuplicatesHelp[] =
+        "Webhook deliveries already stored (answered 200, nothing stored).";
+    constexpr char kUnknownHelp[] = "Events of types the protos do not know (kept as UnknownEvent).";
+    constexpr char kDeliveredHelp[] = "Events written to Subscribe streams.";
+    constexpr char kLagHelp[] = "Retained events not yet delivered to the group.";
+    constexpr char kPendingHelp[] = "Events delivered to the group, not acknowledged.";
+    constexpr char kExpiredHelp[] =
+        "Events delivered to a member of the group, never acknowledged, and trimmed by "
+        "retention before they could be redelivered (lost to the group; counted by the replica "
+        "that found them).";
+    using prometheus::MetricType;
+    for (const auto& [name, type, help] :
+         {std::tuple<const char*, MetricType, const char*>{"gateway_webhooks_received_total",
+                                                           MetricType::Counter, kReceivedHelp},
+          {"gateway_webhooks_stored_total", MetricType::Counter, kStoredHelp},
+          {"gateway_webhooks_rejected_total", MetricType::Counter, kRejectedHelp},
+          {"gateway_webhooks_duplicates_total", MetricType::Counter, kDuplicatesHelp},
+          {"gateway_webhooks_unknown_events_total", MetricType::Counter, kUnknownHelp},
+          {"gateway_events_delivered_total", MetricType::Counter, kDeliveredHelp},
+          {"gateway_event_group_lag", MetricType::Gauge, kLagHelp},
+          {"gateway_event_group_pending", MetricType::Gauge, kPendingHelp},
+          {"gateway_event_group_expired_unacked_total", MetricType::Counter, kExpiredHelp}}) {
+      out.Declare(name, type, help);
+    }
     const gateway::events::WebhookIngress::Counters w = (*ingress)->counters();
     for (const auto& [upstream, n] : w.received) {
-      out.Counter("gateway_webhooks_received_total", "Webhook POSTs received.",
-                  {{"upstream", upstream}}, n);
+      out.Counter("gateway_webhooks_received_total", kReceivedHelp, {{"upstream", upstream}}, n);
     }
     for (const auto& [upstream, n] : w.stored) {
-      out.Counter("gateway_webhooks_stored_total", "Webhook events stored in the event log.",
-                  {{"upstream", upstream}}, n);
+      out.Counter("gateway_webhooks_stored_total", kStoredHelp, {{"upstream", upstream}}, n);
     }
     for (const auto& [key, n] : w.rejected) {
-      out.Counter("gateway_webhooks_rejected_total", "Webhooks rejected, by reason.",
+      out.Counter("gateway_webhooks_rejected_total", kRejectedHelp,
                   {{"upstream", key.first}, {"reason", key.second}}, n);
     }
     for (const auto& [upstream, n] : w.duplicates) {
-      out.Counter("gateway_webhooks_duplicates_total",
-                  "Webhook deliveries already stored (answered 200, nothing stored).",
-                  {{"upstream", upstream}}, n);
+      out.Counter("gateway_webhooks_duplicates_total", kDuplicatesHelp, {{"upstream", upstream}},
+                  n);
     }
     for (const auto& [key, n] : w.unknown) {
-      out.Counter("gateway_webhooks_unknown_events_total",
-                  "Events of types the protos do not know (kept as UnknownEvent).",
+      out.Counter("gateway_webhooks_unknown_events_total", kUnknownHelp,
                   {{"upstream", key.first}, {"type", key.second}}, n);
     }
     const gateway::events::EventService::Counters e = event_service.counters();
     for (const auto& [group, n] : e.delivered) {
-      out.Counter("gateway_events_delivered_total", "Events written to Subscribe streams.",
-                  {{"group", group}}, n);
+      out.Counter("gateway_events_delivered_total", kDeliveredHelp, {{"group", group}}, n);
     }
     out.Gauge("gateway_event_streams", "Open Subscribe streams.", {}, e.streams);
     out.Gauge("gateway_event_buffered_bytes",
@@ -625,15 +649,10 @@ int main(int argc, char** argv) {
               "The most event payload bytes one Subscribe stream held at once since start.", {},
               e.peak_stream_buffered_bytes);
     for (const gateway::events::GroupInfo& g : event_log->Groups()) {
-      out.Gauge("gateway_event_group_lag", "Retained events not yet delivered to the group.",
-                {{"group", g.name}}, g.lag);
-      out.Gauge("gateway_event_group_pending", "Events delivered to the group, not acknowledged.",
-                {{"group", g.name}}, g.pending);
-      out.Counter("gateway_event_group_expired_unacked_total",
-                  "Events delivered to a member of the group, never acknowledged, and trimmed by "
-                  "retention before they could be redelivered (lost to the group; counted by "
-                  "the replica that found them).",
-                  {{"group", g.name}}, g.expired_unacked);
+      out.Gauge("gateway_event_group_lag", kLagHelp, {{"group", g.name}}, g.lag);
+      out.Gauge("gateway_event_group_pending", kPendingHelp, {{"group", g.name}}, g.pending);
+      out.Counter("gateway_event_group_expired_unacked_total", kExpiredHelp, {{"group", g.name}},
+                  g.expired_unacked);
     }
   });
 
