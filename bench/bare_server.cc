@@ -43,7 +43,8 @@ class FixedReply : public grpc::ServerGenericBidiReactor {
       return;
     }
     grpc::Slice copy(*reply_);  // a reference, not a copy of the bytes
-    response_ = grpc::ByteBuffer(&copy, 1);
+    grpc::ByteBuffer buffer(&copy, 1);
+    response_.Swap(&buffer);  // as the gateway does: assigning would add a reference and drop one
     StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
   }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -44,11 +45,34 @@ inline bool NeedsALook(const unsigned char* s) {
          0;
 }
 
+// True iff no byte of `value` needs a look (NeedsALook): the common case, copied as it is. A
+// tail shorter than a word is checked as the last 8 bytes (overlapping) or, in a value shorter
+// than 8, padded with a plain byte.
+inline bool Plain(absl::string_view value) {
+  const auto* s = reinterpret_cast<const unsigned char*>(value.data());
+  const size_t n = value.size();
+  if (n < 8) {
+    unsigned char word[8] = {'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'};
+    for (size_t i = 0; i < n; ++i) word[i] = s[i];
+    return !NeedsALook(word);
+  }
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    if (NeedsALook(s + i)) return false;
+  }
+  return n % 8 == 0 || !NeedsALook(s + n - 8);
+}
+
 // Appends `value` as a JSON string at `p` (at most 6 * size + 2 bytes): quotes, escapes, and
 // U+FFFD for invalid UTF-8. Returns the end.
 char* PutJsonString(absl::string_view value, char* p) {
   static constexpr char kHex[] = "0123456789abcdef";
   *p++ = '"';
+  if (Plain(value)) {
+    std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    *p++ = '"';
+    return p;
+  }
   const auto* s = reinterpret_cast<const unsigned char*>(value.data());
   const size_t n = value.size();
   size_t run = 0;  // start of the pending run of bytes copied as they are
@@ -153,21 +177,18 @@ absl::string_view FormattedSecond(int64_t unix_seconds) {
   return absl::string_view(cached, cached_size);
 }
 
-}  // namespace
+// The most bytes the line of `record` can take: every text byte escaped as \u00XX, plus the
+// fixed parts.
+size_t LineBound(const CallRecord& record) {
+  return 340 + 6 * (std::min(record.rpc.size(), kMaxRpcBytes) + record.caller.size() +
+                    record.reason.size() + record.workspace.size() + record.upstream.size() +
+                    record.bucket.size() + record.trace_id.size() + record.span_id.size());
+}
 
-void AppendCallLogLine(const CallRecord& record, absl::Time now, std::string* out) {
-  const absl::string_view rpc = absl::string_view(record.rpc).substr(0, kMaxRpcBytes);
-  // Room for the worst case (every text byte escaped as \u00XX) plus the fixed parts; the
-  // line is written straight into `out` and trimmed.
-  const size_t bound = 340 + 6 * (rpc.size() + record.caller.size() + record.reason.size() +
-                                  record.workspace.size() +
-                                  record.upstream.size() + record.bucket.size() +
-                                  record.trace_id.size() + record.span_id.size());
-  const size_t start = out->size();
-  out->resize(start + bound);
-  char* const base = &(*out)[start];
-  char* p = base;
-
+// Writes the line of `record` finished at `now`, with its trailing newline, at `p`, which has
+// room for LineBound(record) bytes. Returns the end.
+char* PutLine(const CallRecord& record, absl::Time now, char* p) {
+  const absl::string_view rpc = record.rpc.substr(0, kMaxRpcBytes);
   const int64_t micros = absl::ToUnixMicros(now);
   int64_t seconds = micros / 1000000;
   int64_t sub = micros % 1000000;
@@ -200,7 +221,16 @@ void AppendCallLogLine(const CallRecord& record, absl::Time now, std::string* ou
   if (!record.trace_id.empty()) p = PutField("trace_id", record.trace_id, p);
   if (!record.span_id.empty()) p = PutField("span_id", record.span_id, p);
   p = Put("}\n", p);
-  out->resize(start + (p - base));
+  return p;
+}
+
+}  // namespace
+
+void AppendCallLogLine(const CallRecord& record, absl::Time now, std::string* out) {
+  const size_t start = out->size();
+  out->resize(start + LineBound(record));
+  char* const base = &(*out)[start];
+  out->resize(start + (PutLine(record, now, base) - base));
 }
 
 std::string CallLogLine(const CallRecord& record, absl::Time now) {
@@ -224,19 +254,25 @@ CallLog::~CallLog() {
 }
 
 void CallLog::Write(const CallRecord& record) {
-  // Formatted outside the lock, into this thread's buffer (its capacity is reused).
-  thread_local std::string line;
-  line.clear();
-  AppendCallLogLine(record, absl::Now(), &line);
+  // Formatted outside the lock, into this thread's buffer (grown when a line could not fit;
+  // a plain array, so nothing is cleared before it is written).
+  thread_local std::unique_ptr<char[]> buffer;
+  thread_local size_t capacity = 0;
+  const size_t bound = LineBound(record);
+  if (bound > capacity) {
+    capacity = std::max<size_t>(bound, 4096);
+    buffer.reset(new char[capacity]);
+  }
+  const size_t size = PutLine(record, absl::Now(), buffer.get()) - buffer.get();
   absl::MutexLock lock(&mu_);
-  if (batch_.size() + line.size() > options_.max_buffered_bytes) {
+  if (batch_.size() + size > options_.max_buffered_bytes) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   // Wake the writer once when the batch gets big; otherwise it comes every flush_interval.
   constexpr size_t kWakeBytes = 64 << 10;
-  const bool wake = batch_.size() < kWakeBytes && batch_.size() + line.size() >= kWakeBytes;
-  batch_.append(line);
+  const bool wake = batch_.size() < kWakeBytes && batch_.size() + size >= kWakeBytes;
+  batch_.append(buffer.get(), size);
   ++accepted_;
   if (wake) wake_.Signal();
 }

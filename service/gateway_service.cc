@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,48 +25,86 @@ absl::Time DeadlineOf(const grpc::GenericCallbackServerContext* context, absl::D
   return absl::FromChrono(deadline);
 }
 
+// What a call reads from its metadata, in one pass over it (gRPC builds the map on first use;
+// each lookup after that is a tree walk with string compares). Views into the metadata, which
+// lives as long as the call. A key given twice counts by its first value (`traceparent`: a
+// second one makes it invalid; `tracestate`: the values form one list).
+struct CallMetadata {
+  absl::string_view authorization;
+  absl::string_view caller;  // `x-caller`, unverified
+  absl::string_view workspace;
+  bool has_workspace = false;
+  absl::string_view traceparent;
+  int traceparents = 0;
+  absl::string_view tracestate;  // the first value
+  std::string tracestates;       // several values joined with ',' (rare)
+  int tracestate_values = 0;
+  bool no_cache = false;  // `cache-control: no-cache` (as in HTTP): a fresh upstream answer
+
+  absl::string_view Tracestate() const {
+    return tracestate_values > 1 ? absl::string_view(tracestates) : tracestate;
+  }
+};
+
+CallMetadata ReadMetadata(const grpc::GenericCallbackServerContext* context) {
+  CallMetadata m;
+  for (const auto& [key_ref, value_ref] : context->client_metadata()) {
+    const absl::string_view key(key_ref.data(), key_ref.size());
+    const absl::string_view value(value_ref.data(), value_ref.size());
+    // Keys arrive lower-case (HTTP/2); switch on the length before comparing.
+    switch (key.size()) {
+      case 8:
+        if (key == "x-caller" && m.caller.data() == nullptr) m.caller = value;
+        break;
+      case 10:
+        if (key == "tracestate") {
+          if (++m.tracestate_values == 1) {
+            m.tracestate = value;
+          } else {
+            if (m.tracestate_values == 2) m.tracestates = std::string(m.tracestate);
+            m.tracestates.push_back(',');
+            m.tracestates.append(value.data(), value.size());
+          }
+        }
+        break;
+      case 11:
+        if (key == kWorkspaceMetadata) {
+          if (!m.has_workspace) m.workspace = value;
+          m.has_workspace = true;
+        } else if (key == "traceparent") {
+          m.traceparent = value;
+          ++m.traceparents;
+        }
+        break;
+      case 13:
+        if (key == "authorization") {
+          if (m.authorization.data() == nullptr) m.authorization = value;
+        } else if (key == "cache-control" && !m.no_cache) {
+          m.no_cache = absl::StrContains(absl::AsciiStrToLower(value), "no-cache");
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return m;
+}
+
 // The caller's name from `x-caller` metadata (only used without caller authentication),
 // bounded so a caller cannot flood logs and limiter state with huge names.
-std::string UnverifiedCaller(const grpc::GenericCallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("x-caller");
-  if (it == metadata.end()) return "";
-  std::string caller(it->second.data(), std::min<size_t>(it->second.size(), 64));
+std::string UnverifiedCaller(absl::string_view value) {
+  std::string caller(value.substr(0, 64));
   for (char& c : caller) {
     if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') c = '_';
   }
   return caller;
 }
 
-std::string AuthorizationOf(const grpc::GenericCallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
-}
-
 // The W3C trace context of the call: the caller's `traceparent` (exactly one, valid) continued,
 // else a new trace. Several `tracestate` values form one list.
-TraceContext TraceOf(const grpc::GenericCallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  auto [tp, tp_end] = metadata.equal_range("traceparent");
-  if (tp == tp_end || std::next(tp) != tp_end) return TraceContext::ForCall("", "");
-  std::string tracestate;
-  for (auto [it, end] = metadata.equal_range("tracestate"); it != end; ++it) {
-    if (!tracestate.empty()) tracestate.push_back(',');
-    tracestate.append(it->second.data(), it->second.size());
-  }
-  return TraceContext::ForCall(absl::string_view(tp->second.data(), tp->second.size()),
-                               tracestate);
-}
-
-// `cache-control: no-cache` (as in HTTP) asks for a fresh upstream answer.
-bool BypassesCache(const grpc::GenericCallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  for (auto [it, end] = metadata.equal_range("cache-control"); it != end; ++it) {
-    const absl::string_view value(it->second.data(), it->second.size());
-    if (absl::StrContains(absl::AsciiStrToLower(value), "no-cache")) return true;
-  }
-  return false;
+TraceContext TraceOf(const CallMetadata& m) {
+  if (m.traceparents != 1) return TraceContext::ForCall("", "");
+  return TraceContext::ForCall(m.traceparent, m.Tracestate());
 }
 
 // One unary call: check the caller, read one request message, dispatch it, write the reply and
@@ -79,11 +116,14 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
             const Workspaces* workspaces, const GatewayService::Options* options)
       : context_(context), route_(route), options_(options),
         start_(absl::Now()), deadline_(DeadlineOf(context, options->default_deadline)) {
+    const CallMetadata metadata = ReadMetadata(context);
+    bypass_cache_ = metadata.no_cache;
+    // The record's text fields are views of what this call keeps (call_record.h).
     record_.rpc = context->method();
     record_.known_rpc = route_ != nullptr;
-    trace_ = TraceOf(context);
-    record_.trace_id = trace_.trace_id;
-    record_.span_id = trace_.span_id;
+    trace_ = TraceOf(metadata);
+    record_.trace_id = trace_.trace_id();
+    record_.span_id = trace_.span_id();
     if (route_ == nullptr) {
       Fail(upstream::GatewayError(
           absl::StatusCode::kUnimplemented,
@@ -94,24 +134,19 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     record_.upstream = route_->binding.upstream();
     record_.bucket = route_->policy.bucket();
     if (options_->auth != nullptr) {
-      absl::StatusOr<std::string> caller = options_->auth->Check(AuthorizationOf(context), *route_);
+      absl::StatusOr<std::string> caller = options_->auth->Check(metadata.authorization, *route_);
       if (!caller.ok()) {
         Fail(caller.status());
         return;
       }
       record_.caller = *std::move(caller);
     } else {
-      record_.caller = UnverifiedCaller(context);
+      record_.caller = UnverifiedCaller(metadata.caller);
     }
     // The workspace: selected once, and this call keeps the snapshot it selected from.
-    const auto& metadata = context->client_metadata();
-    auto named = metadata.find(kWorkspaceMetadata);
-    const bool present = named != metadata.end();
-    const std::string name =
-        present ? std::string(named->second.data(), std::min<size_t>(named->second.size(), 64))
-                : "";
     workspaces_ = workspaces->Current();
-    absl::StatusOr<const WorkspaceSet::Workspace*> workspace = workspaces_->Select(name, present);
+    absl::StatusOr<const WorkspaceSet::Workspace*> workspace =
+        workspaces_->Select(metadata.workspace.substr(0, 64), metadata.has_workspace);
     if (!workspace.ok()) {
       Fail(workspace.status());
       return;
@@ -136,24 +171,24 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
                                   {.reason = "MISSING_REQUEST"}));
       return;
     }
-    std::vector<grpc::Slice> slices;
+    // Nearly always one slice, read in place; else the slices joined.
+    grpc::Slice single;
     std::string joined;
     absl::string_view bytes;
-    if (request_buffer_.Dump(&slices).ok()) {
-      if (slices.size() == 1) {
-        bytes = absl::string_view(reinterpret_cast<const char*>(slices[0].begin()),
-                                  slices[0].size());
-      } else {
+    if (request_buffer_.TrySingleSlice(&single).ok()) {
+      bytes = absl::string_view(reinterpret_cast<const char*>(single.begin()), single.size());
+    } else {
+      std::vector<grpc::Slice> slices;
+      if (request_buffer_.Dump(&slices).ok()) {
         for (const grpc::Slice& slice : slices) {
           joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
         }
-        bytes = joined;
       }
+      bytes = joined;
     }
     // The hit fast path: the cache key from the request bytes, before parsing or anything
     // else only a miss needs; the stored reply is written without a copy.
-    const bool bypass_cache = BypassesCache(context_);
-    if (!bypass_cache) {
+    if (!bypass_cache_) {
       if (std::shared_ptr<const std::string> hit = dispatcher_->CachedReply(*route_, bytes)) {
         stats_.cache_hit = true;
         ReplyShared(std::move(hit));
@@ -174,7 +209,7 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     call_ = dispatcher_->Call(*route_, *request,
                               {.deadline = deadline_,
                                .caller = record_.caller,
-                               .bypass_cache = bypass_cache,
+                               .bypass_cache = bypass_cache_,
                                .stats = &stats_,
                                .trace_headers = trace_.Headers()},
                               [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
@@ -205,7 +240,8 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     }
     Record(grpc::StatusCode::OK, "");
     grpc::Slice slice(std::move(*reply));
-    response_buffer_ = grpc::ByteBuffer(&slice, 1);
+    grpc::ByteBuffer buffer(&slice, 1);
+    response_buffer_.Swap(&buffer);  // assigning would add a reference and drop one
     StartWriteAndFinish(&response_buffer_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
@@ -222,7 +258,8 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     grpc::Slice slice(
         const_cast<char*>((*keep)->data()), (*keep)->size(),
         [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, keep);
-    response_buffer_ = grpc::ByteBuffer(&slice, 1);
+    grpc::ByteBuffer buffer(&slice, 1);
+    response_buffer_.Swap(&buffer);
     StartWriteAndFinish(&response_buffer_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
@@ -252,7 +289,8 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
   const GatewayService::Options* options_;
   const absl::Time start_;
   const absl::Time deadline_;
-  CallRecord record_;
+  bool bypass_cache_ = false;
+  CallRecord record_;  // its views refer to context_, route_, workspaces_ and trace_
   TraceContext trace_;
   upstream::CallStats stats_;
   grpc::ByteBuffer request_buffer_;

@@ -140,7 +140,7 @@ Metrics::Metrics()
                                    "upstream, bucket and workspace. Buckets 5 ms to 30 s.")
                              .Register(*registry_)) {}
 
-Metrics::RpcSeries& Metrics::Rpc(const std::string& rpc) {
+Metrics::RpcSeries& Metrics::Rpc(absl::string_view rpc) {
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = rpcs_.find(rpc);
@@ -151,23 +151,24 @@ Metrics::RpcSeries& Metrics::Rpc(const std::string& rpc) {
   if (series == nullptr) {
     series = std::make_unique<RpcSeries>();
     series->latency = &latency_->Add(
-        {{"rpc", rpc}},
+        {{"rpc", std::string(rpc)}},
         prometheus::Histogram::BucketBoundaries(kLatencyBuckets.begin(), kLatencyBuckets.end()));
   }
   return *series;
 }
 
-prometheus::Counter& Metrics::CallsCounter(const std::string& rpc, RpcSeries& series, int code) {
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    if (series.calls[code] != nullptr) return *series.calls[code];
+prometheus::Counter& Metrics::CallsCounter(absl::string_view rpc, RpcSeries& series, int code) {
+  if (prometheus::Counter* counter = series.calls[code].load(std::memory_order_acquire)) {
+    return *counter;
   }
   absl::MutexLock lock(&mu_);
-  if (series.calls[code] == nullptr) {
-    series.calls[code] = &calls_->Add(
-        {{"rpc", rpc}, {"code", StatusCodeName(static_cast<grpc::StatusCode>(code))}});
+  prometheus::Counter* counter = series.calls[code].load(std::memory_order_relaxed);
+  if (counter == nullptr) {
+    counter = &calls_->Add({{"rpc", std::string(rpc)},
+                            {"code", StatusCodeName(static_cast<grpc::StatusCode>(code))}});
+    series.calls[code].store(counter, std::memory_order_release);
   }
-  return *series.calls[code];
+  return *counter;
 }
 
 WorkspaceSeries* Metrics::ForWorkspace(const std::string& name) {
@@ -194,8 +195,8 @@ prometheus::Counter& Metrics::UpstreamCounter(WorkspaceSeries& ws, const CallRec
   absl::MutexLock lock(&ws.mu_);
   prometheus::Counter*& counter = ws.responses_[key];
   if (counter == nullptr) {
-    counter = &upstream_->Add({{"upstream", record.upstream},
-                               {"bucket", record.bucket},
+    counter = &upstream_->Add({{"upstream", std::string(record.upstream)},
+                               {"bucket", std::string(record.bucket)},
                                {"workspace", ws.name()},
                                {"status", absl::StrCat(record.upstream_status)}});
   }
@@ -215,17 +216,18 @@ prometheus::Counter& Metrics::ErrorCounter(const std::string& reason) {
 }
 
 prometheus::Counter& Metrics::WorkspaceCounter(WorkspaceSeries& ws, int code) {
-  {
-    absl::ReaderMutexLock lock(&ws.mu_);
-    if (ws.calls_[code] != nullptr) return *ws.calls_[code];
+  if (prometheus::Counter* counter = ws.calls_[code].load(std::memory_order_acquire)) {
+    return *counter;
   }
   absl::MutexLock lock(&ws.mu_);
-  if (ws.calls_[code] == nullptr) {
-    ws.calls_[code] = &workspace_calls_->Add(
+  prometheus::Counter* counter = ws.calls_[code].load(std::memory_order_relaxed);
+  if (counter == nullptr) {
+    counter = &workspace_calls_->Add(
         {{"workspace", ws.name()},
          {"code", StatusCodeName(static_cast<grpc::StatusCode>(code))}});
+    ws.calls_[code].store(counter, std::memory_order_release);
   }
-  return *ws.calls_[code];
+  return *counter;
 }
 
 WorkspaceSeries::Bucket& Metrics::Bucket(WorkspaceSeries& ws, const CallRecord& record) {
@@ -240,7 +242,9 @@ WorkspaceSeries::Bucket& Metrics::Bucket(WorkspaceSeries& ws, const CallRecord& 
   if (series == nullptr) {
     series = std::make_unique<WorkspaceSeries::Bucket>();
     const prometheus::Labels labels = {
-        {"upstream", record.upstream}, {"bucket", record.bucket}, {"workspace", ws.name()}};
+        {"upstream", std::string(record.upstream)},
+        {"bucket", std::string(record.bucket)},
+        {"workspace", ws.name()}};
     series->queue_wait = &queue_wait_->Add(
         labels, prometheus::Histogram::BucketBoundaries(kQueueWaitBuckets.begin(),
                                                         kQueueWaitBuckets.end()));
@@ -252,8 +256,7 @@ WorkspaceSeries::Bucket& Metrics::Bucket(WorkspaceSeries& ws, const CallRecord& 
 }
 
 void Metrics::RecordCall(const CallRecord& record) {
-  static const std::string kUnknown = "unknown";
-  const std::string& rpc = record.known_rpc ? record.rpc : kUnknown;
+  const absl::string_view rpc = record.known_rpc ? record.rpc : absl::string_view("unknown");
   RpcSeries& series = Rpc(rpc);
   int code = static_cast<int>(record.code);
   if (code < 0 || code >= static_cast<int>(series.calls.size())) code = grpc::StatusCode::UNKNOWN;
@@ -261,8 +264,9 @@ void Metrics::RecordCall(const CallRecord& record) {
   series.latency->Observe(absl::ToDoubleSeconds(record.latency));
   const bool upstream_work = record.limited || record.upstream_status != 0;
   if (!record.workspace.empty() || upstream_work) {
-    WorkspaceSeries& ws = record.workspace_series != nullptr ? *record.workspace_series
-                                                             : *ForWorkspace(record.workspace);
+    WorkspaceSeries& ws = record.workspace_series != nullptr
+                              ? *record.workspace_series
+                              : *ForWorkspace(std::string(record.workspace));
     if (!record.workspace.empty()) WorkspaceCounter(ws, code).Increment();
     if (record.upstream_status != 0) UpstreamCounter(ws, record).Increment();
     if (upstream_work) {

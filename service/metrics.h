@@ -40,6 +40,7 @@
 #define GATEWAY_SERVICE_METRICS_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -112,7 +113,8 @@ class WorkspaceSeries {
   explicit WorkspaceSeries(std::string name) : name_(std::move(name)) {}
   const std::string name_;
   absl::Mutex mu_;
-  std::array<prometheus::Counter*, 17> calls_ ABSL_GUARDED_BY(mu_){};  // by grpc::StatusCode
+  // By grpc::StatusCode, made on first use (under mu_) and read without a lock.
+  std::array<std::atomic<prometheus::Counter*>, 17> calls_{};
   // By upstream and bucket; node-stable.
   absl::flat_hash_map<std::string, std::unique_ptr<Bucket>> buckets_ ABSL_GUARDED_BY(mu_);
   // By upstream, bucket and HTTP status.
@@ -153,7 +155,7 @@ class Metrics {
   // an upstream response (workspace "" for a call that selected none). Unknown RPCs are counted
   // under rpc="unknown", so callers cannot create series at will. Only increments: label sets
   // seen before are looked up under a reader lock, a workspace's in its own WorkspaceSeries
-  // (record.workspace_series).
+  // (record.workspace_series); the per-code call counters of a series are read without one.
   void RecordCall(const CallRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
   // The series of workspace `name`, made on first use; the same object for the same name.
   WorkspaceSeries* ForWorkspace(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
@@ -167,10 +169,11 @@ class Metrics {
  private:
   struct RpcSeries {
     prometheus::Histogram* latency = nullptr;
-    std::array<prometheus::Counter*, 17> calls{};  // by grpc::StatusCode, created on first use
+    // By grpc::StatusCode, made on first use (under mu_) and read without a lock.
+    std::array<std::atomic<prometheus::Counter*>, 17> calls{};
   };
-  RpcSeries& Rpc(const std::string& rpc) ABSL_LOCKS_EXCLUDED(mu_);
-  prometheus::Counter& CallsCounter(const std::string& rpc, RpcSeries& series, int code)
+  RpcSeries& Rpc(absl::string_view rpc) ABSL_LOCKS_EXCLUDED(mu_);
+  prometheus::Counter& CallsCounter(absl::string_view rpc, RpcSeries& series, int code)
       ABSL_LOCKS_EXCLUDED(mu_);
   prometheus::Counter& UpstreamCounter(WorkspaceSeries& ws, const CallRecord& record);
   prometheus::Counter& ErrorCounter(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
@@ -188,7 +191,7 @@ class Metrics {
 
   mutable absl::Mutex mu_;
   // Series handles by label values; node-stable (the handles are kept by callers).
-  std::map<std::string, std::unique_ptr<RpcSeries>> rpcs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<RpcSeries>> rpcs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, prometheus::Counter*> error_series_ ABSL_GUARDED_BY(mu_);
   // By workspace name (configured workspaces, and "" for calls that selected none: unknown
   // names are refused before a call is counted); node-stable.

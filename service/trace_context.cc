@@ -1,6 +1,7 @@
 #include "service/trace_context.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -18,19 +19,34 @@ bool LowerHex(absl::string_view s) {
 
 bool AllZero(absl::string_view s) { return s.find_first_not_of('0') == absl::string_view::npos; }
 
-// A non-zero random id of `digits` hex digits (16 or 32). Every call without a caller's trace
-// makes two, so they are written straight into the string, 16 digits per 64 random bits.
-std::string RandomId(int digits) {
-  static constexpr char kHex[] = "0123456789abcdef";
+// The two hex digits of each byte value.
+struct HexPairs {
+  char digits[512];
+  constexpr HexPairs() : digits() {
+    constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 256; ++i) {
+      digits[2 * i] = kHex[i >> 4];
+      digits[2 * i + 1] = kHex[i & 0xf];
+    }
+  }
+};
+constexpr HexPairs kHexPairs;
+
+// Fills `id` with `digits` (16 or 32) random hex digits, not all zero, 16 per 64 random bits,
+// two per table look-up. Every call without a caller's trace makes two ids, so they go
+// straight into the caller's array.
+void RandomId(char* id, int digits) {
   thread_local absl::InsecureBitGen gen;  // ids need uniqueness, not secrecy
-  std::string id(digits, '0');
-  do {
+  bool zero = true;
+  while (zero) {
     for (int at = 0; at < digits; at += 16) {
       uint64_t bits = gen();
-      for (int i = at + 15; i >= at; --i, bits >>= 4) id[i] = kHex[bits & 0xf];
+      zero = zero && bits == 0;
+      for (int i = 0; i < 8; ++i, bits >>= 8) {
+        std::memcpy(id + at + 2 * i, &kHexPairs.digits[2 * (bits & 0xff)], 2);
+      }
     }
-  } while (AllZero(id));
-  return id;
+  }
 }
 
 bool TracestateKey(absl::string_view key) {
@@ -61,10 +77,10 @@ bool TracestateValue(absl::string_view value) {
   return true;
 }
 
-}  // namespace
 
-bool ParseTraceparent(absl::string_view tp, std::string* trace_id, std::string* parent_span_id,
-                      bool* sampled) {
+// Whether `tp` is a valid traceparent (see ParseTraceparent); its trace id is then
+// tp.substr(3, 32), the parent span tp.substr(36, 16) and the flags tp.substr(53, 2).
+bool ValidTraceparent(absl::string_view tp) {
   // version "-" trace-id "-" parent-id "-" trace-flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55.
   if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return false;
   const absl::string_view version = tp.substr(0, 2);
@@ -74,11 +90,23 @@ bool ParseTraceparent(absl::string_view tp, std::string* trace_id, std::string* 
   const absl::string_view trace = tp.substr(3, 32), parent = tp.substr(36, 16),
                           flags = tp.substr(53, 2);
   if (!LowerHex(trace) || !LowerHex(parent) || !LowerHex(flags)) return false;
-  if (AllZero(trace) || AllZero(parent)) return false;
-  *trace_id = std::string(trace);
-  *parent_span_id = std::string(parent);
-  const int flag_bits = (flags[1] >= 'a' ? flags[1] - 'a' + 10 : flags[1] - '0');
-  *sampled = (flag_bits & 1) != 0;
+  return !AllZero(trace) && !AllZero(parent);
+}
+
+bool SampledFlag(absl::string_view tp) {
+  const char c = tp[54];
+  const int flag_bits = (c >= 'a' ? c - 'a' + 10 : c - '0');
+  return (flag_bits & 1) != 0;
+}
+
+}  // namespace
+
+bool ParseTraceparent(absl::string_view tp, std::string* trace_id, std::string* parent_span_id,
+                      bool* sampled) {
+  if (!ValidTraceparent(tp)) return false;
+  *trace_id = std::string(tp.substr(3, 32));
+  *parent_span_id = std::string(tp.substr(36, 16));
+  *sampled = SampledFlag(tp);
   return true;
 }
 
@@ -106,24 +134,28 @@ bool ValidTracestate(absl::string_view tracestate) {
 
 TraceContext TraceContext::ForCall(absl::string_view traceparent, absl::string_view tracestate) {
   TraceContext trace;
-  if (!traceparent.empty() &&
-      ParseTraceparent(traceparent, &trace.trace_id, &trace.parent_span_id, &trace.sampled)) {
-    if (ValidTracestate(tracestate)) trace.tracestate = std::string(tracestate);
+  if (!traceparent.empty() && ValidTraceparent(traceparent)) {
+    std::memcpy(trace.trace_id_, traceparent.data() + 3, sizeof(trace.trace_id_));
+    std::memcpy(trace.parent_span_id_, traceparent.data() + 36, sizeof(trace.parent_span_id_));
+    trace.has_parent_ = true;
+    trace.sampled_ = SampledFlag(traceparent);
+    if (ValidTracestate(tracestate)) trace.tracestate_ = std::string(tracestate);
   } else {
-    trace.trace_id = RandomId(32);
+    RandomId(trace.trace_id_, sizeof(trace.trace_id_));
   }
-  trace.span_id = RandomId(16);
+  RandomId(trace.span_id_, sizeof(trace.span_id_));
   return trace;
 }
 
 std::string TraceContext::Traceparent() const {
-  return absl::StrCat("00-", trace_id, "-", span_id, sampled ? "-01" : "-00");
+  return absl::StrCat("00-", trace_id(), "-", span_id(), sampled_ ? "-01" : "-00");
 }
 
 std::vector<std::pair<std::string, std::string>> TraceContext::Headers() const {
   std::vector<std::pair<std::string, std::string>> headers;
+  headers.reserve(tracestate_.empty() ? 1 : 2);
   headers.emplace_back("traceparent", Traceparent());
-  if (!tracestate.empty()) headers.emplace_back("tracestate", tracestate);
+  if (!tracestate_.empty()) headers.emplace_back("tracestate", tracestate_);
   return headers;
 }
 

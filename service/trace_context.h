@@ -22,21 +22,40 @@
 
 namespace gateway::service {
 
-struct TraceContext {
-  std::string trace_id;        // 32 lower-case hex digits
-  std::string span_id;         // 16 lower-case hex digits: the gateway's span for this call
-  std::string parent_span_id;  // the caller's span; "" when the gateway started the trace
-  bool sampled = false;        // the caller's sampled flag (false for a trace started here)
-  std::string tracestate;      // forwarded as is; "" when absent or invalid
-
+// A value: ids are kept as fixed-size text inside the object (no heap), so making one per call
+// costs no allocation; the views it returns are valid while it lives. Made by ForCall (a
+// default-constructed one, only a placeholder to assign to, has ids of NUL characters).
+class TraceContext {
+ public:
   // Continues the caller's trace when `traceparent` is valid, else starts a new one. Ids come
   // from a per-thread random generator.
   static TraceContext ForCall(absl::string_view traceparent, absl::string_view tracestate);
+
+  // 32 lower-case hex digits.
+  absl::string_view trace_id() const { return absl::string_view(trace_id_, sizeof(trace_id_)); }
+  // 16 lower-case hex digits: the gateway's span for this call.
+  absl::string_view span_id() const { return absl::string_view(span_id_, sizeof(span_id_)); }
+  // The caller's span; "" when the gateway started the trace.
+  absl::string_view parent_span_id() const {
+    return absl::string_view(parent_span_id_, has_parent_ ? sizeof(parent_span_id_) : 0);
+  }
+  // The caller's sampled flag (false for a trace started here).
+  bool sampled() const { return sampled_; }
+  // Forwarded as is; "" when absent or invalid.
+  const std::string& tracestate() const { return tracestate_; }
 
   // "00-<trace_id>-<span_id>-<flags>": the header the upstream gets.
   std::string Traceparent() const;
   // The upstream request's trace headers: traceparent, and tracestate when present.
   std::vector<std::pair<std::string, std::string>> Headers() const;
+
+ private:
+  char trace_id_[32] = {};
+  char span_id_[16] = {};
+  char parent_span_id_[16] = {};
+  bool has_parent_ = false;
+  bool sampled_ = false;
+  std::string tracestate_;
 };
 
 // Whether `traceparent` is a valid W3C traceparent (version 00, or a later version read as 00
