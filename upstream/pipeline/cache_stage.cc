@@ -26,10 +26,11 @@ uint64_t RandomBase() {
 
 }  // namespace
 
-// One exchange waiting for another replica's fill. Holds the exchange weakly: once it is done
-// (answered, or every waiter left) the wait stops at its next step, touching nothing else.
+// One exchange waiting for another replica's fill. Holds the exchange: between polls nothing
+// else does (its waiters hold it weakly, exchange.h). Once it is done (answered, or every waiter
+// left) the wait stops at its next step, touching nothing else.
 struct CacheStage::Wait {
-  std::weak_ptr<Exchange> exchange;
+  std::shared_ptr<Exchange> exchange;
   std::string cache_key;
   std::string lease_key;
   std::string token;
@@ -38,9 +39,8 @@ struct CacheStage::Wait {
   bool waited = false;
 
   std::shared_ptr<Exchange> Live() const {
-    std::shared_ptr<Exchange> e = exchange.lock();
-    if (e == nullptr || e->state() == Exchange::State::kDone) return nullptr;
-    return e;
+    if (exchange->state() == Exchange::State::kDone) return nullptr;
+    return exchange;
   }
 };
 

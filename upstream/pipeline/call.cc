@@ -39,13 +39,12 @@ bool Call::Attach(std::shared_ptr<Exchange> exchange) {
 
 bool Call::End(absl::StatusOr<std::string> result) {
   Done done;
-  std::shared_ptr<Exchange> exchange;  // released outside the lock
   {
     absl::MutexLock lock(&mu_);
     if (state_ == State::kDone) return false;
     state_ = State::kDone;
     done = std::move(done_);
-    exchange = std::move(exchange_);
+    exchange_.reset();
   }
   std::move(done)(std::move(result));
   return true;
@@ -53,17 +52,21 @@ bool Call::End(absl::StatusOr<std::string> result) {
 
 void Call::Cancel(CancelReason reason) {
   std::shared_ptr<Exchange> exchange;
+  bool waiting = false;
   {
     absl::MutexLock lock(&mu_);
     if (state_ == State::kDone) return;
-    exchange = exchange_;
+    waiting = state_ == State::kWaiting;
+    exchange = exchange_.lock();
   }
   if (exchange != nullptr) {
     exchange->Leave(this, reason);  // ends the call now, or once the abort is settled
     return;
   }
-  // Not yet waiting on upstream work: nothing of it was sent.
-  End(CancelStatus(reason, prepared_, /*not_sent=*/true));
+  // Not yet waiting on upstream work: nothing of it was sent. Waiting, but the exchange is
+  // already gone (being destroyed, and about to end this call itself): whether its request
+  // reached the upstream is not known here, so the answer does not claim it was not sent.
+  End(CancelStatus(reason, prepared_, /*not_sent=*/!waiting));
 }
 
 absl::Status Call::CancelStatus(CancelReason reason, const PreparedCall& prepared, bool not_sent) {

@@ -26,6 +26,13 @@
 //     the upstream may have processed it (ErrorInfo metadata `not_sent`).
 // Cancelling an ended call is a no-op.
 //
+// OWNERSHIP. A call holds the exchange it waits on weakly; the exchange holds its waiters. What
+// keeps an exchange alive is only the work it waits on (the limiter's, the transport's, the
+// scheduler's or Redis' pending callback). So there is no reference cycle between calls and
+// exchanges: should a component drop such a callback without running it (a scheduler destroyed
+// with pending timers, a transport that loses a request), the exchange is destroyed, and ends
+// the calls still waiting on it (exchange.h), instead of both staying alive forever.
+//
 // Thread-safe. `done` runs on whichever thread ends the call (never while a lock is held).
 #ifndef GATEWAY_UPSTREAM_PIPELINE_CALL_H_
 #define GATEWAY_UPSTREAM_PIPELINE_CALL_H_
@@ -178,7 +185,8 @@ class Call {
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kPreparing;
   Done done_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<Exchange> exchange_ ABSL_GUARDED_BY(mu_);  // while kWaiting
+  // While kWaiting. Weak: see OWNERSHIP in the file comment.
+  std::weak_ptr<Exchange> exchange_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gateway::upstream

@@ -1,13 +1,45 @@
 #include "upstream/pipeline/exchange.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "upstream/errors.h"
 
 namespace gateway::upstream {
 
 Exchange::Exchange(const ExchangeStages* stages, std::shared_ptr<Call> first,
                    std::optional<ResponseCache::ReadTicket> ticket)
     : stages_(stages), owner_(std::move(first)), ticket_(ticket) {}
+
+Exchange::~Exchange() {
+  std::vector<std::shared_ptr<Call>> waiters;
+  bool maybe_sent = false;
+  bool maybe_processed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    waiters.swap(waiters_);
+    maybe_sent = maybe_sent_;
+    maybe_processed = maybe_processed_;
+  }
+  if (waiters.empty()) return;  // settled: the usual case
+  // Dropped unsettled by a component (see the class comment). Nothing but the calls is touched:
+  // the stages, the route and the upstream config may already be destroyed.
+  ErrorDetails details{.reason = "SHUTTING_DOWN"};
+  std::string message =
+      "the gateway is stopping: the upstream work this call waited on was dropped unanswered";
+  if (maybe_sent) {
+    details.metadata["not_sent"] = "false";
+    if (maybe_processed) details.metadata["upstream_may_have_processed"] = "true";
+    absl::StrAppend(&message, "; the request was in flight and may have been processed");
+  } else {
+    details.metadata["not_sent"] = "true";
+    absl::StrAppend(&message, "; the upstream request was not sent");
+  }
+  const absl::Status status = GatewayError(absl::StatusCode::kUnavailable, message, details);
+  for (const std::shared_ptr<Call>& waiter : waiters) waiter->End(status);
+}
 
 Exchange::State Exchange::state() const {
   absl::MutexLock lock(&mu_);

@@ -33,6 +33,14 @@
 //   this exchange may have reached the upstream. Once aborted, no admission, request or retry
 //   starts.
 // - The result is committed exactly once (commit_stage.h), before any waiter is answered.
+// - Ownership: the exchange holds its waiters; they hold it only weakly (call.h). It is kept
+//   alive by the callbacks of the work it waits on (the limiter's `done`, the transport's
+//   `done`, a retry timer, a coalescing wait, the commit's `settled`), each of which runs
+//   exactly once by its component's contract. Should a component drop one unrun (a scheduler
+//   destroyed with pending timers, a transport that loses a request), the exchange is destroyed
+//   and ends every waiter still attached with UNAVAILABLE SHUTTING_DOWN (not_sent as above):
+//   a call ends exactly once even then, and nothing of it stays alive. That answer touches
+//   nothing but the calls (the Dispatcher and its stages may be gone); nothing is committed.
 //
 // Thread-safe. No lock is held while calling the limiter, the transport, the cache or a waiter.
 #ifndef GATEWAY_UPSTREAM_PIPELINE_EXCHANGE_H_
@@ -95,6 +103,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // miss of `first`, when the reply is to be stored.
   Exchange(const ExchangeStages* stages, std::shared_ptr<Call> first,
            std::optional<ResponseCache::ReadTicket> ticket);
+  // Ends the waiters still attached (see Ownership in the class comment). Touches no stage.
+  ~Exchange();
 
   // Attaches `first` and starts admission. Call once. `wait_for_fill`: attach only and wait in
   // kWaitingForFill for Resolve or Proceed (waiters' deadlines and Abort apply while waiting).
