@@ -8,6 +8,8 @@
 //   loadgen budget --gateways=H:P,H:P,H:P --sandbox=URL ...   10x overload on one bucket
 //   loadgen coalesce --gateways=H:P,H:P,H:P --sandbox=URL   identical cold reads over replicas
 //   loadgen report --hit=F --miss=F --budget=F --coalesce=F   the summary table
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -77,6 +79,9 @@ ABSL_FLAG(
     "hit: the open loop's pacer wakes at most this often (calls due meanwhile start together)");
 ABSL_FLAG(int, calls, 2000, "miss: sequential calls of each kind");
 ABSL_FLAG(int, block, 100, "miss: calls per block (gateway and direct blocks alternate)");
+ABSL_FLAG(int, server_core, -1,
+          "miss: also time the direct GET from this core (the server's: the gateway's own "
+          "upstream request crosses cores like this); -1 leaves it out");
 ABSL_FLAG(std::vector<std::string>, gateways, {}, "budget: the replicas' gRPC addresses");
 ABSL_FLAG(int, limit, 10, "budget: the upstream's limit for the bucket, requests per second");
 ABSL_FLAG(double, overload, 10, "budget: offered load as a multiple of --limit");
@@ -656,18 +661,37 @@ int Miss() {
   struct Series {
     std::string name;
     std::function<bool()> call;
+    int core = -1;  // >= 0: its blocks run on this core
     Histogram histogram;
     int errors = 0;
   };
   std::vector<std::unique_ptr<Series>> series;
-  auto add = [&](std::string name, std::function<bool()> call) {
+  auto add = [&](std::string name, std::function<bool()> call, int core = -1) {
     auto s = std::make_unique<Series>();
     s->name = std::move(name);
     s->call = std::move(call);
+    s->core = core;
     series.push_back(std::move(s));
+  };
+  cpu_set_t own_cores;  // what the process was started with (taskset)
+  CPU_ZERO(&own_cores);
+  pthread_getaffinity_np(pthread_self(), sizeof(own_cores), &own_cores);
+  auto move_to = [&](int core) {
+    if (core < 0) {
+      pthread_setaffinity_np(pthread_self(), sizeof(own_cores), &own_cores);
+      return;
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(core, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
   };
   std::string error_example;
   add("direct", [&] { return http.Request("GET", url, &body, headers) == 200; });
+  if (const int core = absl::GetFlag(FLAGS_server_core); core >= 0) {
+    add("direct_server_core", [&] { return http.Request("GET", url, &body, headers) == 200; },
+        core);
+  }
   add("gateway_miss", [&] {
     grpc::Status s = gateway.Call(request, /*no_cache=*/true);
     if (!s.ok()) error_example = absl::StrCat(s.error_code(), " ", s.error_message());
@@ -677,14 +701,19 @@ int Miss() {
   if (bare != nullptr) add("bare", [&] { return bare->Call(request, false).ok(); });
 
   for (int i = 0; i < 100; ++i) {
-    for (auto& s : series) s->call();
+    for (auto& s : series) {
+      move_to(s->core);
+      s->call();
+    }
   }
+  move_to(-1);
   const size_t before = SandboxRequests(sandbox, "get_contact").size();
   const int calls = absl::GetFlag(FLAGS_calls);
   const int block = std::max(1, absl::GetFlag(FLAGS_block));
   for (int done = 0; done < calls; done += block) {
     const int n = std::min(block, calls - done);
     for (auto& s : series) {
+      move_to(s->core);
       for (int i = 0; i < n; ++i) {
         const int64_t t = NowNs();
         const bool ok = s->call();
@@ -697,11 +726,13 @@ int Miss() {
       }
     }
   }
+  move_to(-1);
   const size_t after = SandboxRequests(sandbox, "get_contact").size();
+  const int direct_series = absl::GetFlag(FLAGS_server_core) >= 0 ? 2 : 1;
   json j = {{"calls", calls},
             {"block", block},
             {"upstream_requests", after - before},
-            {"expected_upstream_requests", 2 * calls}};
+            {"expected_upstream_requests", (1 + direct_series) * calls}};
   for (auto& s : series) {
     j[s->name] = Latencies(s->histogram);
     j[s->name + "_errors"] = s->errors;
@@ -1274,6 +1305,9 @@ int Report() {
     auto plus = [](double us) { return (us >= 0 ? "+" : "") + Ms(us); };
     row("direct HTTP GET (libcurl)", "direct");
     row("gateway, no-cache (gRPC)", "gateway_miss");
+    if (miss.contains("gateway_internal")) {
+      row("  gateway's own time (its call log)", "gateway_internal");
+    }
     o << absl::StrFormat("   %-38s %9s %9s %9s\n", "ADDED BY THE GATEWAY (miss - direct)",
                          plus(p("gateway_miss", "p50_us") - p("direct", "p50_us")),
                          plus(p("gateway_miss", "p99_us") - p("direct", "p99_us")),
@@ -1283,6 +1317,12 @@ int Report() {
       row("  bare gRPC server (a gRPC round trip)", "bare");
     }
     row("  gateway, cache hit", "gateway_hit");
+    if (miss.contains("direct_server_core")) {
+      row("  direct GET from the server's core", "direct_server_core");
+      o << "     (the gateway's own upstream request goes from the server's core to the "
+           "sandbox on the\n      load core, like this one; the direct GET above never leaves "
+           "the load core)\n";
+    }
     if (miss.contains("bare")) {
       o << absl::StrFormat(
           "   => gRPC round trip %s + gateway's own per-call work %s + upstream path beyond the "
