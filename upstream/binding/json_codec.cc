@@ -3,13 +3,18 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/v1/annotations.pb.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/struct.pb.h"
 #include "upstream/binding/drift_report.h"
 #include "upstream/errors.h"
@@ -480,13 +485,63 @@ std::vector<const FieldDescriptor*> FieldsForKey(const Descriptor* d, const std:
   return out;
 }
 
+// FieldsForKey of every key a message type can read (its fields' JSON and proto names and
+// their aliases; any other key reads no field), computed once per type. Decoding asks it for
+// every key of every reply, and the answer depends on the descriptor alone (the field
+// options it reads are part of it).
+using KeyTable = absl::flat_hash_map<std::string, std::vector<const FieldDescriptor*>>;
+
+KeyTable BuildKeyTable(const Descriptor* d) {
+  KeyTable table;
+  auto add = [&](const std::string& key) {
+    if (!table.contains(key)) table.emplace(key, FieldsForKey(d, key));
+  };
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    add(f->json_name());
+    add(f->name());
+    if (f->options().HasExtension(gateway::v1::field)) {
+      for (const std::string& alias : f->options().GetExtension(gateway::v1::field).json_aliases()) {
+        add(alias);
+      }
+    }
+  }
+  return table;
+}
+
+// The table of `d`, or null for a type outside the generated pool (a dynamic pool may be
+// freed, and its descriptors' addresses reused: those are looked up each time).
+const KeyTable* KeyTableFor(const Descriptor* d) {
+  if (d->file()->pool() != google::protobuf::DescriptorPool::generated_pool()) return nullptr;
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* tables = new absl::flat_hash_map<const Descriptor*, std::unique_ptr<KeyTable>>();
+  {
+    absl::ReaderMutexLock lock(&mu);
+    auto it = tables->find(d);
+    if (it != tables->end()) return it->second.get();
+  }
+  auto table = std::make_unique<KeyTable>(BuildKeyTable(d));  // outside the lock
+  absl::MutexLock lock(&mu);
+  return tables->emplace(d, std::move(table)).first->second.get();
+}
+
 absl::Status DecodeMessageImpl(const json& j, Message* message, absl::string_view path,
                                const DecodeOptions& opts) {
   if (!j.is_object()) return Mismatch(path.empty() ? "(reply)" : path, "an object", j);
   const Descriptor* d = message->GetDescriptor();
+  static const std::vector<const FieldDescriptor*> kNoFields;
+  const KeyTable* table = KeyTableFor(d);
+  std::vector<const FieldDescriptor*> looked_up;  // without a table
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string sub_path = path.empty() ? it.key() : absl::StrCat(path, ".", it.key());
-    std::vector<const FieldDescriptor*> fields = FieldsForKey(d, it.key());
+    const std::vector<const FieldDescriptor*>* found = &kNoFields;
+    if (table != nullptr) {
+      if (auto row = table->find(it.key()); row != table->end()) found = &row->second;
+    } else {
+      looked_up = FieldsForKey(d, it.key());
+      found = &looked_up;
+    }
+    const std::vector<const FieldDescriptor*>& fields = *found;
     if (fields.empty()) {
       // The upstream added a field: ignore it, but count it.
       RecordDrift(opts, sub_path, DriftKind::kUnknownField, it.value());
