@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -116,14 +117,12 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
             const Workspaces* workspaces, const GatewayService::Options* options)
       : context_(context), route_(route), options_(options),
         start_(absl::Now()), deadline_(DeadlineOf(context, options->default_deadline)) {
-    const CallMetadata metadata = ReadMetadata(context);
+    metadata_ = ReadMetadata(context);
+    const CallMetadata& metadata = metadata_;
     bypass_cache_ = metadata.no_cache;
     // The record's text fields are views of what this call keeps (call_record.h).
     record_.rpc = context->method();
     record_.known_rpc = route_ != nullptr;
-    trace_ = TraceOf(metadata);
-    record_.trace_id = trace_.trace_id();
-    record_.span_id = trace_.span_id();
     if (route_ == nullptr) {
       Fail(upstream::GatewayError(
           absl::StatusCode::kUnimplemented,
@@ -211,7 +210,7 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
                                .caller = record_.caller,
                                .bypass_cache = bypass_cache_,
                                .stats = &stats_,
-                               .trace_headers = trace_.Headers()},
+                               .trace_headers = Trace().Headers()},
                               [this](absl::StatusOr<std::string> reply) { Reply(std::move(reply)); });
     // OnCancel may run on another thread at any time: whichever of the two sees the other's
     // flag cancels (Call::Cancel is idempotent and a no-op once the call ended).
@@ -263,6 +262,17 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
     StartWriteAndFinish(&response_buffer_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
+  // The call's trace context, made on first use: a call that sends nothing upstream and
+  // whose record needs no trace ids (Options::record_trace_ids) makes no ids at all.
+  const TraceContext& Trace() {
+    if (!trace_.has_value()) {
+      trace_ = TraceOf(metadata_);
+      record_.trace_id = trace_->trace_id();
+      record_.span_id = trace_->span_id();
+    }
+    return *trace_;
+  }
+
   void Fail(const absl::Status& status) {
     grpc::Status grpc_status = ToGrpcStatus(status);
     Record(grpc_status.error_code(), upstream::ErrorReasonOf(status));
@@ -271,6 +281,7 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
 
   void Record(grpc::StatusCode code, std::string reason) {
     if (!options_->on_call_done) return;
+    if (options_->record_trace_ids) Trace();
     record_.code = code;
     record_.reason = std::move(reason);
     record_.latency = absl::Now() - start_;
@@ -290,8 +301,9 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
   const absl::Time start_;
   const absl::Time deadline_;
   bool bypass_cache_ = false;
+  CallMetadata metadata_;  // views into context_'s metadata
   CallRecord record_;  // its views refer to context_, route_, workspaces_ and trace_
-  TraceContext trace_;
+  std::optional<TraceContext> trace_;  // Trace()
   upstream::CallStats stats_;
   grpc::ByteBuffer request_buffer_;
   grpc::ByteBuffer response_buffer_;

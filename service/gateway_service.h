@@ -29,6 +29,11 @@ class GatewayService : public grpc::CallbackGenericService {
     // Called once per finished call with what the log and metrics need, on the thread that
     // finished it. Must be quick and thread-safe.
     std::function<void(const CallRecord&)> on_call_done;
+    // Whether every CallRecord carries the call's trace ids (the call log writes them). Off,
+    // a call that sends nothing upstream (a cache hit, an error before dispatch) makes none
+    // and its record has them empty; a call that goes upstream always has them (they are
+    // forwarded).
+    bool record_trace_ids = true;
   };
 
   // `routes` and `workspaces` must outlive the server. Each call selects its workspace by the

@@ -774,7 +774,9 @@ int main(int argc, char** argv) {
                            const gateway::service::CallRecord& record) {
          metrics.RecordCall(record);
          if (log_calls) call_log.Write(record);
-       }});
+       },
+       // Only the call log reads the trace ids of calls that stay in the gateway.
+       .record_trace_ids = log_calls});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

@@ -188,8 +188,15 @@ TEST_F(AdminTest, LogCallsFalseSilencesTheLog) {
   rio::GetContactRequest request;
   request.set_identifier("id:12345");
   rio::GetContactResponse reply;
+  sandbox_->ClearRequests();
   ASSERT_TRUE(stub->GetContact(Context().get(), request, &reply).ok());
   EXPECT_TRUE(CallLogLines(quiet->process().output()).empty());
+  // Without the log a call that goes upstream still forwards its trace context (the gateway
+  // only skips making ids for calls that stay inside it).
+  nlohmann::json requests = sandbox_->Requests();
+  ASSERT_EQ(requests.size(), 1u) << requests.dump();
+  EXPECT_THAT(requests[0]["headers"].value("traceparent", ""),
+              ::testing::MatchesRegex("00-[0-9a-f]{32}-[0-9a-f]{16}-00"));
 }
 
 }  // namespace
