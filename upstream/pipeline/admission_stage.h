@@ -1,8 +1,8 @@
 // Stage 4, admission: a token from the shared rate limiter before each upstream attempt, and the
 // upstream's feedback to it.
 //
-//   AdmissionStage admission(&limiter, &scheduler);   // limiter may be null: no limiting
-//   RateLimiter::AcquireId id = admission.Admit(prepared, deadline, caller, done);
+//   AdmissionStage admission(&limiter);     // limiter may be null: no limiting
+//   RateLimiter::AcquireId id = admission.Admit(prepared, caller, deadline, done);
 //   admission.Cancel(id);                   // the call left: no token is spent
 //   admission.Feedback(prepared, response.elapsed, send.Classify(prepared, response));
 //
