@@ -400,36 +400,43 @@ int main(int argc, char** argv) {
   gateway::service::CallLog call_log(STDOUT_FILENO);
   const bool log_calls = absl::GetFlag(FLAGS_log_calls);
   // The components' own counters, read at scrape time.
+  // The (upstream, bucket) pairs the routes name, for per-bucket metrics from the config.
+  std::set<std::pair<std::string, std::string>> route_buckets;
+  for (const auto& route : routes->routes()) {
+    route_buckets.emplace(route->binding.upstream(), route->policy.bucket());
+  }
   metrics.AddCollector([&](gateway::service::MetricsWriter& out) {
-    gateway::upstream::Dispatcher::Counters d;
-    absl::flat_hash_map<std::string, double> rates;  // by bucket key
-    // The workspaces whose calls use each bucket (several share a Chatwoot installation's).
-    absl::flat_hash_map<std::string, std::set<std::string>> bucket_workspaces;
+    // Released (retired by a reload, then done) dispatchers' counts, plus the live ones'.
+    gateway::upstream::Dispatcher::Counters d = workspaces.released_counters();
+    int64_t live_current = 0, live_retired = 0;
     for (const auto& installed : workspaces.AllDispatchers()) {
-      const gateway::upstream::Dispatcher::Counters c = installed.dispatcher->counters();
-      d.calls += c.calls;
-      d.upstream_requests += c.upstream_requests;
-      d.retries += c.retries;
-      d.coalesced += c.coalesced;
-      d.idempotent_replays += c.idempotent_replays;
-      d.cancelled += c.cancelled;
-      d.aborted_in_flight += c.aborted_in_flight;
-      d.coalescing.joined += c.coalescing.joined;
-      d.coalescing.led += c.coalescing.led;
-      d.coalescing.followed += c.coalescing.followed;
-      d.coalescing.filled_by_replica += c.coalescing.filled_by_replica;
-      d.coalescing.took_over += c.coalescing.took_over;
-      d.coalescing.redis_errors += c.coalescing.redis_errors;
-      for (const std::string& bucket : installed.dispatcher->BucketKeys()) {
-        // Keys are "upstream:account:bucket"; limits are configured per "upstream/bucket".
-        const std::string upstream_name = bucket.substr(0, bucket.find(':'));
-        const std::string bucket_name = bucket.substr(bucket.rfind(':') + 1);
-        auto limit = installed.config->buckets.find(absl::StrCat(upstream_name, "/", bucket_name));
-        // Every route's bucket has a rate (checked at start-up). Newest first: the rate in
-        // force is the current workspace's.
-        bucket_workspaces[bucket].insert(installed.config->name);
-        rates.try_emplace(bucket,
-                          limit != installed.config->buckets.end() ? limit->second.rate_per_second : 0);
+      gateway::service::AddCounters(installed.dispatcher->counters(), &d);
+      ++(installed.retired ? live_retired : live_current);
+    }
+    out.Gauge("gateway_workspace_dispatchers",
+              "Dispatchers alive: state=current (the workspaces in force) and state=retired "
+              "(replaced by a reload, still serving calls that started before it; released "
+              "when those end).",
+              {{"state", "current"}}, live_current);
+    out.Gauge("gateway_workspace_dispatchers",
+              "Dispatchers alive: state=current (the workspaces in force) and state=retired "
+              "(replaced by a reload, still serving calls that started before it; released "
+              "when those end).",
+              {{"state", "retired"}}, live_retired);
+    // Buckets from the configuration in force, not from use: each bucket key every configured
+    // workspace's routes are admitted under, labelled with every workspace that shares it (all
+    // workspaces of one Chatwoot installation, or of one respond.io token), with its rate.
+    absl::flat_hash_map<std::string, double> rates;  // by bucket key
+    absl::flat_hash_map<std::string, std::set<std::string>> bucket_workspaces;
+    const std::shared_ptr<const gateway::service::WorkspaceSet> current = workspaces.Current();
+    for (const auto& [name, ws] : current->all()) {
+      for (const auto& [upstream_name, bucket_name] : route_buckets) {
+        std::optional<std::string> key = ws.dispatcher->BucketKeyOf(upstream_name, bucket_name);
+        if (!key.has_value()) continue;  // the workspace does not configure this upstream
+        bucket_workspaces[*key].insert(name);
+        auto limit = ws.config.buckets.find(absl::StrCat(upstream_name, "/", bucket_name));
+        // Every route's bucket has a rate (checked at start-up and on reload).
+        rates.try_emplace(*key, limit != ws.config.buckets.end() ? limit->second.rate_per_second : 0);
       }
     }
     const std::pair<const char*, int64_t> dispatcher_counters[] = {

@@ -116,24 +116,75 @@ std::shared_ptr<const WorkspaceSet> Workspaces::Current() const {
   return current_;
 }
 
-void Workspaces::Replace(std::shared_ptr<const WorkspaceSet> next) {
-  absl::MutexLock lock(&mu_);
-  replaced_.push_back(std::move(current_));
-  current_ = std::move(next);
+void AddCounters(const upstream::Dispatcher::Counters& b, upstream::Dispatcher::Counters* a) {
+  a->calls += b.calls;
+  a->upstream_requests += b.upstream_requests;
+  a->retries += b.retries;
+  a->coalesced += b.coalesced;
+  a->idempotent_replays += b.idempotent_replays;
+  a->cancelled += b.cancelled;
+  a->aborted_in_flight += b.aborted_in_flight;
+  a->coalescing.joined += b.coalescing.joined;
+  a->coalescing.led += b.coalescing.led;
+  a->coalescing.followed += b.coalescing.followed;
+  a->coalescing.filled_by_replica += b.coalescing.filled_by_replica;
+  a->coalescing.took_over += b.coalescing.took_over;
+  a->coalescing.redis_errors += b.coalescing.redis_errors;
 }
 
-std::vector<Workspaces::Installed> Workspaces::AllDispatchers() const {
+void Workspaces::Replace(std::shared_ptr<const WorkspaceSet> next) {
   absl::MutexLock lock(&mu_);
+  std::shared_ptr<const WorkspaceSet> old = std::move(current_);
+  current_ = std::move(next);
+  absl::flat_hash_set<const upstream::Dispatcher*> kept;
+  for (const auto& [name, ws] : current_->all()) kept.insert(ws.dispatcher.get());
+  for (const auto& [name, ws] : old->all()) {
+    if (kept.insert(ws.dispatcher.get()).second) {
+      retired_.push_back({ws.dispatcher, name, /*retired=*/true});
+    }
+  }
+  old.reset();  // calls may still hold it; retired_ holds what it alone kept
+  SweepLocked();
+}
+
+int Workspaces::Sweep() {
+  absl::MutexLock lock(&mu_);
+  return SweepLocked();
+}
+
+int Workspaces::SweepLocked() {
+  int released = 0;
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    // Only this entry holds it: no snapshot (which holds its set) and no Call (which holds its
+    // dispatcher) is left, and none can appear, since only those hand out references.
+    if (it->dispatcher.use_count() == 1) {
+      AddCounters(it->dispatcher->counters(), &released_);
+      it = retired_.erase(it);  // destroys the dispatcher
+      ++released;
+    } else {
+      ++it;
+    }
+  }
+  return released;
+}
+
+std::vector<Workspaces::Installed> Workspaces::AllDispatchers() {
+  absl::MutexLock lock(&mu_);
+  SweepLocked();
   std::vector<Installed> out;
   absl::flat_hash_set<const upstream::Dispatcher*> seen;
-  auto add = [&](const WorkspaceSet& set) {
-    for (const auto& [name, ws] : set.all()) {
-      if (seen.insert(ws.dispatcher.get()).second) out.push_back({ws.dispatcher, &ws.config});
-    }
-  };
-  add(*current_);
-  for (auto it = replaced_.rbegin(); it != replaced_.rend(); ++it) add(**it);
+  for (const auto& [name, ws] : current_->all()) {
+    if (seen.insert(ws.dispatcher.get()).second) out.push_back({ws.dispatcher, name, false});
+  }
+  for (auto it = retired_.rbegin(); it != retired_.rend(); ++it) {
+    if (seen.insert(it->dispatcher.get()).second) out.push_back(*it);
+  }
   return out;
+}
+
+upstream::Dispatcher::Counters Workspaces::released_counters() const {
+  absl::MutexLock lock(&mu_);
+  return released_;
 }
 
 }  // namespace gateway::service

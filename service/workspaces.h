@@ -18,9 +18,13 @@
 //
 // Reload: Build() a new set from a new config (reusing the previous set's dispatcher for every
 // workspace whose settings did not change, so its coalescing and latency state carry on) and
-// Replace() it. Calls in flight keep the snapshot they started with; a replaced dispatcher is
-// kept until the Workspaces object is destroyed (reloads are rare; one costs a few KB), so no
-// late callback of an old call can outlive it.
+// Replace() it. Calls in flight keep the snapshot they started with. A dispatcher the new set
+// does not reuse is retired: every Call it made keeps it alive until the Call is destroyed
+// (Dispatcher, LIFETIME), after the last late callback of the call, and Sweep() (run by
+// Replace and AllDispatchers, i.e. at each reload and scrape) then releases it on that thread,
+// adding its counters to released_counters() so metrics that count over the process' life never
+// go back. So any number of reloads keeps at most the current dispatchers plus those still
+// serving calls that started before a reload.
 //
 // Thread-safe.
 #ifndef GATEWAY_SERVICE_WORKSPACES_H_
@@ -83,22 +87,39 @@ class Workspaces {
 
   // The current set. Hold it for the whole call.
   std::shared_ptr<const WorkspaceSet> Current() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Installs `next`; calls already holding the old set keep it.
+  // Installs `next`; calls already holding the old set keep it. The old set's dispatchers that
+  // `next` does not reuse are retired (see the file comment), then Sweep() runs.
   void Replace(std::shared_ptr<const WorkspaceSet> next) ABSL_LOCKS_EXCLUDED(mu_);
-  // Every dispatcher ever installed, each once, newest first (the current set's, then those
-  // replaced, latest first), with the settings of the workspace it was built for (alive as
-  // long as this object): for metrics, which count over the process' life, and for shutdown.
+  // Releases every retired dispatcher nothing else holds any more (no snapshot, call, exchange
+  // or late callback), adding its counters to released_counters(). Returns how many it
+  // released.
+  int Sweep() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The live dispatchers, each once: the current set's (by workspace name), then the retired
+  // ones still serving calls, newest first. Runs Sweep() first. For metrics and for shutdown.
   struct Installed {
     std::shared_ptr<upstream::Dispatcher> dispatcher;
-    const WorkspaceConfig* config;
+    std::string workspace;  // the name of the workspace it was built for
+    bool retired = false;
   };
-  std::vector<Installed> AllDispatchers() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<Installed> AllDispatchers() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The counters of every dispatcher released so far, summed.
+  upstream::Dispatcher::Counters released_counters() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  int SweepLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   std::shared_ptr<const WorkspaceSet> current_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::shared_ptr<const WorkspaceSet>> replaced_ ABSL_GUARDED_BY(mu_);
+  // Retired, newest last. Each entry holds a reference: a dispatcher whose only reference is
+  // this one serves nothing and is released by Sweep (here, not on a callback thread).
+  std::vector<Installed> retired_ ABSL_GUARDED_BY(mu_);
+  upstream::Dispatcher::Counters released_ ABSL_GUARDED_BY(mu_);
 };
+
+// Adds `b` to `a`, field by field.
+void AddCounters(const upstream::Dispatcher::Counters& b, upstream::Dispatcher::Counters* a);
 
 }  // namespace gateway::service
 

@@ -119,11 +119,11 @@ TEST(StatusPageTest, ChromiumShowsTheNumbersOfMetrics) {
   };
   auto number = [](double v) { return absl::StrCat(static_cast<int64_t>(v)); };
 
-  // The one bucket the load used.
+  // The one bucket the load used (every configured bucket is listed, the others with zeros).
   std::string bucket, rest;
   for (const auto& [series, v] : values) {
     static const std::string prefix = "gateway_limiter_admitted_total{bucket=\"";
-    if (series.rfind(prefix, 0) == 0) {
+    if (series.rfind(prefix, 0) == 0 && v > 0) {
       rest = series.substr(prefix.size());  // <bucket>",workspace="default"}
       bucket = rest.substr(0, rest.find('"'));
       rest = rest.substr(bucket.size());

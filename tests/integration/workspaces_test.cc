@@ -244,6 +244,18 @@ TEST_F(WorkspacesTest, ReloadUnderLoadAddRotateTightenAndBreak) {
     }
     return false;
   }));
+  // 2b. Rotate it back and forth: each reload retires acme's dispatcher, which is released
+  // once the calls that started on it are done, so the live dispatchers stay bounded.
+  double applied = Series(Metrics(), "gateway_config_reloads_total")[R"(source="workspaces",result="applied")"];
+  for (int i = 0; i < 6; ++i) {
+    Replace(token_a_, i % 2 == 0 ? kTokenA : kTokenA2);
+    EXPECT_TRUE(eventually([&] {
+      return Series(Metrics(), "gateway_config_reloads_total")[R"(source="workspaces",result="applied")"] > applied;
+    }));
+    applied = Series(Metrics(), "gateway_config_reloads_total")[R"(source="workspaces",result="applied")"];
+    // At most the calls of the one load thread straddle a reload.
+    EXPECT_LE(Series(Metrics(), "gateway_workspace_dispatchers")[R"(state="retired")"], 1);
+  }
   // 4. Break the file: rejected and counted, the previous workspaces keep serving.
   Replace(workspaces_file_, R"({"workspaces": {"acme": {"respondio": {"token_fil": "x"}}}})");
   EXPECT_TRUE(eventually([&] {
@@ -257,7 +269,11 @@ TEST_F(WorkspacesTest, ReloadUnderLoadAddRotateTightenAndBreak) {
   load.join();
   EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(failures.load(), 0) << "of " << calls.load() << " calls";
-  EXPECT_EQ(Series(Metrics(), "gateway_config_reloads_total")[R"(source="workspaces",result="applied")"], 3);
+  EXPECT_EQ(Series(Metrics(), "gateway_config_reloads_total")[R"(source="workspaces",result="applied")"], 9);
+  // Every retired dispatcher has been released; acme's and globex's serve.
+  const auto dispatchers = Series(Metrics(), "gateway_workspace_dispatchers");
+  EXPECT_EQ(dispatchers.at(R"(state="retired")"), 0);
+  EXPECT_EQ(dispatchers.at(R"(state="current")"), 2);
 }
 
 // Chatwoot limits per client IP: every account of one installation behind the gateway's egress
@@ -308,6 +324,17 @@ TEST(WorkspacesBudgetTest, ChatwootWorkspacesOnOneInstallationShareItsBudget) {
   };
   const std::string shared_host = shared->base_url().substr(std::string("http://").size());
   const std::string other_host = other->base_url().substr(std::string("http://").size());
+  // Before any call, the buckets are there as configured: the installation's one bucket is
+  // labelled with both workspaces that share it (not with whichever used it first), the other
+  // installation's with its own.
+  {
+    const auto rates = Series(metrics(), "gateway_limiter_rate_per_second");
+    const std::string shared_rate = bucket_of(rates, absl::StrCat("chatwoot:", shared_host, ":"));
+    const std::string other_rate = bucket_of(rates, absl::StrCat("chatwoot:", other_host, ":"));
+    EXPECT_TRUE(absl::StrContains(shared_rate, R"(workspace="acme,globex")")) << shared_rate;
+    EXPECT_TRUE(absl::StrContains(other_rate, R"(workspace="initech")")) << other_rate;
+    if (!shared_rate.empty()) EXPECT_EQ(rates.at(shared_rate), 2);
+  }
 
   // Six calls through acme at 2/s: the first goes at once, the others queue.
   std::vector<std::thread> flood;

@@ -108,6 +108,10 @@ void CacheStage::TryLease(std::shared_ptr<Wait> wait) {
         const absl::Duration delay = wait->backoff;
         wait->backoff = std::min(wait->backoff * 2, kMaxPoll);
         sharing_.scheduler->RunAfter(delay, [this, wait = std::move(wait)]() mutable {
+          // The exchange (through its calls) keeps the dispatcher, and so this stage, alive
+          // (Dispatcher's lifetime contract): look at it before touching the stage.
+          std::shared_ptr<Exchange> live = wait->Live();
+          if (live == nullptr) return;
           Poll(std::move(wait));
         });
       });

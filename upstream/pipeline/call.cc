@@ -15,7 +15,8 @@ std::vector<std::string> PartitionTags(absl::string_view partition,
   return tags;
 }
 
-Call::Call(CallOptions options, Done done) : options_(std::move(options)), done_(std::move(done)) {}
+Call::Call(CallOptions options, Done done, std::shared_ptr<const void> owner)
+    : owner_(std::move(owner)), options_(std::move(options)), done_(std::move(done)) {}
 
 Call::State Call::state() const {
   absl::MutexLock lock(&mu_);

@@ -151,7 +151,9 @@ class Call {
   };
   using Done = absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>;
 
-  Call(CallOptions options, Done done);
+  // `owner` (may be null) is kept until the Call is destroyed: the Dispatcher passes itself, so
+  // that every callback still holding the call (or its exchange) finds the dispatcher alive.
+  Call(CallOptions options, Done done, std::shared_ptr<const void> owner = nullptr);
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
 
@@ -180,6 +182,7 @@ class Call {
                                    bool not_sent);
 
  private:
+  const std::shared_ptr<const void> owner_;  // first: destroyed after everything else
   const CallOptions options_;
   PreparedCall prepared_;
   mutable absl::Mutex mu_;

@@ -46,6 +46,11 @@ Dispatcher::Counters Dispatcher::counters() const {
 
 std::vector<std::string> Dispatcher::BucketKeys() const { return admission_.BucketKeys(); }
 
+std::optional<std::string> Dispatcher::BucketKeyOf(const std::string& upstream,
+                                                   const std::string& bucket) const {
+  return prepare_.BucketKey(upstream, bucket);
+}
+
 void Dispatcher::InvalidateTags(const std::string& upstream, const std::vector<std::string>& tags,
                                 const std::vector<std::string>& aliases) const {
   if (components_.cache == nullptr || (tags.empty() && aliases.empty())) return;
@@ -66,13 +71,17 @@ std::shared_ptr<const std::string> Dispatcher::CachedReply(
 }
 
 void Dispatcher::Shutdown(absl::Time abort_at) {
-  components_.scheduler->RunAt(abort_at, [this] { registry_.AbortAll(upstream::Call::CancelReason::kShutdown); });
+  components_.scheduler->RunAt(abort_at, [this, self = weak_from_this().lock()] {
+    registry_.AbortAll(upstream::Call::CancelReason::kShutdown);
+  });
 }
 
 CallPtr Dispatcher::Call(const Route& route, const google::protobuf::Message& request,
                                        const CallOptions& options, Done done) const {
   counters_.calls.fetch_add(1, std::memory_order_relaxed);
-  auto call = std::make_shared<upstream::Call>(options, std::move(done));
+  // The call keeps this dispatcher alive (see LIFETIME in the header); null when not shared.
+  auto call = std::make_shared<upstream::Call>(
+      options, std::move(done), weak_from_this().lock());
   if (absl::Status s = prepare_.Prepare(route, request, options, &call->prepared()); !s.ok()) {
     call->End(std::move(s));
     return call;

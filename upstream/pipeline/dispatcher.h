@@ -24,11 +24,16 @@
 // is an Exchange (exchange.h: admission -> send -> retry -> commit, shared by coalesced reads).
 // No thread waits: each step continues from a callback (HTTP, Redis, timer threads).
 //
-// Thread-safe. The Dispatcher and its components must outlive every call's `done`.
+// Thread-safe. The components must outlive every call. LIFETIME: a Dispatcher owned by a
+// shared_ptr is kept alive by every Call it returned until that Call is destroyed, which is
+// after the last callback of the call and of its exchange (each holds the call), so its owner
+// may drop it while calls are in flight (a reload retires a workspace's dispatcher this way;
+// service/workspaces.h). One not owned by a shared_ptr must outlive every call.
 #ifndef GATEWAY_UPSTREAM_DISPATCHER_H_
 #define GATEWAY_UPSTREAM_DISPATCHER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,7 +64,7 @@ namespace gateway::upstream {
 using CallPtr = std::shared_ptr<Call>;
 using CallDone = Call::Done;
 
-class Dispatcher {
+class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
  public:
   using Done = CallDone;
 
@@ -137,8 +142,13 @@ class Dispatcher {
   Counters counters() const;
 
   // Rate-limit bucket keys ("upstream:account:bucket") that have asked the limiter for a token,
-  // sorted; for per-bucket limiter metrics (RateLimiter::counters).
+  // sorted.
   std::vector<std::string> BucketKeys() const;
+  // The bucket key calls of `upstream` naming `bucket` use (PrepareStage::BucketKey), whether
+  // or not one was made yet; nullopt when `upstream` is not configured here. For per-bucket
+  // metrics from the configuration (RateLimiter::counters).
+  std::optional<std::string> BucketKeyOf(const std::string& upstream,
+                                         const std::string& bucket) const;
 
   // Exchanges not yet done (for tests).
   size_t live_exchanges() const { return registry_.size(); }

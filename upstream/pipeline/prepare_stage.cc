@@ -65,6 +65,16 @@ PrepareStage::PrepareStage(const absl::flat_hash_map<std::string, UpstreamConfig
   }
 }
 
+std::optional<std::string> PrepareStage::BucketKey(const std::string& upstream,
+                                                   const std::string& bucket) const {
+  auto up = upstreams_->find(upstream);
+  auto account = accounts_.find(upstream);
+  if (up == upstreams_->end() || up->second.base_url.empty() || account == accounts_.end()) {
+    return std::nullopt;
+  }
+  return absl::StrCat(upstream, ":", account->second.limit, ":", bucket);
+}
+
 std::string CacheKey(absl::string_view account, absl::string_view rpc,
                      absl::string_view request_bytes) {
   return absl::StrCat(account, "|", rpc, "|", request_bytes);

@@ -53,6 +53,11 @@ class PrepareStage {
   // only to find an entry a validated call stored.
   std::optional<std::string> HitKey(const Route& route, absl::string_view request_bytes) const;
 
+  // The rate-limit bucket key ("upstream:account:bucket") calls of `upstream`'s routes naming
+  // `bucket` are admitted under (PreparedCall::bucket_key), or nullopt when that upstream is
+  // not configured here (no base URL).
+  std::optional<std::string> BucketKey(const std::string& upstream, const std::string& bucket) const;
+
  private:
   struct Account {
     std::string limit;  // limiter scope: token id or host
