@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 #include "absl/strings/ascii.h"
@@ -148,7 +150,10 @@ std::string Process::output() const {
 CommandResult RunCommand(const std::vector<std::string>& argv) {
   CommandResult result;
   int pipe_fds[2];
-  pipe(pipe_fds);
+  if (pipe(pipe_fds) != 0) {
+    result.output = absl::StrCat("pipe: ", strerror(errno));
+    return result;
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
