@@ -566,12 +566,11 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
           return s;
         }
       }
-      if (!own.dialect().empty() && own.dialect() != config.dialects.at(name)) {
-        return ConfigError(origin, absl::StrCat(up_where, ".dialect '", own.dialect(),
-                                                "' differs from upstreams.", name, ".dialect '",
-                                                config.dialects.at(name),
-                                                "' (routes are compiled once per upstream)"));
+      if (!own.dialect().empty() && own.dialect() != "live" && own.dialect() != "openapi") {
+        return ConfigError(origin, absl::StrCat(up_where, ".dialect must be live or openapi (got '",
+                                                own.dialect(), "')"));
       }
+      out.dialects[name] = own.dialect().empty() ? config.dialects.at(name) : own.dialect();
       if (own.account_id() != 0) {
         if (name != "chatwoot") {
           return ConfigError(origin, absl::StrCat(up_where, ".account_id applies to chatwoot only"));

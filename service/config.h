@@ -57,6 +57,10 @@ struct WorkspaceConfig {
   // The full rate table of this workspace ("upstream/bucket"): the top-level rates with the
   // workspace's own entries on top.
   absl::flat_hash_map<std::string, BucketRate> buckets;
+  // The dialect this workspace speaks to each upstream ("live" or "openapi"): its own
+  // `workspaces.<name>.<upstream>.dialect`, else the top-level one (GatewayConfig::dialects).
+  // Only the upstreams the workspace configures; the others speak the top-level dialects.
+  absl::flat_hash_map<std::string, std::string> dialects;
   // Webhook secrets by upstream name (`workspaces.<name>.<upstream>.webhook_secret_file`, read
   // at load and on reload); only the upstreams that set one. A secret: never logged.
   absl::flat_hash_map<std::string, std::string> webhook_secrets;

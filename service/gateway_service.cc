@@ -157,6 +157,13 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
         return;
       }
     }
+    // The workspace's own dialects: the same RPC in that workspace's verb, path and shapes.
+    if ((*workspace)->routes != nullptr) {
+      if (const upstream::Route* own = (*workspace)->routes->Find(context->method())) {
+        route_ = own;
+        record_.bucket = route_->policy.bucket();
+      }
+    }
     record_.workspace = (*workspace)->name;
     record_.workspace_series = (*workspace)->metrics;
     dispatcher_ = (*workspace)->dispatcher.get();

@@ -393,8 +393,13 @@ int main(int argc, char** argv) {
   // Observability: metrics (scraped from the admin listener) and one log line per call. Each
   // workspace gets its series when its dispatcher is built.
   gateway::service::Metrics metrics;
-  gateway::service::Workspaces workspaces(
-      gateway::service::WorkspaceSet::Build(*config, components, nullptr, &metrics));
+  // Every workspace calls its upstreams in its own dialects (workspaces.<name>.<upstream>.dialect).
+  auto dialect_routes = gateway::service::DialectRoutes::Build(config->routes);
+  if (!dialect_routes.ok()) {
+    return StartupError(absl::StrCat("invalid route table: ", dialect_routes.status().message()));
+  }
+  gateway::service::Workspaces workspaces(gateway::service::WorkspaceSet::Build(
+      *config, components, nullptr, &metrics, dialect_routes->get()));
 
   // Observability: metrics (scraped from the admin listener) and one log line per call.
   gateway::service::CallLog call_log(STDOUT_FILENO);
@@ -708,18 +713,19 @@ int main(int argc, char** argv) {
                       up->clear_token_file();
                       up->clear_base_url();
                       up->clear_default_account_id();
+                      up->clear_dialect();  // applied: each workspace's routes follow it
                     }
                   }
                   if (other.SerializeAsString() != base.SerializeAsString() ||
                       next->routes.size() != config->routes.size()) {
                     std::cerr << "gateway: the new configuration also changes settings that "
                                  "apply only at start-up (listen, redis_url, cache, routes, "
-                                 "dialects, limiter settings); they are not applied until a "
-                                 "restart"
+                                 "limiter settings); they are not applied until a restart"
                               << std::endl;
                   }
                   workspaces.Replace(gateway::service::WorkspaceSet::Build(
-                      *next, components, workspaces.Current().get(), &metrics));
+                      *next, components, workspaces.Current().get(), &metrics,
+                      dialect_routes->get()));
                   return absl::OkStatus();
                 }});
   if (auth.has_value()) {

@@ -37,9 +37,35 @@ bool SameSettings(const WorkspaceConfig& a, const WorkspaceConfig& b) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<DialectRoutes>> DialectRoutes::Build(
+    const absl::flat_hash_map<std::string, RouteOverride>& overrides) {
+  auto out = std::make_unique<DialectRoutes>();
+  for (const char* respondio : {"live", "openapi"}) {
+    for (const char* chatwoot : {"live", "openapi"}) {
+      auto table = RouteTable::Build(overrides, {{"respondio", respondio}, {"chatwoot", chatwoot}});
+      if (!table.ok()) return table.status();
+      out->tables_[absl::StrCat("respondio=", respondio, ",chatwoot=", chatwoot)] =
+          std::make_unique<RouteTable>(*std::move(table));
+    }
+  }
+  return out;
+}
+
+const RouteTable* DialectRoutes::For(
+    const absl::flat_hash_map<std::string, std::string>& dialects,
+    const absl::flat_hash_map<std::string, std::string>& base) const {
+  auto of = [&](const char* upstream) -> std::string {
+    if (auto it = dialects.find(upstream); it != dialects.end()) return it->second;
+    if (auto it = base.find(upstream); it != base.end()) return it->second;
+    return "live";
+  };
+  auto it = tables_.find(absl::StrCat("respondio=", of("respondio"), ",chatwoot=", of("chatwoot")));
+  return it == tables_.end() ? nullptr : it->second.get();
+}
+
 std::shared_ptr<const WorkspaceSet> WorkspaceSet::Build(
     const GatewayConfig& config, upstream::Dispatcher::Components components,
-    const WorkspaceSet* previous, Metrics* metrics) {
+    const WorkspaceSet* previous, Metrics* metrics, const DialectRoutes* routes) {
   auto set = std::make_shared<WorkspaceSet>();
   for (const auto& [name, ws] : config.workspaces) {
     // Webhook secrets are configured secrets: redacted from whatever the gateway emits.
@@ -47,6 +73,7 @@ std::shared_ptr<const WorkspaceSet> WorkspaceSet::Build(
     Workspace& out = set->workspaces_[name];
     out.name = name;
     out.config = ws;
+    if (routes != nullptr) out.routes = routes->For(ws.dialects, config.dialects);
     if (metrics != nullptr) out.metrics = metrics->ForWorkspace(name);
     if (previous != nullptr) {
       auto it = previous->workspaces_.find(name);

@@ -41,6 +41,7 @@
 #include "absl/synchronization/mutex.h"
 #include "service/config.h"
 #include "service/metrics.h"
+#include "service/route_table.h"
 #include "upstream/pipeline/dispatcher.h"
 
 namespace gateway::service {
@@ -48,11 +49,30 @@ namespace gateway::service {
 // The metadata key a call names its workspace with.
 inline constexpr char kWorkspaceMetadata[] = "x-workspace";
 
+// The route tables of every combination of the upstreams' dialects (respond.io and Chatwoot,
+// each live or openapi), compiled once at start-up with the same route overrides, so each
+// workspace calls its upstreams in its own dialects and a reload may change them.
+class DialectRoutes {
+ public:
+  static absl::StatusOr<std::unique_ptr<DialectRoutes>> Build(
+      const absl::flat_hash_map<std::string, RouteOverride>& overrides);
+  // The table for `dialects` (upstream name -> dialect; an upstream not listed speaks `base`'s
+  // dialect for it). Never null for the dialects LoadConfig accepts.
+  const RouteTable* For(const absl::flat_hash_map<std::string, std::string>& dialects,
+                        const absl::flat_hash_map<std::string, std::string>& base) const;
+
+ private:
+  std::map<std::string, std::unique_ptr<RouteTable>> tables_;  // "respondio=live,chatwoot=openapi"
+};
+
 class WorkspaceSet {
  public:
   struct Workspace {
     std::string name;
     WorkspaceConfig config;
+    // The routes in this workspace's dialects (null when Build had no DialectRoutes: the
+    // service's own table applies).
+    const RouteTable* routes = nullptr;
     std::shared_ptr<upstream::Dispatcher> dispatcher;
     // Its metric series (workspace label resolved once, here; null without `metrics`).
     WorkspaceSeries* metrics = nullptr;
@@ -61,11 +81,12 @@ class WorkspaceSet {
   // One dispatcher per workspace of `config`, over `components`; a workspace whose settings
   // equal its namesake in `previous` (may be null) keeps that one's dispatcher. Bucket rates
   // get the config's headroom. With `metrics`, each workspace gets its series
-  // (Metrics::ForWorkspace).
+  // (Metrics::ForWorkspace). With `routes`, each workspace gets the table of its dialects.
   static std::shared_ptr<const WorkspaceSet> Build(const GatewayConfig& config,
                                                    upstream::Dispatcher::Components components,
                                                    const WorkspaceSet* previous,
-                                                   Metrics* metrics = nullptr);
+                                                   Metrics* metrics = nullptr,
+                                                   const DialectRoutes* routes = nullptr);
 
   // The workspace a call selects: `name` when `present` (the x-workspace metadata), else
   // `default`. Errors: INVALID_ARGUMENT WORKSPACE_REQUIRED (absent and no default), NOT_FOUND

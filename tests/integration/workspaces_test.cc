@@ -412,3 +412,44 @@ TEST(WorkspacesBudgetTest, ChatwootWorkspacesOnOneInstallationShareItsBudget) {
 
 }  // namespace
 }  // namespace gateway::testing
+
+namespace gateway::testing {
+namespace {
+
+// Each workspace speaks its own respond.io dialect: acme the live API, globex an upstream that
+// follows the OpenAPI document (two sandboxes, one per dialect). The same RPC reaches each
+// upstream in its own dialect's verb and path, and both answer.
+TEST(WorkspacesDialectTest, TwoWorkspacesSpeakDifferentDialects) {
+  auto live = Sandbox::Start({"--rate_limits=false", "--respondio_dialect=live"});
+  auto openapi = Sandbox::Start({"--rate_limits=false", "--respondio_dialect=openapi"});
+  ASSERT_NE(live, nullptr);
+  ASSERT_NE(openapi, nullptr);
+  const std::string config = WriteTempFile(
+      "dialect_workspaces.json",
+      absl::StrCat(R"({"workspaces": {
+          "acme": {"respondio": {"base_url": ")", live->base_url(), R"(/v2", "dialect": "live"}},
+          "globex": {"respondio": {"base_url": ")", openapi->base_url(),
+                   R"(", "dialect": "openapi"}}}})"));
+  auto gateway = Gateway::Start({"--config=" + config, "--log_calls=false"});
+  ASSERT_NE(gateway, nullptr);
+  auto stub = rio::ContactService::NewStub(gateway->channel());
+  for (const char* workspace : {"acme", "globex"}) {
+    auto context = Context();
+    context->AddMetadata("x-workspace", workspace);
+    rio::ListContactChannelsRequest request;
+    request.set_identifier("id:12345");
+    request.set_page_size(10);
+    rio::ListContactChannelsResponse reply;
+    const grpc::Status status = stub->ListContactChannels(context.get(), request, &reply);
+    EXPECT_TRUE(status.ok()) << workspace << ": " << status.error_message();
+  }
+  const nlohmann::json live_seen = live->Requests();
+  const nlohmann::json openapi_seen = openapi->Requests();
+  ASSERT_EQ(live_seen.size(), 1u) << live_seen.dump();
+  ASSERT_EQ(openapi_seen.size(), 1u) << openapi_seen.dump();
+  EXPECT_EQ(live_seen[0]["path"], "/v2/contact/id:12345/channels");
+  EXPECT_EQ(openapi_seen[0]["path"], "/contact/id:12345/channel");
+}
+
+}  // namespace
+}  // namespace gateway::testing

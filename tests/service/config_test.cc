@@ -511,6 +511,18 @@ TEST(Workspaces, AListedDefaultFallsBackOnTheTopLevelCredentials) {
   EXPECT_EQ(config.upstreams.at("respondio").token, "env-token");
 }
 
+// Each workspace has its own dialects: its own, else the top-level one.
+TEST(Workspaces, DialectsPerWorkspace) {
+  const GatewayConfig config = LoadOk({.config_file = WriteTemp("ws_dialects.json", R"({
+      "upstreams": {"chatwoot": {"dialect": "openapi"}},
+      "workspaces": {"acme": {"respondio": {"dialect": "live"}, "chatwoot": {}},
+                     "globex": {"respondio": {"dialect": "openapi"}}}})")});
+  EXPECT_EQ(config.workspaces.at("acme").dialects.at("respondio"), "live");
+  EXPECT_EQ(config.workspaces.at("acme").dialects.at("chatwoot"), "openapi");
+  EXPECT_EQ(config.workspaces.at("globex").dialects.at("respondio"), "openapi");
+  EXPECT_FALSE(config.workspaces.at("globex").dialects.contains("chatwoot"));
+}
+
 TEST(Workspaces, Errors) {
   ExpectConfigError(LoadFile("ws_typo.json", R"({"workspaces":{"acme":{"respondio":{"token_fil":"x"}}}})"),
                     {"unknown key 'token_fil' in workspaces[\"acme\"].respondio", "token_file"});
@@ -523,8 +535,8 @@ TEST(Workspaces, Errors) {
       LoadFile("ws_missing_token.json", R"({"workspaces":{"acme":{"respondio":{"token_file":"/nonexistent/t"}}}})"),
       {"/nonexistent/t"});
   ExpectConfigError(
-      LoadFile("ws_dialect.json", R"({"workspaces":{"acme":{"respondio":{"dialect":"openapi"}}}})"),
-      {"workspaces[\"acme\"].respondio.dialect", "differs from upstreams.respondio.dialect"});
+      LoadFile("ws_dialect.json", R"({"workspaces":{"acme":{"respondio":{"dialect":"rest"}}}})"),
+      {"workspaces[\"acme\"].respondio.dialect must be live or openapi", "'rest'"});
   ExpectConfigError(
       LoadFile("ws_account.json", R"({"workspaces":{"acme":{"respondio":{"account_id":2}}}})"),
       {"account_id applies to chatwoot only"});
