@@ -1087,5 +1087,55 @@ TEST_F(SandboxTest, ConcurrentRequests) {
             static_cast<size_t>(kThreads * kPerThread));
 }
 
+// Webhooks are delivered the way Chatwoot delivers them (and the sandbox does so for both
+// upstreams): one attempt, no retry, whatever the receiver answers. A receiver that answers 500
+// gets each inbound message's webhook exactly once.
+TEST(SandboxWebhooks, EachWebhookIsOneAttemptWithoutRetry) {
+  httplib::Server receiver;
+  std::atomic<int> chatwoot_posts{0}, respondio_posts{0};
+  receiver.Post("/webhooks/chatwoot", [&](const httplib::Request& req, httplib::Response& res) {
+    EXPECT_FALSE(req.get_header_value("X-Chatwoot-Delivery").empty());
+    ++chatwoot_posts;
+    res.status = 500;
+  });
+  receiver.Post("/webhooks/respondio", [&](const httplib::Request&, httplib::Response& res) {
+    ++respondio_posts;
+    res.status = 503;
+  });
+  const int receiver_port = receiver.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(receiver_port, 0);
+  std::thread serving([&] { receiver.listen_after_bind(); });
+
+  SandboxOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.respondio_token = kToken;
+  options.rate_limits = false;
+  options.webhook_url = "http://127.0.0.1:" + std::to_string(receiver_port);
+  auto server = std::make_unique<SandboxServer>(options);
+  std::string error;
+  ASSERT_TRUE(server->Start(&error)) << error;
+  httplib::Client admin("127.0.0.1", server->port());
+  auto cw = admin.Post("/__admin/chatwoot/inbound_message", R"({"conversation_id": 1, "content": "hi"})",
+                       "application/json");
+  ASSERT_TRUE(cw);
+  EXPECT_EQ(cw->status / 100, 2) << cw->body;
+  auto rio = admin.Post("/__admin/respondio/inbound_message",
+                        R"({"identifier": "id:12345", "text": "hi"})", "application/json");
+  ASSERT_TRUE(rio);
+  EXPECT_EQ(rio->status, 202) << rio->body;
+  for (int i = 0; i < 200 && (chatwoot_posts.load() < 1 || respondio_posts.load() < 1); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // Posted in order by one worker: a retry of the first would come before or right after the
+  // second; give it a moment to show up, then stop the sandbox (its worker ends).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server.reset();
+  EXPECT_EQ(chatwoot_posts.load(), 1);
+  EXPECT_EQ(respondio_posts.load(), 1);
+  receiver.stop();
+  serving.join();
+}
+
 }  // namespace
 }  // namespace sandbox

@@ -27,6 +27,7 @@
 #include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "chatwoot/v1/contact_service.grpc.pb.h"
+#include "respondio/v2/comment_service.grpc.pb.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/production_helpers.h"
@@ -449,6 +450,42 @@ TEST(WorkspacesDialectTest, TwoWorkspacesSpeakDifferentDialects) {
   ASSERT_EQ(openapi_seen.size(), 1u) << openapi_seen.dump();
   EXPECT_EQ(live_seen[0]["path"], "/v2/contact/id:12345/channels");
   EXPECT_EQ(openapi_seen[0]["path"], "/contact/id:12345/channel");
+}
+
+// request_id records are per workspace, even for two workspaces on one respond.io organization
+// (one token): the same request_id in the other workspace is a new write, not a replay of the
+// first workspace's; in the same workspace it is replayed without a second request.
+TEST(WorkspacesRequestIdTest, RequestIdRecordsAreKeptPerWorkspace) {
+  auto sandbox = Sandbox::Start({"--rate_limits=false"});
+  ASSERT_NE(sandbox, nullptr);
+  const std::string config = WriteTempFile(
+      "request_id_workspaces.json",
+      absl::StrCat(R"({"workspaces": {
+          "acme": {"respondio": {"base_url": ")", sandbox->base_url(), R"(/v2"}},
+          "globex": {"respondio": {"base_url": ")", sandbox->base_url(), R"(/v2"}}}})"));
+  auto gateway = Gateway::Start({"--config=" + config, "--log_calls=false"});
+  ASSERT_NE(gateway, nullptr);
+  auto stub = rio::CommentService::NewStub(gateway->channel());
+  auto comment = [&](const std::string& workspace) {
+    auto context = Context();
+    context->AddMetadata("x-workspace", workspace);
+    rio::CreateCommentRequest request;
+    request.set_identifier("id:12345");
+    request.set_text("called back");
+    request.set_request_id("7d1c4a52-2f1e-4b0e-9a55-0f3f5c1d2e9a");
+    rio::CreateCommentResponse reply;
+    return stub->CreateComment(context.get(), request, &reply);
+  };
+  auto sent = [&] { return sandbox->Requests("create_comment").size(); };
+  const grpc::Status first = comment("acme");
+  ASSERT_TRUE(first.ok()) << first.error_message();
+  EXPECT_EQ(sent(), 1u);
+  const grpc::Status replayed = comment("acme");
+  EXPECT_TRUE(replayed.ok()) << replayed.error_message();
+  EXPECT_EQ(sent(), 1u) << "the same workspace's request_id is replayed";
+  const grpc::Status other = comment("globex");
+  EXPECT_TRUE(other.ok()) << other.error_message();
+  EXPECT_EQ(sent(), 2u) << "another workspace's request_id is its own write";
 }
 
 }  // namespace
