@@ -602,6 +602,55 @@ absl::StatusOr<GatewayConfig> LoadConfig(const ConfigSources& sources) {
       out.upstreams[name] = std::move(up);
     }
   }
+  // Workspaces that share an upstream budget share its limiter bucket (the upstream's own
+  // accounting: Chatwoot's per installation host, respond.io's per token), so each bucket of
+  // that upstream must have one rate across them.
+  {
+    struct Sharer {
+      const std::string* name;
+      const WorkspaceConfig* ws;
+    };
+    std::map<std::pair<std::string, std::string>, Sharer> first;  // (upstream, scope) -> first
+    for (const auto& [ws_name, ws] : config.workspaces) {
+      for (const auto& [up_name, up] : ws.upstreams) {
+        std::string scope;
+        if (up.limit_scope == upstream::UpstreamConfig::LimitScope::kHost) {
+          absl::string_view url = up.base_url;
+          absl::ConsumePrefix(&url, "https://") || absl::ConsumePrefix(&url, "http://");
+          scope = std::string(url.substr(0, url.find_first_of("/?#")));
+        } else if (sources.read_secrets) {
+          scope = up.token;  // unread (--check_config): cannot tell who shares a token
+        }
+        if (scope.empty()) continue;
+        auto [it, inserted] = first.try_emplace({up_name, scope}, Sharer{&ws_name, &ws});
+        if (inserted) continue;
+        const std::string prefix = absl::StrCat(up_name, "/");
+        std::map<std::string, BucketRate> mine, theirs;
+        for (const auto& [key, rate] : ws.buckets) {
+          if (absl::StartsWith(key, prefix)) mine[key] = rate;
+        }
+        for (const auto& [key, rate] : it->second.ws->buckets) {
+          if (absl::StartsWith(key, prefix)) theirs[key] = rate;
+        }
+        for (const auto& [key, rate] : mine) {
+          auto other = theirs.find(key);
+          if (other == theirs.end() || other->second.rate_per_second != rate.rate_per_second ||
+              other->second.burst != rate.burst) {
+            const bool host = up.limit_scope == upstream::UpstreamConfig::LimitScope::kHost;
+            return ConfigError(
+                origin,
+                absl::StrCat("workspaces \"", *it->second.name, "\" and \"", ws_name,
+                             "\" share one ", up_name, " budget (",
+                             host ? absl::StrCat("the installation at ", scope,
+                                                 ", limited per client IP")
+                                  : std::string("one token, one organization's limits"),
+                             ") but set different rates for ", key,
+                             ": set it once, at the top level or alike in each"));
+          }
+        }
+      }
+    }
+  }
   // The default workspace's upstreams are also the gateway's upstreams; without a default
   // workspace they keep the shared settings but no credentials.
   if (auto it = config.workspaces.find(kDefaultWorkspace); it != config.workspaces.end()) {

@@ -523,6 +523,31 @@ TEST(Workspaces, DialectsPerWorkspace) {
   EXPECT_FALSE(config.workspaces.at("globex").dialects.contains("chatwoot"));
 }
 
+// Workspaces that share an upstream budget (one Chatwoot installation: its limit is per client
+// IP; one respond.io token: its organization's) share one limiter bucket, so a rate set
+// differently in each would make the bucket's rate depend on whichever called last: refused.
+TEST(Workspaces, SharedBudgetsHaveOneRate) {
+  ExpectConfigError(
+      LoadFile("ws_shared_rates.json", R"({"workspaces": {
+          "acme": {"chatwoot": {"base_url": "http://127.0.0.1:3000", "account_id": 1},
+                   "rate_limits": {"buckets": {"chatwoot/chatwoot": {"rate_per_second": 2}}}},
+          "globex": {"chatwoot": {"base_url": "http://127.0.0.1:3000/", "account_id": 2}}}})"),
+      {"workspaces \"acme\" and \"globex\"", "chatwoot/chatwoot", "127.0.0.1:3000"});
+  ExpectConfigError(
+      LoadFile("ws_shared_token_rates.json", R"({"workspaces": {
+          "acme": {"respondio": {"base_url": "http://127.0.0.1:3000"}},
+          "globex": {"respondio": {"base_url": "http://127.0.0.1:3000"},
+                     "rate_limits": {"buckets": {"respondio/contact_get": {"rate_per_second": 1}}}}}})"),
+      {"workspaces \"acme\" and \"globex\"", "respondio/contact_get"});
+  // Other installations, or the same rate everywhere, are fine.
+  LoadOk({.config_file = WriteTemp("ws_separate_rates.json", R"({"workspaces": {
+      "acme": {"chatwoot": {"base_url": "http://127.0.0.1:3000"},
+               "rate_limits": {"buckets": {"chatwoot/chatwoot": {"rate_per_second": 2}}}},
+      "globex": {"chatwoot": {"base_url": "http://127.0.0.1:3001"}},
+      "initech": {"chatwoot": {"base_url": "http://127.0.0.1:3000"},
+                  "rate_limits": {"buckets": {"chatwoot/chatwoot": {"rate_per_second": 2}}}}}})")});
+}
+
 TEST(Workspaces, Errors) {
   ExpectConfigError(LoadFile("ws_typo.json", R"({"workspaces":{"acme":{"respondio":{"token_fil":"x"}}}})"),
                     {"unknown key 'token_fil' in workspaces[\"acme\"].respondio", "token_file"});
