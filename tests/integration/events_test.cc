@@ -61,7 +61,7 @@ class EventsTest : public ::testing::Test {
                                absl::StrCat("--webhook_listen=127.0.0.1:", webhook_ports_[i]),
                                "--respondio_webhook_secret_file=" + secret_file,
                                "--chatwoot_webhook_secret_file=" + chatwoot_file,
-                               "--log_calls=false"});
+                               "--admin_listen=127.0.0.1:0", "--log_calls=false"});
       ASSERT_NE(g, nullptr);
       gateways_.push_back(std::move(g));
     }
@@ -185,6 +185,8 @@ TEST_F(EventsTest, WebhookOnAReachesSubscriberOnBTypedAndInvalidatesBothCaches) 
   resumed->Finish();
 }
 
+double MetricValue(const std::string& metrics, const std::string& name);
+
 TEST_F(EventsTest, RejectedWebhooksStoreNothing) {
   auto stub = gw::EventService::NewStub(gateways_[1]->channel());
   grpc::ClientContext context;
@@ -223,8 +225,35 @@ TEST_F(EventsTest, RejectedWebhooksStoreNothing) {
   gw::EventEnvelope envelope;
   ASSERT_TRUE(reader->Read(&envelope));
   EXPECT_EQ(envelope.upstream(), "chatwoot");
+  // Chatwoot's delivery again (the same X-Chatwoot-Delivery): answered 200, stored once.
+  HttpResult again = HttpCall(webhook_ports_[0], "POST", "/webhooks/chatwoot", cw,
+                              {"Content-Type: application/json", "X-Chatwoot-Delivery: d2",
+                               absl::StrCat("X-Chatwoot-Timestamp: ", now),
+                               "X-Chatwoot-Signature: " +
+                                   events::SignChatwoot(kChatwootSecret, now, cw)});
+  EXPECT_EQ(again.status, 200) << again.body;
   context.TryCancel();
   reader->Finish();
+
+  // Replica A counted each outcome on /metrics; replica B received nothing.
+  const std::string a = HttpCall(AdminPort(*gateways_[0]), "GET", "/metrics").body;
+  for (const auto& [series, n] : std::vector<std::pair<std::string, double>>{
+           {R"(gateway_webhooks_rejected_total{upstream="respondio",reason="SIGNATURE_INVALID"})", 1},
+           {R"(gateway_webhooks_rejected_total{upstream="respondio",reason="SIGNATURE_MISSING"})", 1},
+           {R"(gateway_webhooks_rejected_total{upstream="chatwoot",reason="TIMESTAMP_STALE"})", 1},
+           {R"(gateway_webhooks_rejected_total{upstream="respondio",reason="BODY_TOO_LARGE"})", 1},
+           {R"(gateway_webhooks_rejected_total{upstream="respondio",reason="MALFORMED_JSON"})", 1},
+           {R"(gateway_webhooks_received_total{upstream="chatwoot"})", 3},
+           {R"(gateway_webhooks_stored_total{upstream="chatwoot"})", 1},
+           {R"(gateway_webhooks_duplicates_total{upstream="chatwoot"})", 1}}) {
+    EXPECT_EQ(MetricValue(a, series), n) << series << "\n" << a;
+  }
+  EXPECT_EQ(MetricValue(a, R"(gateway_webhooks_stored_total{upstream="respondio"})"), -1)
+      << "nothing of respond.io was stored";
+  const std::string b = HttpCall(AdminPort(*gateways_[1]), "GET", "/metrics").body;
+  EXPECT_EQ(MetricValue(b, R"(gateway_events_delivered_total{group=""})"), 1);
+  EXPECT_TRUE(absl::StrContains(b, "# TYPE gateway_webhooks_rejected_total counter"));
+  EXPECT_EQ(MetricValue(b, R"(gateway_webhooks_rejected_total{upstream="respondio",reason="SIGNATURE_INVALID"})"), -1);
 }
 
 // The sandbox's state changed through its APIs: each change arrives as its typed event on B's
