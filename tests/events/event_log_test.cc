@@ -136,8 +136,20 @@ TEST_P(EventLogTest, GroupMembersShareEventsExactlyOnceWhileAcking) {
   ASSERT_TRUE(log->EnsureGroup("workers", /*from_oldest=*/false).ok());
   ASSERT_TRUE(log->EnsureGroup("workers", false).ok());  // idempotent
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(log->Append(absl::StrCat("k", i), Entry(absl::StrCat(i))).ok());
+  // Nothing read yet: the group lags by every event (gateway_event_group_lag), none pending.
+  auto lag_of = [&](const std::string& group) -> std::pair<int64_t, int64_t> {
+    for (const GroupInfo& g : log->Groups()) {
+      if (g.name == group) return {g.lag, g.pending};
+    }
+    return {-1, -1};
+  };
+  EXPECT_EQ(lag_of("workers"), std::make_pair(int64_t{10}, int64_t{0}));
   std::multiset<std::string> seen;
   for (int round = 0; round < 10; ++round) {
+    if (round == 1) {
+      // After one round (two members, two events each, acknowledged): six still to deliver.
+      EXPECT_EQ(lag_of("workers"), std::make_pair(int64_t{6}, int64_t{0}));
+    }
     for (const char* member : {"a", "b"}) {
       auto batch = log->ReadGroup("workers", member, 2, absl::Seconds(30));
       ASSERT_TRUE(batch.ok()) << batch.status();
