@@ -30,6 +30,7 @@ namespace gw = ::gateway::v1;
 constexpr char kAcmeKey[] = "acme-webhook-signing-key";
 constexpr char kGlobexKey[] = "globex-webhook-signing-key";
 constexpr char kAcmeOnly[] = "acme-only-caller-0123456789";
+constexpr char kReadsOnly[] = "reads-only-caller-0123456789";
 constexpr char kAll[] = "all-workspaces-caller-0123";
 
 class EventsWorkspacesTest : public ::testing::Test {
@@ -57,7 +58,8 @@ class EventsWorkspacesTest : public ::testing::Test {
         "events_workspaces_callers.json", absl::StrCat(R"({"callers": [
           {"name": "all", "token": ")", kAll, R"(", "allow": ["*"]},
           {"name": "acme-only", "token": ")", kAcmeOnly,
-                                            R"(", "allow": ["*"], "workspaces": ["acme"]}]})"));
+                                            R"(", "allow": ["*"], "workspaces": ["acme"]},
+          {"name": "reads-only", "token": ")", kReadsOnly, R"(", "allow": ["@read"]}]})"));
     gateway_ = Gateway::Start({"--config=" + config, "--callers_file=" + callers,
                                absl::StrCat("--webhook_listen=127.0.0.1:", webhook_port_),
                                "--admin_listen=127.0.0.1:0", "--log_calls=false"});
@@ -230,8 +232,12 @@ TEST_F(EventsWorkspacesTest, SubscribeRefusesWorkspacesTheCallerMayNotUse) {
   for (const auto& [token, workspace, code, reason] :
        {std::tuple<std::string, std::string, grpc::StatusCode, std::string>{
             kAcmeOnly, "globex", grpc::StatusCode::PERMISSION_DENIED, "WORKSPACE_NOT_ALLOWED"},
-        {kAll, "initech", grpc::StatusCode::NOT_FOUND, "UNKNOWN_WORKSPACE"}}) {
-    auto stream = Subscribe(token, {workspace});
+        {kAll, "initech", grpc::StatusCode::NOT_FOUND, "UNKNOWN_WORKSPACE"},
+        // Its allowlist does not name gateway.v1.EventService/Subscribe ("@read" never does).
+        {kReadsOnly, "acme", grpc::StatusCode::PERMISSION_DENIED, "RPC_NOT_ALLOWED"},
+        {kReadsOnly, "", grpc::StatusCode::PERMISSION_DENIED, "RPC_NOT_ALLOWED"}}) {
+    auto stream = Subscribe(token, workspace.empty() ? std::vector<std::string>{}
+                                                     : std::vector<std::string>{workspace});
     gw::EventEnvelope envelope;
     EXPECT_FALSE(stream->reader->Read(&envelope));
     grpc::Status status = stream->reader->Finish();
