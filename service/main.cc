@@ -400,6 +400,14 @@ int main(int argc, char** argv) {
   }
   gateway::service::Workspaces workspaces(gateway::service::WorkspaceSet::Build(
       *config, components, nullptr, &metrics, dialect_routes->get()));
+  // Route overrides (bindings, buckets, cache TTLs) reload too: a reload that changes them
+  // compiles new tables for the workspaces. Every table set ever installed is kept for the
+  // process' life (calls in flight, and their exchanges, point into them); one exists per change
+  // of the overrides, which is rare. Touched only by reloads, which run one at a time.
+  std::vector<std::unique_ptr<gateway::service::DialectRoutes>> route_generations;
+  route_generations.push_back(*std::move(dialect_routes));
+  absl::flat_hash_map<std::string, gateway::service::RouteOverride> overrides_in_force =
+      config->routes;
 
   // Observability: metrics (scraped from the admin listener) and one log line per call.
   gateway::service::CallLog call_log(STDOUT_FILENO);
@@ -684,8 +692,27 @@ int main(int argc, char** argv) {
                   auto next = gateway::service::LoadConfig(sources);
                   if (!next.ok()) return next.status();
                   *files_out = next->source_files;
+                  auto same = [](const gateway::service::RouteOverride& a,
+                                 const gateway::service::RouteOverride& b) {
+                    return a.method == b.method && a.path == b.path && a.body == b.body &&
+                           a.response_body == b.response_body && a.bucket == b.bucket &&
+                           a.cache_ttl_seconds == b.cache_ttl_seconds;
+                  };
+                  bool routes_changed = next->routes.size() != overrides_in_force.size();
+                  for (const auto& [rpc, o] : next->routes) {
+                    auto it = overrides_in_force.find(rpc);
+                    if (it == overrides_in_force.end() || !same(o, it->second)) routes_changed = true;
+                  }
+                  std::unique_ptr<gateway::service::DialectRoutes> new_routes;
+                  if (routes_changed) {
+                    auto built = gateway::service::DialectRoutes::Build(next->routes);
+                    if (!built.ok()) return built.status();
+                    new_routes = *std::move(built);
+                  }
+                  const gateway::service::DialectRoutes* tables =
+                      new_routes != nullptr ? new_routes.get() : route_generations.back().get();
                   std::vector<gateway::service::BucketUse> uses;
-                  for (const auto& route : routes->routes()) {
+                  for (const auto& route : tables->For({}, next->dialects)->routes()) {
                     uses.push_back({route->rpc, absl::StrCat(route->binding.upstream(), "/",
                                                              route->policy.bucket())});
                   }
@@ -702,11 +729,14 @@ int main(int argc, char** argv) {
                   }
                   gateway::v1::Config other = next->effective;
                   other.clear_workspaces();
-                  // Top-level rates and the default workspace's credentials are applied; the
-                  // rest (listen, Redis, cache size, routes, ...) only at the next start.
+                  // Top-level rates, dialects, route overrides and the default workspace's
+                  // credentials are applied; the rest (listen, Redis, cache size, ...) only at
+                  // the next start.
                   other.mutable_rate_limits()->clear_buckets();
+                  other.clear_routes();
                   gateway::v1::Config base = running;
                   base.mutable_rate_limits()->clear_buckets();
+                  base.clear_routes();
                   for (gateway::v1::Config* c : {&other, &base}) {
                     for (gateway::v1::Upstream* up : {c->mutable_upstreams()->mutable_respondio(),
                                                       c->mutable_upstreams()->mutable_chatwoot()}) {
@@ -716,16 +746,19 @@ int main(int argc, char** argv) {
                       up->clear_dialect();  // applied: each workspace's routes follow it
                     }
                   }
-                  if (other.SerializeAsString() != base.SerializeAsString() ||
-                      next->routes.size() != config->routes.size()) {
+                  if (other.SerializeAsString() != base.SerializeAsString()) {
                     std::cerr << "gateway: the new configuration also changes settings that "
-                                 "apply only at start-up (listen, redis_url, cache, routes, "
-                                 "limiter settings); they are not applied until a restart"
+                                 "apply only at start-up (listen, redis_url, cache, limiter "
+                                 "settings); they are not applied until a restart"
                               << std::endl;
+                  }
+                  if (new_routes != nullptr) {
+                    route_generations.push_back(std::move(new_routes));
+                    overrides_in_force = next->routes;
                   }
                   workspaces.Replace(gateway::service::WorkspaceSet::Build(
                       *next, components, workspaces.Current().get(), &metrics,
-                      dialect_routes->get()));
+                      route_generations.back().get()));
                   return absl::OkStatus();
                 }});
   if (auth.has_value()) {

@@ -490,3 +490,50 @@ TEST(WorkspacesRequestIdTest, RequestIdRecordsAreKeptPerWorkspace) {
 
 }  // namespace
 }  // namespace gateway::testing
+
+namespace gateway::testing {
+namespace {
+
+// Route overrides reload with the workspaces: a cache TTL set to 0 in the config file stops
+// caching GetContact without a restart.
+TEST(WorkspacesReloadRoutesTest, ACacheTtlChangeAppliesWithoutARestart) {
+  auto sandbox = Sandbox::Start({"--rate_limits=false"});
+  ASSERT_NE(sandbox, nullptr);
+  auto config_with_ttl = [&](int ttl) {
+    return absl::StrCat(R"({"upstreams": {"respondio": {"base_url": ")", sandbox->base_url(),
+                        R"(/v2"}}, "routes": {"/respondio.v2.ContactService/GetContact":
+                            {"policy": {"cache_ttl_seconds": )", ttl, "}}}}");
+  };
+  const std::string config = WriteTempFile("reload_routes.json", config_with_ttl(60));
+  auto gateway = Gateway::Start({"--config=" + config, "--admin_listen=127.0.0.1:0",
+                                 "--reload_poll_interval=50ms", "--log_calls=false"});
+  ASSERT_NE(gateway, nullptr);
+  auto stub = rio::ContactService::NewStub(gateway->channel());
+  auto get = [&] {
+    auto context = Context();
+    rio::GetContactRequest request;
+    request.set_identifier("id:12345");
+    rio::GetContactResponse reply;
+    return stub->GetContact(context.get(), request, &reply);
+  };
+  auto sent = [&] { return sandbox->Requests("get_contact").size(); };
+  ASSERT_TRUE(get().ok());
+  ASSERT_TRUE(get().ok());
+  EXPECT_EQ(sent(), 1u) << "cached for 60 s";
+
+  Replace(config, config_with_ttl(0));
+  bool applied = false;
+  for (int i = 0; i < 400 && !applied; ++i) {
+    applied = Series(HttpCall(AdminPort(*gateway), "GET", "/metrics").body,
+                     "gateway_config_reloads_total")[R"(source="workspaces",result="applied")"] == 1;
+    if (!applied) absl::SleepFor(absl::Milliseconds(25));
+  }
+  ASSERT_TRUE(applied) << gateway->process().output();
+  ASSERT_TRUE(get().ok());
+  ASSERT_TRUE(get().ok());
+  EXPECT_EQ(sent(), 3u) << "not cached any more";
+  EXPECT_THAT(gateway->process().output(), ::testing::Not(HasSubstr("apply only at start-up")));
+}
+
+}  // namespace
+}  // namespace gateway::testing
