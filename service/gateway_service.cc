@@ -172,6 +172,13 @@ class UnaryCall : public grpc::ServerGenericBidiReactor {
 
   void OnReadDone(bool ok) override {
     if (!ok) {
+      // No request came because the caller reset the stream (or its deadline passed) first: a
+      // cancellation, not a malformed call.
+      if (cancelled_.load() || context_->IsCancelled()) {
+        Record(grpc::StatusCode::CANCELLED, "CALLER_CANCELLED");
+        Finish(grpc::Status::CANCELLED);
+        return;
+      }
       Fail(upstream::GatewayError(absl::StatusCode::kInvalidArgument,
                                   "the call carried no request message",
                                   {.reason = "MISSING_REQUEST"}));

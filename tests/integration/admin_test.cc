@@ -5,7 +5,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "absl/time/clock.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/completion_queue.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "respondio/v2/contact_service.grpc.pb.h"
 #include "tests/integration/harness.h"
@@ -136,6 +139,55 @@ TEST_F(AdminTest, OneJsonLogLinePerCallWithoutSecrets) {
   EXPECT_EQ(lines[1]["caller"], "");
   // The upstream token the gateway sends to the sandbox never appears.
   EXPECT_THAT(output, Not(HasSubstr("sandbox-token")));
+}
+
+// A caller that resets its stream before sending the request cancelled the call: CANCELLED
+// CALLER_CANCELLED, not INVALID_ARGUMENT MISSING_REQUEST (which is for a caller that half-closes
+// without a request).
+TEST_F(AdminTest, StreamResetBeforeTheRequestIsLoggedCancelled) {
+  grpc::GenericStub stub(gateway_->channel());
+  grpc::CompletionQueue cq;
+  auto context = Context();
+  auto call = stub.PrepareCall(context.get(), "/respondio.v2.ContactService/GetContact", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(ok);
+  absl::SleepFor(absl::Milliseconds(200));  // the gateway has the call and waits for its request
+  context->TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+
+  // Half-closed without a request: that one is the caller's mistake.
+  auto half = Context();
+  grpc::CompletionQueue cq2;
+  auto closed = stub.PrepareCall(half.get(), "/respondio.v2.ContactService/GetContact", &cq2);
+  closed->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq2.Next(&tag, &ok));
+  closed->WritesDone(reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq2.Next(&tag, &ok));
+  grpc::Status missing;
+  closed->Finish(&missing, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(cq2.Next(&tag, &ok));
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << missing.error_message();
+  cq2.Shutdown();
+  while (cq2.Next(&tag, &ok)) {
+  }
+
+  absl::SleepFor(absl::Milliseconds(100));
+  const std::string output = gateway_->process().output();
+  auto lines = CallLogLines(output);
+  ASSERT_EQ(lines.size(), 2u) << output;
+  EXPECT_EQ(lines[0]["code"], "CANCELLED");
+  EXPECT_EQ(lines[0]["reason"], "CALLER_CANCELLED");
+  EXPECT_EQ(lines[1]["code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(lines[1]["reason"], "MISSING_REQUEST");
 }
 
 TEST_F(AdminTest, TraceContextIsForwardedUpstreamAndLogged) {
