@@ -189,6 +189,10 @@ class RateLimiter::Impl : public std::enable_shared_from_this<RateLimiter::Impl>
     absl::MutexLock lock(&mu_);
     return healthy_;
   }
+  bool Quiescent() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return active_callbacks_ == 0;
+  }
   Counters counters(const std::string& key) const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     auto it = buckets_.find(key);
@@ -1056,6 +1060,8 @@ absl::Duration RateLimiter::max_pause() const { return impl_->max_pause(); }
 RateLimiter::Counters RateLimiter::counters(const std::string& bucket_key) const {
   return impl_->counters(bucket_key);
 }
+
+bool RateLimiter::Quiescent() const { return impl_->Quiescent(); }
 
 absl::string_view RateLimiter::RedisScript() { return kScript; }
 

@@ -254,6 +254,12 @@ class RateLimiter {
   // total == admitted + queued + rejected + cancelled holds in every snapshot.
   Counters counters(const std::string& bucket_key) const;
 
+  // True when none of the limiter's timer or Redis callbacks is running. A Redis reply is
+  // counted (redis_answers) before its effects run: the admissions it decides complete after
+  // that, on the Redis client's thread. So a limiter has settled only when redis_calls ==
+  // redis_answers, read first, and then Quiescent().
+  bool Quiescent() const;
+
   // The Lua script behind every Redis decision (documented in rate_limiter.cc), for operators
   // and tests. KEYS: the two keys above. ARGV: T µs, tau µs, floor µs, op (1 reserve, 2 give
   // back, 0 neither), longest wait µs, used (-1: no observation) or the TAT to give back,

@@ -824,7 +824,8 @@ class PinnedRedisRateLimiterTest : public RedisRateLimiterTest {
       bool quiet = true;
       for (const auto& r : replicas_) {
         const RateLimiter::Counters c = r->counters(kBucket);
-        quiet = quiet && c.redis_calls == c.redis_answers;
+        // Answered, and the answer's effects (the admissions it decided) have run.
+        quiet = quiet && c.redis_calls == c.redis_answers && r->Quiescent();
       }
       if (quiet && clock_.NextTaskTime() > clock_.Now()) return;
       if (quiet) clock_.RunDue();
