@@ -12,6 +12,7 @@
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "respondio/v2/contact_service.pb.h"
+#include "tests/upstream/binding/declared_route.h"
 #include "upstream/budget/idempotency_store.h"
 #include "upstream/budget/response_cache.h"
 #include "upstream/scheduler.h"
@@ -19,16 +20,7 @@
 namespace gateway::upstream {
 namespace {
 
-Route DeclaredRoute(const std::string& full_name) {
-  const auto* method =
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
-  EXPECT_NE(method, nullptr) << full_name;
-  auto route = CompileRoute(method, method->options().GetExtension(gateway::v1::binding),
-                            method->options().GetExtension(gateway::v1::policy));
-  EXPECT_TRUE(route.ok()) << route.status();
-  return route.ok() ? *std::move(route) : Route();
-}
-
+using ::gateway::testing::DeclaredRoute;
 class CommitStageTest : public ::testing::Test {
  protected:
   CommitStageTest()

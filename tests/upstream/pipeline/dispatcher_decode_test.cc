@@ -13,6 +13,7 @@
 #include "upstream/binding/json_codec.h"
 #include "respondio/v2/message_service.pb.h"
 #include "respondio/v2/tag_service.pb.h"
+#include "tests/upstream/binding/declared_route.h"
 #include "tests/upstream/status_details.h"
 #include "upstream/pipeline/dispatcher.h"
 #include "upstream/binding/page_token.h"
@@ -20,18 +21,9 @@
 namespace gateway::upstream {
 namespace {
 
+using ::gateway::testing::DeclaredRoute;
 using ::gateway::testing::ErrorInfoOf;
 using ::testing::HasSubstr;
-
-Route DeclaredRoute(const std::string& full_name) {
-  const auto* method =
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
-  EXPECT_NE(method, nullptr) << full_name;
-  auto route = CompileRoute(method, method->options().GetExtension(gateway::v1::binding),
-                            method->options().GetExtension(gateway::v1::policy));
-  EXPECT_TRUE(route.ok()) << route.status();
-  return route.ok() ? *std::move(route) : Route();
-}
 
 template <typename Reply>
 Reply DecodeOk(const Route& route, const std::string& body, const std::string& cursor = "",

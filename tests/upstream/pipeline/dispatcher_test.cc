@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "respondio/v2/comment_service.pb.h"
 #include "respondio/v2/contact_service.pb.h"
+#include "tests/upstream/binding/declared_route.h"
 #include "tests/upstream/redis_process.h"
 #include "tests/upstream/status_details.h"
 #include "upstream/budget/idempotency_store.h"
@@ -31,6 +32,7 @@
 namespace gateway::upstream {
 namespace {
 
+using ::gateway::testing::DeclaredRoute;
 using ::gateway::testing::ErrorInfoOf;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
@@ -157,16 +159,6 @@ class FakeTransport : public HttpTransport {
   std::vector<RequestId> cancelled_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
-
-Route DeclaredRoute(const std::string& full_name) {
-  const auto* method =
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
-  EXPECT_NE(method, nullptr) << full_name;
-  auto route = CompileRoute(method, method->options().GetExtension(gateway::v1::binding),
-                            method->options().GetExtension(gateway::v1::policy));
-  EXPECT_TRUE(route.ok()) << route.status();
-  return route.ok() ? *std::move(route) : Route();
-}
 
 // A dispatcher for one respond.io upstream whose buckets all admit `rate` calls per second.
 std::unique_ptr<Dispatcher> TestDispatcher(Dispatcher::Components components, double rate = 5) {

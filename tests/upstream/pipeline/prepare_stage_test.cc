@@ -12,26 +12,18 @@
 #include "gtest/gtest.h"
 #include "respondio/v2/comment_service.pb.h"
 #include "respondio/v2/contact_service.pb.h"
+#include "tests/upstream/binding/declared_route.h"
 #include "tests/upstream/status_details.h"
 
 namespace gateway::upstream {
 namespace {
 
+using ::gateway::testing::DeclaredRoute;
 using ::gateway::testing::ErrorInfoOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
-
-Route DeclaredRoute(const std::string& full_name) {
-  const auto* method =
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
-  EXPECT_NE(method, nullptr) << full_name;
-  auto route = CompileRoute(method, method->options().GetExtension(gateway::v1::binding),
-                            method->options().GetExtension(gateway::v1::policy));
-  EXPECT_TRUE(route.ok()) << route.status();
-  return route.ok() ? *std::move(route) : Route();
-}
 
 respondio::v2::GetContactRequest Contact(const std::string& identifier) {
   respondio::v2::GetContactRequest request;

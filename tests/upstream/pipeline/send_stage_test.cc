@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "respondio/v2/comment_service.pb.h"
 #include "respondio/v2/contact_service.pb.h"
+#include "tests/upstream/binding/declared_route.h"
 #include "tests/upstream/status_details.h"
 #include "upstream/pipeline/prepare_stage.h"
 #include "upstream/scheduler.h"
@@ -26,6 +27,7 @@
 namespace gateway::upstream {
 namespace {
 
+using ::gateway::testing::DeclaredRoute;
 using ::gateway::testing::ErrorInfoOf;
 using ::testing::Contains;
 using ::testing::ElementsAre;
@@ -46,16 +48,6 @@ class RecordingTransport : public HttpTransport {
   std::vector<Done> dones;
   std::vector<RequestId> cancelled;
 };
-
-Route DeclaredRoute(const std::string& full_name) {
-  const auto* method =
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
-  EXPECT_NE(method, nullptr) << full_name;
-  auto route = CompileRoute(method, method->options().GetExtension(gateway::v1::binding),
-                            method->options().GetExtension(gateway::v1::policy));
-  EXPECT_TRUE(route.ok()) << route.status();
-  return route.ok() ? *std::move(route) : Route();
-}
 
 HttpResponse Response(int status, absl::flat_hash_map<std::string, std::string> headers = {},
                       std::string body = "") {
