@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
 #include <set>
 #include <string>
@@ -1133,6 +1135,75 @@ TEST(SandboxWebhooks, EachWebhookIsOneAttemptWithoutRetry) {
   server.reset();
   EXPECT_EQ(chatwoot_posts.load(), 1);
   EXPECT_EQ(respondio_posts.load(), 1);
+  receiver.stop();
+  serving.join();
+}
+
+// Chatwoot's delivery, as in the live service: one attempt that gives up after 5 s without an
+// answer (no retry), after which the next webhook goes out.
+TEST(SandboxWebhooks, AnUnansweredWebhookIsAbandonedAfterFiveSecondsAndNotRetried) {
+  httplib::Server receiver;
+  std::mutex mu;
+  std::condition_variable changed;
+  bool release = false;
+  int chatwoot_posts = 0;
+  std::chrono::steady_clock::time_point chatwoot_at, respondio_at;
+  bool respondio_seen = false;
+  receiver.Post("/webhooks/chatwoot", [&](const httplib::Request&, httplib::Response& res) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (++chatwoot_posts == 1) chatwoot_at = std::chrono::steady_clock::now();
+    changed.notify_all();
+    // Never answers within the sandbox's timeout (released at the end of the test).
+    changed.wait_for(lock, std::chrono::seconds(20), [&] { return release; });
+    res.status = 200;
+  });
+  receiver.Post("/webhooks/respondio", [&](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    respondio_seen = true;
+    respondio_at = std::chrono::steady_clock::now();
+    changed.notify_all();
+    res.status = 200;
+  });
+  const int receiver_port = receiver.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(receiver_port, 0);
+  std::thread serving([&] { receiver.listen_after_bind(); });
+
+  SandboxOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.respondio_token = kToken;
+  options.rate_limits = false;
+  options.webhook_url = "http://127.0.0.1:" + std::to_string(receiver_port);
+  auto server = std::make_unique<SandboxServer>(options);
+  std::string error;
+  ASSERT_TRUE(server->Start(&error)) << error;
+  httplib::Client admin("127.0.0.1", server->port());
+  // The Chatwoot webhook first, then the respond.io one, posted in order by one worker.
+  auto cw = admin.Post("/__admin/chatwoot/inbound_message",
+                       R"({"conversation_id": 1, "content": "hi"})", "application/json");
+  ASSERT_TRUE(cw);
+  EXPECT_EQ(cw->status / 100, 2) << cw->body;
+  auto rio = admin.Post("/__admin/respondio/inbound_message",
+                        R"({"identifier": "id:12345", "text": "hi"})", "application/json");
+  ASSERT_TRUE(rio);
+  EXPECT_EQ(rio->status, 202) << rio->body;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    // Well before the receiver would answer (20 s): the sandbox gave up on its own.
+    EXPECT_TRUE(changed.wait_for(lock, std::chrono::seconds(15), [&] { return respondio_seen; }));
+    EXPECT_EQ(chatwoot_posts, 1);
+    if (respondio_seen) {
+      EXPECT_GE(respondio_at - chatwoot_at, std::chrono::milliseconds(4900));
+      EXPECT_LT(respondio_at - chatwoot_at, std::chrono::milliseconds(9000));
+    }
+    release = true;
+    changed.notify_all();
+  }
+  server.reset();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(chatwoot_posts, 1);  // abandoned, never retried
+  }
   receiver.stop();
   serving.join();
 }
