@@ -347,12 +347,10 @@ int main(int argc, char** argv) {
        gateway::v1::EventEnvelope::descriptor()->file()->FindServiceByName("EventService")});
   if (!reflection.ok()) return StartupError(reflection.status().message());
 
-  gateway::upstream::HttpClient::Options http_options;
-  http_options.ca_file = absl::GetFlag(FLAGS_ca_file);
-  gateway::upstream::HttpClient http(http_options);
   // The shared budget: state in Redis when configured (all replicas share it), else in-process.
-  // Destruction order matters: the Redis client (answering its pending commands) goes before
-  // the components that use it, and the scheduler last.
+  // Destruction order matters: the HTTP client (declared below, after everything its answers
+  // reach) goes first, then the Redis client (answering its pending commands) before the
+  // components that use it, and the scheduler last.
   gateway::upstream::TimerThreadScheduler scheduler;
   std::unique_ptr<gateway::upstream::RedisClient> redis;
   if (!config->redis_url.empty()) {
@@ -380,6 +378,12 @@ int main(int argc, char** argv) {
   for (const char* upstream : {"respondio", "chatwoot"}) {  // unknown webhook events
     upstream_of_rpc[absl::StrCat("/webhooks/", upstream)] = upstream;
   }
+  // Destroyed before the components above: its destruction answers the requests still pending
+  // (CANCELLED), and those answers reach exchanges that use the limiter, the cache, the store,
+  // the drift report and the scheduler (an exchange keeps its dispatcher alive by itself).
+  gateway::upstream::HttpClient::Options http_options;
+  http_options.ca_file = absl::GetFlag(FLAGS_ca_file);
+  gateway::upstream::HttpClient http(http_options);
   // One dispatcher per workspace over the shared components (service/workspaces.h).
   const gateway::upstream::Dispatcher::Components components{
       .http = &http,
