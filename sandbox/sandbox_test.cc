@@ -1089,67 +1089,93 @@ TEST_F(SandboxTest, ConcurrentRequests) {
             static_cast<size_t>(kThreads * kPerThread));
 }
 
+// A receiver on a free loopback port that the sandbox posts its webhooks to. Tests add the
+// receiver's handlers, then StartSandbox(); SimulateInboundMessages() makes the sandbox emit a
+// Chatwoot webhook, then a respond.io one (posted in that order by its one worker). Handlers
+// may capture the test's locals: the test calls StopSandbox() before they go, so no webhook
+// reaches a handler after that.
+class SandboxWebhooksTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    sandbox_.reset();
+    receiver_.stop();
+    if (serving_.joinable()) serving_.join();
+  }
+
+  void StartSandbox() {
+    const int receiver_port = receiver_.bind_to_any_port("127.0.0.1");
+    ASSERT_GT(receiver_port, 0);
+    serving_ = std::thread([this] { receiver_.listen_after_bind(); });
+    SandboxOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.respondio_token = kToken;
+    options.rate_limits = false;
+    options.webhook_url = "http://127.0.0.1:" + std::to_string(receiver_port);
+    sandbox_ = std::make_unique<SandboxServer>(options);
+    std::string error;
+    ASSERT_TRUE(sandbox_->Start(&error)) << error;
+  }
+
+  void SimulateInboundMessages() {
+    httplib::Client admin("127.0.0.1", sandbox_->port());
+    auto cw = admin.Post("/__admin/chatwoot/inbound_message",
+                         R"({"conversation_id": 1, "content": "hi"})", "application/json");
+    ASSERT_TRUE(cw);
+    EXPECT_EQ(cw->status / 100, 2) << cw->body;
+    auto rio = admin.Post("/__admin/respondio/inbound_message",
+                          R"({"identifier": "id:12345", "text": "hi"})", "application/json");
+    ASSERT_TRUE(rio);
+    EXPECT_EQ(rio->status, 202) << rio->body;
+  }
+
+  // Stops the sandbox: its worker ends, so no delivery (or retry) can come after this.
+  void StopSandbox() { sandbox_.reset(); }
+
+  httplib::Server receiver_;
+
+ private:
+  std::thread serving_;
+  std::unique_ptr<SandboxServer> sandbox_;
+};
+
 // Webhooks are delivered the way Chatwoot delivers them (and the sandbox does so for both
 // upstreams): one attempt, no retry, whatever the receiver answers. A receiver that answers 500
 // gets each inbound message's webhook exactly once.
-TEST(SandboxWebhooks, EachWebhookIsOneAttemptWithoutRetry) {
-  httplib::Server receiver;
+TEST_F(SandboxWebhooksTest, EachWebhookIsOneAttemptWithoutRetry) {
   std::atomic<int> chatwoot_posts{0}, respondio_posts{0};
-  receiver.Post("/webhooks/chatwoot", [&](const httplib::Request& req, httplib::Response& res) {
+  receiver_.Post("/webhooks/chatwoot", [&](const httplib::Request& req, httplib::Response& res) {
     EXPECT_FALSE(req.get_header_value("X-Chatwoot-Delivery").empty());
     ++chatwoot_posts;
     res.status = 500;
   });
-  receiver.Post("/webhooks/respondio", [&](const httplib::Request&, httplib::Response& res) {
+  receiver_.Post("/webhooks/respondio", [&](const httplib::Request&, httplib::Response& res) {
     ++respondio_posts;
     res.status = 503;
   });
-  const int receiver_port = receiver.bind_to_any_port("127.0.0.1");
-  ASSERT_GT(receiver_port, 0);
-  std::thread serving([&] { receiver.listen_after_bind(); });
-
-  SandboxOptions options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  options.respondio_token = kToken;
-  options.rate_limits = false;
-  options.webhook_url = "http://127.0.0.1:" + std::to_string(receiver_port);
-  auto server = std::make_unique<SandboxServer>(options);
-  std::string error;
-  ASSERT_TRUE(server->Start(&error)) << error;
-  httplib::Client admin("127.0.0.1", server->port());
-  auto cw = admin.Post("/__admin/chatwoot/inbound_message", R"({"conversation_id": 1, "content": "hi"})",
-                       "application/json");
-  ASSERT_TRUE(cw);
-  EXPECT_EQ(cw->status / 100, 2) << cw->body;
-  auto rio = admin.Post("/__admin/respondio/inbound_message",
-                        R"({"identifier": "id:12345", "text": "hi"})", "application/json");
-  ASSERT_TRUE(rio);
-  EXPECT_EQ(rio->status, 202) << rio->body;
+  ASSERT_NO_FATAL_FAILURE(StartSandbox());
+  SimulateInboundMessages();
   for (int i = 0; i < 200 && (chatwoot_posts.load() < 1 || respondio_posts.load() < 1); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   // Posted in order by one worker: a retry of the first would come before or right after the
-  // second; give it a moment to show up, then stop the sandbox (its worker ends).
+  // second; give it a moment to show up, then stop the sandbox.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  server.reset();
+  StopSandbox();
   EXPECT_EQ(chatwoot_posts.load(), 1);
   EXPECT_EQ(respondio_posts.load(), 1);
-  receiver.stop();
-  serving.join();
 }
 
 // Chatwoot's delivery, as in the live service: one attempt that gives up after 5 s without an
 // answer (no retry), after which the next webhook goes out.
-TEST(SandboxWebhooks, AnUnansweredWebhookIsAbandonedAfterFiveSecondsAndNotRetried) {
-  httplib::Server receiver;
+TEST_F(SandboxWebhooksTest, AnUnansweredWebhookIsAbandonedAfterFiveSecondsAndNotRetried) {
   std::mutex mu;
   std::condition_variable changed;
   bool release = false;
   int chatwoot_posts = 0;
   std::chrono::steady_clock::time_point chatwoot_at, respondio_at;
   bool respondio_seen = false;
-  receiver.Post("/webhooks/chatwoot", [&](const httplib::Request&, httplib::Response& res) {
+  receiver_.Post("/webhooks/chatwoot", [&](const httplib::Request&, httplib::Response& res) {
     std::unique_lock<std::mutex> lock(mu);
     if (++chatwoot_posts == 1) chatwoot_at = std::chrono::steady_clock::now();
     changed.notify_all();
@@ -1157,36 +1183,15 @@ TEST(SandboxWebhooks, AnUnansweredWebhookIsAbandonedAfterFiveSecondsAndNotRetrie
     changed.wait_for(lock, std::chrono::seconds(20), [&] { return release; });
     res.status = 200;
   });
-  receiver.Post("/webhooks/respondio", [&](const httplib::Request&, httplib::Response& res) {
+  receiver_.Post("/webhooks/respondio", [&](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(mu);
     respondio_seen = true;
     respondio_at = std::chrono::steady_clock::now();
     changed.notify_all();
     res.status = 200;
   });
-  const int receiver_port = receiver.bind_to_any_port("127.0.0.1");
-  ASSERT_GT(receiver_port, 0);
-  std::thread serving([&] { receiver.listen_after_bind(); });
-
-  SandboxOptions options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  options.respondio_token = kToken;
-  options.rate_limits = false;
-  options.webhook_url = "http://127.0.0.1:" + std::to_string(receiver_port);
-  auto server = std::make_unique<SandboxServer>(options);
-  std::string error;
-  ASSERT_TRUE(server->Start(&error)) << error;
-  httplib::Client admin("127.0.0.1", server->port());
-  // The Chatwoot webhook first, then the respond.io one, posted in order by one worker.
-  auto cw = admin.Post("/__admin/chatwoot/inbound_message",
-                       R"({"conversation_id": 1, "content": "hi"})", "application/json");
-  ASSERT_TRUE(cw);
-  EXPECT_EQ(cw->status / 100, 2) << cw->body;
-  auto rio = admin.Post("/__admin/respondio/inbound_message",
-                        R"({"identifier": "id:12345", "text": "hi"})", "application/json");
-  ASSERT_TRUE(rio);
-  EXPECT_EQ(rio->status, 202) << rio->body;
+  ASSERT_NO_FATAL_FAILURE(StartSandbox());
+  SimulateInboundMessages();
   {
     std::unique_lock<std::mutex> lock(mu);
     // Well before the receiver would answer (20 s): the sandbox gave up on its own.
@@ -1199,13 +1204,9 @@ TEST(SandboxWebhooks, AnUnansweredWebhookIsAbandonedAfterFiveSecondsAndNotRetrie
     release = true;
     changed.notify_all();
   }
-  server.reset();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    EXPECT_EQ(chatwoot_posts, 1);  // abandoned, never retried
-  }
-  receiver.stop();
-  serving.join();
+  StopSandbox();
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(chatwoot_posts, 1);  // abandoned, never retried
 }
 
 }  // namespace
