@@ -413,7 +413,7 @@ int main(int argc, char** argv) {
   absl::flat_hash_map<std::string, gateway::service::RouteOverride> overrides_in_force =
       config->routes;
 
-  // Observability: metrics (scraped from the admin listener) and one log line per call.
+  // One log line per call (the metrics are above).
   gateway::service::CallLog call_log(STDOUT_FILENO);
   const bool log_calls = absl::GetFlag(FLAGS_log_calls);
   // The components' own counters, read at scrape time.
@@ -430,16 +430,14 @@ int main(int argc, char** argv) {
       gateway::service::AddCounters(installed.dispatcher->counters(), &d);
       ++(installed.retired ? live_retired : live_current);
     }
-    out.Gauge("gateway_workspace_dispatchers",
-              "Dispatchers alive: state=current (the workspaces in force) and state=retired "
-              "(replaced by a reload, still serving calls that started before it; released "
-              "when those end).",
-              {{"state", "current"}}, live_current);
-    out.Gauge("gateway_workspace_dispatchers",
-              "Dispatchers alive: state=current (the workspaces in force) and state=retired "
-              "(replaced by a reload, still serving calls that started before it; released "
-              "when those end).",
-              {{"state", "retired"}}, live_retired);
+    for (const auto& [state, n] : {std::pair<const char*, int64_t>{"current", live_current},
+                                   {"retired", live_retired}}) {
+      out.Gauge("gateway_workspace_dispatchers",
+                "Dispatchers alive: state=current (the workspaces in force) and state=retired "
+                "(replaced by a reload, still serving calls that started before it; released "
+                "when those end).",
+                {{"state", state}}, n);
+    }
     // Buckets from the configuration in force, not from use: each bucket key every configured
     // workspace's routes are admitted under, labelled with every workspace that shares it (all
     // workspaces of one Chatwoot installation, or of one respond.io token), with its rate.
