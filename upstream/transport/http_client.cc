@@ -1,6 +1,9 @@
 #include "upstream/transport/http_client.h"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -21,8 +24,10 @@
 namespace gateway::upstream {
 namespace {
 
-// Upper bound on one curl_multi_poll wait; curl shortens it to its own timers.
+// Upper bound on one epoll_wait; curl's timer and the waiting requests' deadlines shorten it.
 constexpr int kMaxPollMs = 1000;
+// Socket events handled per epoll_wait.
+constexpr int kMaxEvents = 64;
 // Easy handles kept for reuse beyond this many are freed.
 constexpr size_t kMaxIdleEasyHandles = 64;
 // A timeout within this much of the request deadline counts as the deadline.
@@ -237,6 +242,20 @@ HttpClient::HttpClient(Options options)
   // HTTP/1.1 only: no multiplexing, so never wait to find out whether a
   // connection could multiplex.
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_NOTHING));
+  // curl tells which sockets to watch and when its next timeout is; the I/O thread waits on one
+  // epoll set: the sockets stay registered between waits (curl_multi_poll adds and removes every
+  // socket on each wait) and a wake-up is one eventfd write.
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) Fatal("epoll_create1 or eventfd failed");
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = wake_fd_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) Fatal("epoll_ctl failed");
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpClient::OnSocket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, static_cast<void*>(this));
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpClient::OnTimer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, static_cast<void*>(this));
   io_thread_ = std::thread([this] { Run(); });
 }
 
@@ -248,11 +267,47 @@ HttpClient::~HttpClient() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  curl_multi_wakeup(multi_);
+  Wake();
   io_thread_.join();
   for (void* easy : idle_easy_) curl_easy_cleanup(easy);
   idle_easy_.clear();
-  curl_multi_cleanup(multi_);  // closes cached connections
+  curl_multi_cleanup(multi_);  // closes cached connections (their sockets leave the epoll set)
+  close(wake_fd_);
+  close(epoll_fd_);
+}
+
+void HttpClient::Wake() {
+  const uint64_t one = 1;
+  // Fails only with EAGAIN when the counter is already huge: the thread is awake anyway.
+  [[maybe_unused]] const ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+int HttpClient::OnSocket(void* /*easy*/, int socket, int what, void* client, void* /*socketp*/) {
+  auto* self = static_cast<HttpClient*>(client);
+  if (what == CURL_POLL_REMOVE) {
+    // ENOENT/EBADF when curl already closed it: the kernel dropped it from the set then.
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);
+    return 0;
+  }
+  epoll_event event{};
+  event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+  event.data.fd = socket;
+  if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, socket, &event);
+  }
+  return 0;
+}
+
+int HttpClient::OnTimer(void* /*multi*/, long timeout_ms, void* client) {
+  auto* self = static_cast<HttpClient*>(client);
+  self->curl_timer_ = timeout_ms < 0 ? absl::InfiniteFuture()
+                                     : absl::Now() + absl::Milliseconds(timeout_ms);
+  return 0;
+}
+
+void HttpClient::SocketAction(int socket, int events) {
+  int running = 0;
+  curl_multi_socket_action(multi_, socket, events, &running);
 }
 
 HttpClient::RequestId HttpClient::Send(HttpRequest request, Callback done) {
@@ -266,7 +321,7 @@ HttpClient::RequestId HttpClient::Send(HttpRequest request, Callback done) {
     absl::MutexLock lock(&mu_);
     queue_.push_back(std::move(transfer));
   }
-  curl_multi_wakeup(multi_);
+  Wake();
   return id;
 }
 
@@ -275,7 +330,7 @@ void HttpClient::Cancel(RequestId id) {
     absl::MutexLock lock(&mu_);
     cancels_.push_back(id);
   }
-  curl_multi_wakeup(multi_);
+  Wake();
 }
 
 int64_t HttpClient::connections_opened() const {
@@ -301,13 +356,17 @@ std::vector<HttpClient::KeyStats> HttpClient::FairnessStats() const {
 }
 
 int HttpClient::PollTimeoutMs(absl::Time now) const {
-  int ms = kMaxPollMs;
-  if (!deadlines_.empty()) {
-    const absl::Duration until = deadlines_.begin()->first - now;
-    ms = static_cast<int>(std::clamp<int64_t>(
-        absl::ToInt64Milliseconds(absl::Ceil(until, absl::Milliseconds(1))), 0, kMaxPollMs));
-  }
-  return ms;
+  absl::Time wake_at = curl_timer_;
+  if (!deadlines_.empty()) wake_at = std::min(wake_at, deadlines_.begin()->first);
+  if (wake_at == absl::InfiniteFuture()) return kMaxPollMs;
+  return static_cast<int>(std::clamp<int64_t>(
+      absl::ToInt64Milliseconds(absl::Ceil(wake_at - now, absl::Milliseconds(1))), 0, kMaxPollMs));
+}
+
+void HttpClient::RunCurlTimerIfDue() {
+  if (curl_timer_ > absl::Now()) return;
+  curl_timer_ = absl::InfiniteFuture();  // OnTimer sets the next one during the call
+  SocketAction(CURL_SOCKET_TIMEOUT, 0);
 }
 
 void HttpClient::Run() {
@@ -331,13 +390,33 @@ void HttpClient::Run() {
     for (RequestId id : cancels) CancelOne(id);
     cancels.clear();
     ExpireWaiting(absl::Now());
-    int running = 0;
-    curl_multi_perform(multi_, &running);
+    // A handle just added sets curl's timer to now: that call starts it (connects, or writes the
+    // request on a reused connection) without waiting.
+    RunCurlTimerIfDue();
     DrainFinished();
-    // Returns early on curl_multi_wakeup (new requests, cancellations or shutdown).
-    if (curl_multi_poll(multi_, nullptr, 0, PollTimeoutMs(absl::Now()), nullptr) != CURLM_OK) {
+    // Returns early on Wake() (new requests, cancellations or shutdown).
+    epoll_event events[kMaxEvents];
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, PollTimeoutMs(absl::Now()));
+    if (n < 0 && errno != EINTR) {
       absl::SleepFor(absl::Milliseconds(10));  // back off instead of spinning
+      continue;
     }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count = 0;
+        [[maybe_unused]] const ssize_t r = read(wake_fd_, &count, sizeof(count));
+        continue;
+      }
+      const uint32_t e = events[i].events;
+      int mask = 0;
+      if (e & EPOLLIN) mask |= CURL_CSELECT_IN;
+      if (e & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+      if (e & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+      SocketAction(fd, mask);
+    }
+    RunCurlTimerIfDue();
+    DrainFinished();
   }
 
   // Shutting down: cancel every live transfer (in flight or waiting for a slot), then everything

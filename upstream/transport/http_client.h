@@ -6,9 +6,10 @@
 // services, built on libcurl's multi interface.
 //
 // One client owns one I/O thread and one curl multi handle. `Send()` only
-// queues the request and wakes the I/O thread (via `curl_multi_wakeup`), so it
-// never blocks the caller on the network; the I/O thread drives every transfer
-// with `curl_multi_poll` and invokes each request's callback when it finishes.
+// queues the request and wakes the I/O thread (an eventfd write), so it never
+// blocks the caller on the network; the I/O thread drives every transfer with
+// curl's socket interface (`curl_multi_socket_action`) over one epoll set, and
+// invokes each request's callback when it finishes.
 // Connections are kept alive and reused across requests through the multi
 // handle's connection cache, and curl easy handles are recycled.
 //
@@ -209,9 +210,9 @@ class HttpClient final : public HttpTransport {
   };
 
   // The I/O thread's main loop and helpers. `transfers_`, `active_`,
-  // `deadlines_` and `idle_easy_`, and `multi_` except for
-  // curl_multi_wakeup(), are touched only by the I/O thread (or by the
-  // constructor and destructor while it is not running).
+  // `deadlines_`, `idle_easy_`, `curl_timer_` and `multi_` are touched only by
+  // the I/O thread (or by the constructor and destructor while it is not
+  // running).
   void Run();
   void Admit(std::unique_ptr<Transfer> transfer);
   void StartCurl(Transfer* transfer);
@@ -223,6 +224,14 @@ class HttpClient final : public HttpTransport {
   void Finish(RequestId id, absl::StatusOr<HttpResponse> result);
   void ReleaseEasy(void* easy);
   int PollTimeoutMs(absl::Time now) const;
+  // curl's socket interface: OnSocket adds, changes or removes a socket in the epoll set,
+  // OnTimer records when curl wants SocketAction(CURL_SOCKET_TIMEOUT) (I/O thread only).
+  static int OnSocket(void* easy, int socket, int what, void* client, void* socketp);
+  static int OnTimer(void* multi, long timeout_ms, void* client);
+  void SocketAction(int socket, int events);
+  void RunCurlTimerIfDue();
+  // Makes the I/O thread's epoll_wait return (any thread).
+  void Wake();
 
   const Options options_;
   const int key_limit_;  // effective max_in_flight_per_key, -1 for none
@@ -239,7 +248,10 @@ class HttpClient final : public HttpTransport {
   std::atomic<int64_t> requests_completed_{0};
   std::atomic<int64_t> responses_too_large_{0};
 
-  void* multi_ = nullptr;  // CURLM*; wakeup is thread-safe, all else I/O thread.
+  void* multi_ = nullptr;  // CURLM*; I/O thread only (and the constructor and destructor).
+  int epoll_fd_ = -1;      // curl's sockets and wake_fd_
+  int wake_fd_ = -1;       // eventfd; Wake() writes it from any thread
+  absl::Time curl_timer_ = absl::InfiniteFuture();  // when curl's timeout is due; I/O thread
   absl::flat_hash_map<RequestId, std::unique_ptr<Transfer>> transfers_;  // all live ones
   absl::flat_hash_map<void*, Transfer*> active_;  // handed to curl, by CURL*
   std::set<std::pair<absl::Time, RequestId>> deadlines_;  // waiting ones with a deadline
