@@ -162,6 +162,30 @@ const DecodeOptions& StrictOptions() {
   return *kStrict;
 }
 
+// Where a value sits in the reply ("items[2].firstName"), as links from the value up to the root
+// on the decoder's stack. Only an error or a drift record spells it out, so decoding a reply that
+// fits formats no path at all.
+struct JsonPath {
+  const JsonPath* parent = nullptr;
+  absl::string_view key;  // an object member's key, or the root's text
+  int64_t index = -1;     // >= 0: an array element
+  JsonPath Member(absl::string_view k) const { return {this, k, -1}; }
+  JsonPath Element(int64_t i) const { return {this, {}, i}; }
+  std::string ToString() const {
+    std::vector<const JsonPath*> chain;
+    for (const JsonPath* p = this; p != nullptr; p = p->parent) chain.push_back(p);
+    std::string out;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+      if ((*it)->index >= 0) {
+        absl::StrAppend(&out, "[", (*it)->index, "]");
+      } else if (!(*it)->key.empty()) {
+        absl::StrAppend(&out, out.empty() ? "" : ".", (*it)->key);
+      }
+    }
+    return out;
+  }
+};
+
 // "items[3].tags[0]" -> "items[].tags[]": drift is counted per field, not per element.
 std::string FoldIndices(absl::string_view path) {
   std::string out;
@@ -183,12 +207,14 @@ std::string Sample(const json& j) {
                         DriftReport::kMaxSampleChars);
 }
 
-void RecordDrift(const DecodeOptions& opts, absl::string_view path, DriftKind kind, const json& j) {
+void RecordDrift(const DecodeOptions& opts, const JsonPath& at, DriftKind kind, const json& j) {
   if (opts.drift == nullptr) return;
+  const std::string path = at.ToString();
   opts.drift->Record(opts.rpc, FoldIndices(path.empty() ? "(reply)" : path), kind, Sample(j));
 }
 
-absl::Status Mismatch(absl::string_view path, absl::string_view expected, const json& got) {
+absl::Status Mismatch(const JsonPath& at, absl::string_view expected, const json& got) {
+  const std::string path = at.ToString();
   return GatewayError(
       absl::StatusCode::kInternal,
       absl::StrCat("upstream reply does not match the API: field '", path, "' expects ", expected,
@@ -206,7 +232,7 @@ bool IsMismatch(const absl::Status& s) {
 }
 
 template <typename Int>
-absl::StatusOr<Int> JsonToInt(const json& j, absl::string_view path) {
+absl::StatusOr<Int> JsonToInt(const json& j, const JsonPath& path) {
   if (j.is_number_integer() || j.is_number_unsigned()) {
     if (j.is_number_unsigned()) {
       const uint64_t u = j.get<uint64_t>();
@@ -242,7 +268,7 @@ absl::StatusOr<Int> JsonToInt(const json& j, absl::string_view path) {
   return Mismatch(path, "an integer", j);
 }
 
-absl::StatusOr<double> JsonToDouble(const json& j, absl::string_view path) {
+absl::StatusOr<double> JsonToDouble(const json& j, const JsonPath& path) {
   if (j.is_number()) return j.get<double>();
   if (j.is_string()) {
     double d;
@@ -309,12 +335,12 @@ bool Fits(const json& j, const FieldDescriptor* field) {
 }
 
 absl::Status DecodeFieldImpl(const json& j, Message* message, const FieldDescriptor* field,
-                             absl::string_view path, const DecodeOptions& opts);
-absl::Status DecodeMessageImpl(const json& j, Message* message, absl::string_view path,
+                             const JsonPath& path, const DecodeOptions& opts);
+absl::Status DecodeMessageImpl(const json& j, Message* message, const JsonPath& path,
                                const DecodeOptions& opts);
 
 absl::Status DecodeOne(const json& j, Message* message, const FieldDescriptor* field,
-                       absl::string_view path, const DecodeOptions& opts) {
+                       const JsonPath& path, const DecodeOptions& opts) {
   const Reflection* r = message->GetReflection();
   const bool rep = field->is_repeated();
   switch (field->cpp_type()) {
@@ -399,7 +425,7 @@ absl::Status DecodeOne(const json& j, Message* message, const FieldDescriptor* f
 }
 
 // In tolerant mode a mismatch is recorded and the value skipped; otherwise it is the error.
-absl::Status Tolerate(absl::Status s, const json& j, absl::string_view path,
+absl::Status Tolerate(absl::Status s, const json& j, const JsonPath& path,
                       const DecodeOptions& opts) {
   if (!opts.tolerant || !IsMismatch(s)) return s;
   RecordDrift(opts, path, DriftKind::kTypeMismatch, j);
@@ -407,7 +433,7 @@ absl::Status Tolerate(absl::Status s, const json& j, absl::string_view path,
 }
 
 absl::Status DecodeFieldImpl(const json& j, Message* message, const FieldDescriptor* field,
-                             absl::string_view path, const DecodeOptions& opts) {
+                             const JsonPath& path, const DecodeOptions& opts) {
   if (j.is_null()) return absl::OkStatus();
   if (field->is_map()) {
     if (!j.is_object()) return Tolerate(Mismatch(path, "an object", j), j, path, opts);
@@ -416,7 +442,7 @@ absl::Status DecodeFieldImpl(const json& j, Message* message, const FieldDescrip
       Message* entry = r->AddMessage(message, field);
       const FieldDescriptor* key = entry->GetDescriptor()->map_key();
       const FieldDescriptor* val = entry->GetDescriptor()->map_value();
-      const std::string sub_path = absl::StrCat(path, ".", it.key());
+      const JsonPath sub_path = path.Member(it.key());
       json key_json = it.key();
       if (key->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
         // Integer-keyed maps arrive with string keys in JSON.
@@ -448,7 +474,7 @@ absl::Status DecodeFieldImpl(const json& j, Message* message, const FieldDescrip
     }
     for (size_t i = 0; i < j.size(); ++i) {
       if (j[i].is_null()) continue;
-      const std::string item_path = absl::StrCat(path, "[", i, "]");
+      const JsonPath item_path = path.Element(static_cast<int64_t>(i));
       if (absl::Status s = DecodeOne(j[i], message, field, item_path, opts); !s.ok()) {
         if (absl::Status t = Tolerate(s, j[i], item_path, opts); !t.ok()) return t;
         // A scalar that did not decode added nothing; a message added a partial element,
@@ -525,15 +551,18 @@ const KeyTable* KeyTableFor(const Descriptor* d) {
   return tables->emplace(d, std::move(table)).first->second.get();
 }
 
-absl::Status DecodeMessageImpl(const json& j, Message* message, absl::string_view path,
+absl::Status DecodeMessageImpl(const json& j, Message* message, const JsonPath& path,
                                const DecodeOptions& opts) {
-  if (!j.is_object()) return Mismatch(path.empty() ? "(reply)" : path, "an object", j);
+  if (!j.is_object()) {
+    return Mismatch(path.parent == nullptr && path.key.empty() ? JsonPath{nullptr, "(reply)"} : path,
+                    "an object", j);
+  }
   const Descriptor* d = message->GetDescriptor();
   static const std::vector<const FieldDescriptor*> kNoFields;
   const KeyTable* table = KeyTableFor(d);
   std::vector<const FieldDescriptor*> looked_up;  // without a table
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string sub_path = path.empty() ? it.key() : absl::StrCat(path, ".", it.key());
+    const JsonPath sub_path = path.Member(it.key());
     const std::vector<const FieldDescriptor*>* found = &kNoFields;
     if (table != nullptr) {
       if (auto row = table->find(it.key()); row != table->end()) found = &row->second;
@@ -646,23 +675,28 @@ json EncodeMessage(const Message& message,
   return out;
 }
 
+bool ReadsJsonKey(const Descriptor* d, const std::string& key) {
+  if (const KeyTable* table = KeyTableFor(d); table != nullptr) return table->contains(key);
+  return !FieldsForKey(d, key).empty();
+}
+
 absl::Status DecodeField(const json& j, Message* message, const FieldDescriptor* field,
                          absl::string_view path) {
-  return DecodeFieldImpl(j, message, field, path, StrictOptions());
+  return DecodeFieldImpl(j, message, field, JsonPath{nullptr, path}, StrictOptions());
 }
 
 absl::Status DecodeField(const json& j, Message* message, const FieldDescriptor* field,
                          absl::string_view path, const DecodeOptions& options) {
-  return DecodeFieldImpl(j, message, field, path, options);
+  return DecodeFieldImpl(j, message, field, JsonPath{nullptr, path}, options);
 }
 
 absl::Status DecodeMessage(const json& j, Message* message, absl::string_view path) {
-  return DecodeMessageImpl(j, message, path, StrictOptions());
+  return DecodeMessageImpl(j, message, JsonPath{nullptr, path}, StrictOptions());
 }
 
 absl::Status DecodeMessage(const json& j, Message* message, const DecodeOptions& options,
                            absl::string_view path) {
-  return DecodeMessageImpl(j, message, path, options);
+  return DecodeMessageImpl(j, message, JsonPath{nullptr, path}, options);
 }
 
 }  // namespace gateway::upstream

@@ -80,6 +80,10 @@ absl::Status DecodeMessage(const nlohmann::json& json, google::protobuf::Message
 absl::Status DecodeMessage(const nlohmann::json& json, google::protobuf::Message* message,
                            const DecodeOptions& options, absl::string_view path = "");
 
+// Whether decoding a message of type `d` reads the JSON key `key` (a field's JSON or proto name,
+// or one of its `json_aliases`); DecodeMessage counts any other key as drift.
+bool ReadsJsonKey(const google::protobuf::Descriptor* d, const std::string& key);
+
 // Decodes `json` into one field of `message` (a repeated field takes a JSON array, or a single
 // object for a list of messages).
 absl::Status DecodeField(const nlohmann::json& json, google::protobuf::Message* message,

@@ -24,6 +24,12 @@ namespace gateway::upstream {
 // protobuf's default limit of 100 nested messages, whatever way a parser counts the outermost.
 inline constexpr int kMaxReplyMessageDepth = 99;
 
+// The deepest JSON (nested arrays and objects, JsonNestingDepth in upstream_json.h) whose
+// decoding cannot nest deeper than kMaxReplyMessageDepth: the codec spends at most three
+// messages on a JSON level (Struct, its map entry, Value; a message field spends one, a list
+// two), plus the reply itself. A reply decoded from JSON this shallow needs no MessageDepth walk.
+inline constexpr int kMaxJsonDepthWithinReplyLimit = (kMaxReplyMessageDepth - 1) / 3;
+
 // The nesting depth of `message` (1 without message fields set), counted up to `limit` + 1:
 // it never descends further, so its recursion is bounded by `limit`. `path` (optional) receives
 // the field path of the first message found beyond `limit`, e.g.

@@ -30,20 +30,7 @@ const json* At(const json& j, const std::vector<std::string>& path) {
 // How many keys of `object` a message of type `d` reads.
 int KnownKeys(const json& object, const Descriptor* d) {
   int known = 0;
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    const std::string& key = it.key();
-    bool found = d->FindFieldByName(key) != nullptr || d->FindFieldByCamelcaseName(key) != nullptr;
-    for (int i = 0; !found && i < d->field_count(); ++i) {
-      const FieldDescriptor* f = d->field(i);
-      found = f->json_name() == key;
-      if (!found && f->options().HasExtension(gateway::v1::field)) {
-        for (const auto& alias : f->options().GetExtension(gateway::v1::field).json_aliases()) {
-          found |= alias == key;
-        }
-      }
-    }
-    known += found ? 1 : 0;
-  }
+  for (auto it = object.begin(); it != object.end(); ++it) known += ReadsJsonKey(d, it.key());
   return known;
 }
 

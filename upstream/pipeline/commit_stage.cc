@@ -37,8 +37,10 @@ absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view up
       route.method->output_type());
   std::unique_ptr<Message> reply(prototype->New());
   // Depth-bounded: every walk below (pagination, codec) recurses per nesting level.
+  int json_depth = 0;
   absl::StatusOr<nlohmann::json> parsed =
-      body.empty() ? nlohmann::json::object() : ParseUpstreamJson(body);
+      body.empty() ? nlohmann::json::object()
+                   : ParseUpstreamJson(body, kMaxUpstreamJsonDepth, &json_depth);
   if (!parsed.ok()) {
     return StatusFromBadBody({std::string(upstream), route.rpc, route.policy.bucket()},
                              /*http_status=*/0, parsed.status());
@@ -73,8 +75,10 @@ absl::StatusOr<std::string> DecodeReply(const Route& route, absl::string_view up
   }
   if (!decoded.ok()) return decoded;
   // Protobuf parsers refuse replies nesting more than 100 messages (Struct fields cost three per
-  // JSON level): never send, or cache, one.
-  if (absl::Status deep = CheckReplyDepth(*reply, upstream, route.rpc); !deep.ok()) return deep;
+  // JSON level): never send, or cache, one. JSON shallow enough cannot decode that deep.
+  if (json_depth > kMaxJsonDepthWithinReplyLimit) {
+    if (absl::Status deep = CheckReplyDepth(*reply, upstream, route.rpc); !deep.ok()) return deep;
+  }
   if (!next_cursor.empty() && route.next_page_token_field != nullptr) {
     reply->GetReflection()->SetString(reply.get(), route.next_page_token_field,
                                       EncodePageToken(route.rpc, next_cursor));

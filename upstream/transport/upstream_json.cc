@@ -46,8 +46,11 @@ int JsonNestingDepth(absl::string_view body, int limit) {
   return deepest;
 }
 
-absl::StatusOr<nlohmann::json> ParseUpstreamJson(absl::string_view body, int max_depth) {
-  if (JsonNestingDepth(body, max_depth) > max_depth) {
+absl::StatusOr<nlohmann::json> ParseUpstreamJson(absl::string_view body, int max_depth,
+                                                 int* depth) {
+  const int nesting = JsonNestingDepth(body, max_depth);
+  if (depth != nullptr) *depth = nesting;
+  if (nesting > max_depth) {
     absl::Status status = absl::OutOfRangeError(
         absl::StrCat("the body nests deeper than ", max_depth, " levels"));
     status.SetPayload(kTooDeepKey, absl::Cord("1"));

@@ -29,9 +29,11 @@ inline constexpr int kMaxUpstreamJsonDepth = 100;
 int JsonNestingDepth(absl::string_view body, int limit);
 
 // Parses `body`. Errors: OUT_OF_RANGE (see IsJsonTooDeep) when it nests deeper than
-// `max_depth`, INVALID_ARGUMENT when it is not JSON. Never throws.
+// `max_depth`, INVALID_ARGUMENT when it is not JSON. Never throws. `depth` (optional) receives
+// JsonNestingDepth(body, max_depth), which the parse measures anyway.
 absl::StatusOr<nlohmann::json> ParseUpstreamJson(absl::string_view body,
-                                                 int max_depth = kMaxUpstreamJsonDepth);
+                                                 int max_depth = kMaxUpstreamJsonDepth,
+                                                 int* depth = nullptr);
 
 // True iff `status` is ParseUpstreamJson's "nested too deep" error.
 bool IsJsonTooDeep(const absl::Status& status);

@@ -1,5 +1,7 @@
 // DecodeReply: a 2xx upstream body -> the serialized reply of a route (upstream/pipeline/commit_stage.h).
+#include <functional>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -11,12 +13,14 @@
 #include "nlohmann/json.hpp"
 #include "respondio/v2/contact_service.pb.h"
 #include "upstream/binding/json_codec.h"
+#include "upstream/binding/message_depth.h"
 #include "respondio/v2/message_service.pb.h"
 #include "respondio/v2/tag_service.pb.h"
 #include "tests/upstream/binding/declared_route.h"
 #include "tests/upstream/status_details.h"
 #include "upstream/pipeline/dispatcher.h"
 #include "upstream/binding/page_token.h"
+#include "upstream/transport/upstream_json.h"
 
 namespace gateway::upstream {
 namespace {
@@ -239,6 +243,39 @@ TEST(DecodeReply, AStructTooDeepForProtobufParsersIsRejected) {
   chatwoot::v1::GetContactResponse parsed;
   EXPECT_TRUE(parsed.ParseFromString(*deepest));
   EXPECT_EQ(parsed.payload().id(), 7);
+}
+
+// DecodeReply skips the MessageDepth walk for JSON at most kMaxJsonDepthWithinReplyLimit deep:
+// the costliest shapes the codec knows (three messages per Struct level), at that JSON depth,
+// stay within the reply limit.
+TEST(DecodeReply, JsonWithinTheDepthBoundCannotDecodeTooDeep) {
+  const int d = kMaxJsonDepthWithinReplyLimit;
+  ASSERT_EQ(d, 32);
+  // The Struct sits at JSON level 3 (root, payload, custom_attributes): d - 2 levels of it.
+  auto structs = [](int levels) { return ChatwootContact(DeepStruct(levels)); };
+  auto lists = [](int levels) {  // Struct, then ListValue/Value levels
+    return ChatwootContact(R"({"a":)" + std::string(levels - 1, '[') + "1" +
+                           std::string(levels - 1, ']') + "}");
+  };
+  auto mixed = [](int levels) {  // {"a":[{"a":[...]}]}
+    std::string s;
+    for (int i = 0; i < levels; ++i) s += (i % 2 == 0) ? R"({"a":)" : "[";
+    s += "1";
+    for (int i = levels - 1; i >= 0; --i) s += (i % 2 == 0) ? "}" : "]";
+    return ChatwootContact(s);
+  };
+  for (const auto& [name, shape] :
+       std::vector<std::pair<std::string, std::function<std::string(int)>>>{
+           {"structs", structs}, {"lists", lists}, {"mixed", mixed}}) {
+    SCOPED_TRACE(name);
+    const std::string body = shape(d - 2);
+    ASSERT_EQ(JsonNestingDepth(body, 1000), d);
+    chatwoot::v1::GetContactResponse decoded;
+    ASSERT_TRUE(DecodeMessage(nlohmann::json::parse(body), &decoded).ok());
+    EXPECT_LE(MessageDepth(decoded, 1000), kMaxReplyMessageDepth);
+    // Reply and payload, then Struct, map entry and Value per level.
+    if (name == "structs") EXPECT_EQ(MessageDepth(decoded, 1000), 2 + 3 * (d - 2));
+  }
 }
 
 TEST(DecodeReply, DeeplyNestedSlicePaginationItemsAreTooDeepNotACrash) {
