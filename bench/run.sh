@@ -138,19 +138,23 @@ PY
   tail -1 "$WORK/h2load.jsonl" | python3 -c 'import json,sys; j=json.load(sys.stdin); print("  h2load %-16s rep %d: %8.0f calls/s, server %.2f cores, %5.1f us CPU per call, %d failed" % (j["server"], j["rep"], j["rate"], j["server_cores"], j["server_cpu_us_per_call"], j["failed"]))' >&2
 }
 
-# cgrun LABEL PORT PID: instructions the process (every thread, gRPC included) runs per call
-# over 2000 sequential-ish calls (one connection, 8 streams) after 200 warm-up calls, from
-# callgrind's counters zeroed and dumped around them. Appends a JSON line to callgrind.jsonl.
+# cgrun LABEL PORT PID [HEADER]: instructions the process (every thread, gRPC included) runs per
+# call over 2000 sequential-ish calls (one connection, 8 streams) after 200 warm-up calls, from
+# callgrind's counters zeroed and dumped around them; HEADER (e.g. "cache-control: no-cache") is
+# added to every call. Appends a JSON line to callgrind.jsonl.
 cgrun() {
   local label=$1 port=$2 pid=$3 n=${BENCH_CALLGRIND_CALLS:-2000} out dump
   local url="http://127.0.0.1:$port$METHOD"
-  taskset -c "$LOAD_CORE" h2load -n 200 -c 1 -m 8 -d "$WORK/request.grpc" "${H2_HEADERS[@]}" \
+  local headers=("${H2_HEADERS[@]}")
+  [[ -n ${4:-} ]] && headers+=(-H "$4")
+  taskset -c "$LOAD_CORE" h2load -n 200 -c 1 -m 8 -d "$WORK/request.grpc" "${headers[@]}" \
     "$url" >/dev/null 2>&1 || true
   callgrind_control -z "$pid" >/dev/null 2>&1
   out=$(taskset -c "$LOAD_CORE" h2load -n "$n" -c 1 -m 8 -d "$WORK/request.grpc" \
-    "${H2_HEADERS[@]}" "$url" 2>&1) || true
+    "${headers[@]}" "$url" 2>&1) || true
   callgrind_control -d "$pid" >/dev/null 2>&1
-  dump=$(ls -t "$WORK"/callgrind."$label".*.[0-9]* 2>/dev/null | head -1)
+  # The newest dump of this process (callgrind.NAME.PID.N): a second cgrun on it dumps again.
+  dump=$(ls -t "$WORK"/callgrind.*."$pid".[0-9]* 2>/dev/null | head -1)
   python3 - "$label" "$n" "$dump" "$out" >>"$WORK/callgrind.jsonl" <<'PY'
 import json, re, sys
 label, n, dump, out = sys.argv[1:]
@@ -283,6 +287,8 @@ if command -v valgrind >/dev/null && [[ ${BENCH_CALLGRIND:-1} != 0 ]]; then
     cg_pid=$STARTED_PID
     "$LOADGEN" fetch --target="127.0.0.1:$STARTED_PORT" --out="$WORK/reply-cg.bin" 2>/dev/null
     cgrun "gateway-$who" "$STARTED_PORT" "$cg_pid"
+    # The same gateway's misses (every call sent upstream), for the miss path's instructions.
+    [[ $who == default ]] && cgrun "gateway-$who-miss" "$STARTED_PORT" "$cg_pid" "cache-control: no-cache"
     stop "$cg_pid"
   done
   python3 - "$WORK/callgrind.jsonl" "$WORK/callgrind.json" <<'PY'
