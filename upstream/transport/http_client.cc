@@ -269,9 +269,12 @@ HttpClient::~HttpClient() {
   }
   Wake();
   io_thread_.join();
-  for (void* easy : idle_easy_) curl_easy_cleanup(easy);
-  idle_easy_.clear();
-  curl_multi_cleanup(multi_);  // closes cached connections (their sockets leave the epoll set)
+  {
+    absl::MutexLock io(&io_mu_);
+    for (void* easy : idle_easy_) curl_easy_cleanup(easy);
+    idle_easy_.clear();
+    curl_multi_cleanup(multi_);  // closes cached connections (their sockets leave the epoll set)
+  }
   close(wake_fd_);
   close(epoll_fd_);
 }
@@ -300,6 +303,7 @@ int HttpClient::OnSocket(void* /*easy*/, int socket, int what, void* client, voi
 
 int HttpClient::OnTimer(void* /*multi*/, long timeout_ms, void* client) {
   auto* self = static_cast<HttpClient*>(client);
+  self->io_mu_.AssertHeld();  // curl calls it only from inside calls made under io_mu_
   self->curl_timer_ = timeout_ms < 0 ? absl::InfiniteFuture()
                                      : absl::Now() + absl::Milliseconds(timeout_ms);
   return 0;
@@ -317,11 +321,26 @@ HttpClient::RequestId HttpClient::Send(HttpRequest request, Callback done) {
   transfer->sent_at = absl::Now();
   transfer->request = std::move(request);
   transfer->done = std::move(done);
+  bool wake = false;
   {
+    absl::MutexLock io(&io_mu_);
+    if (!io_stopping_) {
+      // Started here, on the caller's thread: on a reused connection the request is written
+      // before Send() returns, without waking the I/O thread. Outcomes found meanwhile (this
+      // request refused at once, or another one finished) wait in completed_ for the I/O
+      // thread, which also re-plans its wait if curl's next timeout moved earlier.
+      Admit(std::move(transfer));
+      RunCurlTimerIfDue();
+      DrainFinished();
+      wake = !completed_.empty() || NextWake() < planned_wake_;
+    }
+  }
+  if (transfer != nullptr) {  // shutting down: the I/O thread cancels what is queued
     absl::MutexLock lock(&mu_);
     queue_.push_back(std::move(transfer));
+    wake = true;
   }
-  Wake();
+  if (wake) Wake();
   return id;
 }
 
@@ -355,9 +374,14 @@ std::vector<HttpClient::KeyStats> HttpClient::FairnessStats() const {
   return out;
 }
 
-int HttpClient::PollTimeoutMs(absl::Time now) const {
+absl::Time HttpClient::NextWake() const {
   absl::Time wake_at = curl_timer_;
   if (!deadlines_.empty()) wake_at = std::min(wake_at, deadlines_.begin()->first);
+  return wake_at;
+}
+
+int HttpClient::PollTimeoutMs(absl::Time now) const {
+  const absl::Time wake_at = NextWake();
   if (wake_at == absl::InfiniteFuture()) return kMaxPollMs;
   return static_cast<int>(std::clamp<int64_t>(
       absl::ToInt64Milliseconds(absl::Ceil(wake_at - now, absl::Milliseconds(1))), 0, kMaxPollMs));
@@ -367,6 +391,15 @@ void HttpClient::RunCurlTimerIfDue() {
   if (curl_timer_ > absl::Now()) return;
   curl_timer_ = absl::InfiniteFuture();  // OnTimer sets the next one during the call
   SocketAction(CURL_SOCKET_TIMEOUT, 0);
+}
+
+void HttpClient::RunCompleted() {
+  std::vector<std::pair<Callback, absl::StatusOr<HttpResponse>>> batch;
+  {
+    absl::MutexLock io(&io_mu_);
+    batch.swap(completed_);
+  }
+  for (auto& [done, result] : batch) std::move(done)(std::move(result));
 }
 
 void HttpClient::Run() {
@@ -381,63 +414,83 @@ void HttpClient::Run() {
       stopping = stopping_;
     }
     if (stopping) break;
-    // New requests first, so that a Cancel() right after its Send() finds the request.
-    while (!batch.empty()) {
-      std::unique_ptr<Transfer> transfer = std::move(batch.front());
-      batch.pop_front();
-      Admit(std::move(transfer));
+    int timeout_ms = 0;
+    {
+      absl::MutexLock io(&io_mu_);
+      // Requests Send() queued (it does only while shutting down) first, so that a Cancel()
+      // right after its Send() finds the request.
+      while (!batch.empty()) {
+        std::unique_ptr<Transfer> transfer = std::move(batch.front());
+        batch.pop_front();
+        Admit(std::move(transfer));
+      }
+      for (RequestId id : cancels) CancelOne(id);
+      cancels.clear();
+      ExpireWaiting(absl::Now());
+      RunCurlTimerIfDue();
+      DrainFinished();
+      const absl::Time now = absl::Now();
+      timeout_ms = PollTimeoutMs(now);
+      // A Send() that needs the thread before then (curl's timer or a slot deadline earlier)
+      // wakes it.
+      planned_wake_ = now + absl::Milliseconds(timeout_ms);
     }
-    for (RequestId id : cancels) CancelOne(id);
-    cancels.clear();
-    ExpireWaiting(absl::Now());
-    // A handle just added sets curl's timer to now: that call starts it (connects, or writes the
-    // request on a reused connection) without waiting.
-    RunCurlTimerIfDue();
-    DrainFinished();
-    // Returns early on Wake() (new requests, cancellations or shutdown).
+    RunCompleted();
+    // Returns early on Wake() (cancellations, outcomes found by Send(), shutdown).
     epoll_event events[kMaxEvents];
-    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, PollTimeoutMs(absl::Now()));
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) {
       absl::SleepFor(absl::Milliseconds(10));  // back off instead of spinning
       continue;
     }
-    for (int i = 0; i < n; ++i) {
-      const int fd = events[i].data.fd;
-      if (fd == wake_fd_) {
-        uint64_t count = 0;
-        [[maybe_unused]] const ssize_t r = read(wake_fd_, &count, sizeof(count));
-        continue;
+    {
+      absl::MutexLock io(&io_mu_);
+      planned_wake_ = absl::InfinitePast();  // awake: a Send() needs no wake-up to re-plan
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[i].data.fd;
+        if (fd == wake_fd_) {
+          uint64_t count = 0;
+          [[maybe_unused]] const ssize_t r = read(wake_fd_, &count, sizeof(count));
+          continue;
+        }
+        const uint32_t e = events[i].events;
+        int mask = 0;
+        if (e & EPOLLIN) mask |= CURL_CSELECT_IN;
+        if (e & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+        if (e & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+        SocketAction(fd, mask);
       }
-      const uint32_t e = events[i].events;
-      int mask = 0;
-      if (e & EPOLLIN) mask |= CURL_CSELECT_IN;
-      if (e & EPOLLOUT) mask |= CURL_CSELECT_OUT;
-      if (e & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
-      SocketAction(fd, mask);
+      RunCurlTimerIfDue();
+      DrainFinished();
     }
-    RunCurlTimerIfDue();
-    DrainFinished();
+    RunCompleted();
   }
 
-  // Shutting down: cancel every live transfer (in flight or waiting for a slot), then everything
-  // queued (including requests sent by the cancelled callbacks themselves).
-  std::vector<RequestId> live;
-  live.reserve(transfers_.size());
-  for (const auto& [id, transfer] : transfers_) live.push_back(id);
-  std::sort(live.begin(), live.end());
-  for (RequestId id : live) {
-    auto it = transfers_.find(id);
-    if (it == transfers_.end()) continue;
-    Transfer* t = it->second.get();
-    // Detach from its key first, so no waiting request is started by this release.
-    if (t->waiting) {
-      absl::MutexLock lock(&mu_);
-      keys_[t->request.fairness_key].waiting.erase(t->wait_pos);
-      t->waiting = false;
+  // Shutting down: from here Send() queues instead of starting. Cancel every live transfer (in
+  // flight or waiting for a slot), then everything queued (including requests sent by the
+  // cancelled callbacks themselves).
+  {
+    absl::MutexLock io(&io_mu_);
+    io_stopping_ = true;
+    std::vector<RequestId> live;
+    live.reserve(transfers_.size());
+    for (const auto& [id, transfer] : transfers_) live.push_back(id);
+    std::sort(live.begin(), live.end());
+    for (RequestId id : live) {
+      auto it = transfers_.find(id);
+      if (it == transfers_.end()) continue;
+      Transfer* t = it->second.get();
+      // Detach from its key first, so no waiting request is started by this release.
+      if (t->waiting) {
+        absl::MutexLock lock(&mu_);
+        keys_[t->request.fairness_key].waiting.erase(t->wait_pos);
+        t->waiting = false;
+      }
+      absl::Status cancelled = absl::CancelledError("HttpClient destroyed");
+      Finish(id, t->request_started ? cancelled : MarkNotSent(cancelled));
     }
-    absl::Status cancelled = absl::CancelledError("HttpClient destroyed");
-    Finish(id, t->request_started ? cancelled : MarkNotSent(cancelled));
   }
+  RunCompleted();
   for (;;) {
     for (auto& transfer : batch) {
       HttpClient::Callback done = std::move(transfer->done);
@@ -550,9 +603,9 @@ void HttpClient::Finish(RequestId id, absl::StatusOr<HttpResponse> result) {
     }
     StartCurl(next);
   }
-  HttpClient::Callback done = std::move(transfer->done);
-  transfer.reset();
-  std::move(done)(std::move(result));
+  // Run by the I/O thread once io_mu_ is released (RunCompleted), never here: Finish() may be
+  // on a caller's thread (Send), and callbacks may call Send().
+  completed_.emplace_back(std::move(transfer->done), std::move(result));
 }
 
 void HttpClient::StartCurl(Transfer* transfer) {

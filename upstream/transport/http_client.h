@@ -5,11 +5,14 @@
 // `HttpClient` is an asynchronous HTTP/1.1 client for calling upstream REST
 // services, built on libcurl's multi interface.
 //
-// One client owns one I/O thread and one curl multi handle. `Send()` only
-// queues the request and wakes the I/O thread (an eventfd write), so it never
-// blocks the caller on the network; the I/O thread drives every transfer with
-// curl's socket interface (`curl_multi_socket_action`) over one epoll set, and
-// invokes each request's callback when it finishes.
+// One client owns one I/O thread and one curl multi handle, driven through
+// curl's socket interface (`curl_multi_socket_action`) over one epoll set.
+// `Send()` starts the request on the caller's thread: on a kept-alive
+// connection the request is written before it returns (non-blocking sockets,
+// so it never waits on the network), and no thread hand-off delays it. The I/O
+// thread waits for the sockets, reads the responses and invokes each request's
+// callback when it finishes; a Send() wakes it (an eventfd write) only when it
+// has something to do sooner than it planned.
 // Connections are kept alive and reused across requests through the multi
 // handle's connection cache, and curl easy handles are recycled.
 //
@@ -157,8 +160,10 @@ class HttpClient final : public HttpTransport {
   // closed. Requests sent from those callbacks are cancelled too.
   ~HttpClient() override;
 
-  // Starts `request` and returns at once; `done` later runs exactly once on
-  // the client's I/O thread with one of:
+  // Starts `request` on the calling thread and returns without waiting on the
+  // network (on a kept-alive connection the request has been written by
+  // then); `done` later runs exactly once on the client's I/O thread, never
+  // inside Send(), with one of:
   //
   //   * an `HttpResponse` for any HTTP status, including 4xx and 5xx;
   //   * `absl::UnavailableError` with curl's message for transport failures
@@ -209,34 +214,44 @@ class HttpClient final : public HttpTransport {
     std::list<Transfer*> waiting;
   };
 
-  // The I/O thread's main loop and helpers. `transfers_`, `active_`,
-  // `deadlines_`, `idle_easy_`, `curl_timer_` and `multi_` are touched only by
-  // the I/O thread (or by the constructor and destructor while it is not
-  // running).
+  // The I/O thread's main loop and helpers. Everything curl (the multi handle,
+  // every easy handle) and the transfers' indexes are used under `io_mu_`, by
+  // the I/O thread or by Send() on a caller's thread; callbacks run only on
+  // the I/O thread, after it released io_mu_ (RunCompleted).
   void Run();
-  void Admit(std::unique_ptr<Transfer> transfer);
-  void StartCurl(Transfer* transfer);
-  void CancelOne(RequestId id);
-  void ExpireWaiting(absl::Time now);
-  void DrainFinished();
+  void RunCompleted() ABSL_LOCKS_EXCLUDED(io_mu_);
+  void Admit(std::unique_ptr<Transfer> transfer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void StartCurl(Transfer* transfer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void CancelOne(RequestId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void ExpireWaiting(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void DrainFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Removes `id` from every index, gives back its key slot (starting the next
-  // waiting request of that key) and runs its callback with `result`.
-  void Finish(RequestId id, absl::StatusOr<HttpResponse> result);
-  void ReleaseEasy(void* easy);
-  int PollTimeoutMs(absl::Time now) const;
+  // waiting request of that key) and queues its callback with `result` in
+  // completed_.
+  void Finish(RequestId id, absl::StatusOr<HttpResponse> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void ReleaseEasy(void* easy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // When the I/O thread must next act on its own: curl's timer or the earliest
+  // deadline of a request waiting for a slot.
+  absl::Time NextWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  int PollTimeoutMs(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // curl's socket interface: OnSocket adds, changes or removes a socket in the epoll set,
-  // OnTimer records when curl wants SocketAction(CURL_SOCKET_TIMEOUT) (I/O thread only).
+  // OnTimer records when curl wants SocketAction(CURL_SOCKET_TIMEOUT); curl calls both from
+  // inside the calls made under io_mu_.
   static int OnSocket(void* easy, int socket, int what, void* client, void* socketp);
   static int OnTimer(void* multi, long timeout_ms, void* client);
-  void SocketAction(int socket, int events);
-  void RunCurlTimerIfDue();
+  void SocketAction(int socket, int events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void RunCurlTimerIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Makes the I/O thread's epoll_wait return (any thread).
   void Wake();
 
   const Options options_;
   const int key_limit_;  // effective max_in_flight_per_key, -1 for none
 
+  // Lock order: io_mu_ before mu_.
+  absl::Mutex io_mu_;
   mutable absl::Mutex mu_;
+  // Requests sent while shutting down, for the I/O thread to cancel.
   std::deque<std::unique_ptr<Transfer>> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<RequestId> cancels_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -248,14 +263,22 @@ class HttpClient final : public HttpTransport {
   std::atomic<int64_t> requests_completed_{0};
   std::atomic<int64_t> responses_too_large_{0};
 
-  void* multi_ = nullptr;  // CURLM*; I/O thread only (and the constructor and destructor).
+  void* multi_ = nullptr;  // CURLM*; used under io_mu_ (set once, by the constructor)
   int epoll_fd_ = -1;      // curl's sockets and wake_fd_
   int wake_fd_ = -1;       // eventfd; Wake() writes it from any thread
-  absl::Time curl_timer_ = absl::InfiniteFuture();  // when curl's timeout is due; I/O thread
-  absl::flat_hash_map<RequestId, std::unique_ptr<Transfer>> transfers_;  // all live ones
-  absl::flat_hash_map<void*, Transfer*> active_;  // handed to curl, by CURL*
-  std::set<std::pair<absl::Time, RequestId>> deadlines_;  // waiting ones with a deadline
-  std::vector<void*> idle_easy_;  // reusable CURL* handles
+  absl::Time curl_timer_ ABSL_GUARDED_BY(io_mu_) = absl::InfiniteFuture();  // curl's timeout
+  // When the I/O thread's epoll_wait returns unless woken; InfinitePast while it is awake.
+  absl::Time planned_wake_ ABSL_GUARDED_BY(io_mu_) = absl::InfinitePast();
+  bool io_stopping_ ABSL_GUARDED_BY(io_mu_) = false;  // Send() queues instead of starting
+  absl::flat_hash_map<RequestId, std::unique_ptr<Transfer>> transfers_
+      ABSL_GUARDED_BY(io_mu_);  // all live ones
+  absl::flat_hash_map<void*, Transfer*> active_ ABSL_GUARDED_BY(io_mu_);  // by CURL*
+  std::set<std::pair<absl::Time, RequestId>> deadlines_
+      ABSL_GUARDED_BY(io_mu_);  // waiting ones with a deadline
+  std::vector<void*> idle_easy_ ABSL_GUARDED_BY(io_mu_);  // reusable CURL* handles
+  // Finished requests' callbacks and outcomes, in order, for RunCompleted.
+  std::vector<std::pair<Callback, absl::StatusOr<HttpResponse>>> completed_
+      ABSL_GUARDED_BY(io_mu_);
   std::thread io_thread_;
 };
 

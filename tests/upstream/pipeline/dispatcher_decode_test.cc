@@ -274,7 +274,9 @@ TEST(DecodeReply, JsonWithinTheDepthBoundCannotDecodeTooDeep) {
     ASSERT_TRUE(DecodeMessage(nlohmann::json::parse(body), &decoded).ok());
     EXPECT_LE(MessageDepth(decoded, 1000), kMaxReplyMessageDepth);
     // Reply and payload, then Struct, map entry and Value per level.
-    if (name == "structs") EXPECT_EQ(MessageDepth(decoded, 1000), 2 + 3 * (d - 2));
+    if (name == "structs") {
+      EXPECT_EQ(MessageDepth(decoded, 1000), 2 + 3 * (d - 2));
+    }
   }
 }
 

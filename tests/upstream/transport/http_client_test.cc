@@ -334,6 +334,49 @@ TEST_F(HttpClientTest, ConcurrentRequestsAllCompleteOnTheIoThread) {
   EXPECT_LE(client.connections_opened(), 32);  // max_connections_per_host
 }
 
+// Send() writes the request itself: with the I/O thread held inside a callback, a request on
+// the kept-alive connection still reaches the server (before, Send() only queued it for the I/O
+// thread), and its response is delivered once the thread is free.
+TEST_F(HttpClientTest, SendWritesTheRequestWithoutTheIoThread) {
+  HttpClient client(HttpClient::Options{});
+  ASSERT_TRUE(SendAndWait(client, Request("GET", Url("/warm"))).ok());  // a kept-alive connection
+  absl::Notification in_callback, release;
+  auto first = std::make_shared<Outcome>();
+  client.Send(Request("GET", Url("/first")), [&, first](absl::StatusOr<HttpResponse> result) {
+    first->result = std::move(result);
+    in_callback.Notify();
+    release.WaitForNotificationWithTimeout(kWait);  // holds the I/O thread
+    first->done.Notify();
+  });
+  ASSERT_TRUE(in_callback.WaitForNotificationWithTimeout(kWait));
+  std::shared_ptr<Outcome> second = SendAsync(client, Request("POST", Url("/second"), "b"));
+  const absl::Time give_up = absl::Now() + kWait;
+  while (requests_seen() < 3 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_EQ(requests_seen(), 3) << "the second request waited for the I/O thread";
+  EXPECT_FALSE(second->done.HasBeenNotified());  // its callback needs the I/O thread
+  release.Notify();
+  ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(second->done.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(second->result.ok()) << second->result.status();
+  EXPECT_EQ(second->result->body, "echo:b");
+  EXPECT_NE(second->thread, std::this_thread::get_id());
+}
+
+// An outcome known inside Send() (an invalid request, a deadline already passed) is still
+// delivered by the I/O thread, never on the caller's stack.
+TEST_F(HttpClientTest, OutcomesFoundInsideSendRunOnTheIoThread) {
+  HttpClient client(HttpClient::Options{});
+  HttpRequest late = Request("GET", Url("/late"));
+  late.deadline = absl::Now() - absl::Seconds(1);
+  for (HttpRequest request : {Request("BAD METHOD", Url("/x")), late}) {
+    std::shared_ptr<Outcome> outcome = SendAsync(client, std::move(request));
+    ASSERT_TRUE(outcome->done.WaitForNotificationWithTimeout(kWait));
+    EXPECT_FALSE(outcome->result.ok());
+    EXPECT_NE(outcome->thread, std::this_thread::get_id()) << "ran inside Send()";
+  }
+  EXPECT_EQ(requests_seen(), 0);
+}
+
 TEST_F(HttpClientTest, CallbackMaySendAnotherRequest) {
   HttpClient client(HttpClient::Options{});
   auto second = std::make_shared<Outcome>();
