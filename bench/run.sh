@@ -14,9 +14,9 @@
 #
 # Everything shares the machine's cores (2 here) with the load generator, so every figure is
 # read against a baseline measured in the same run; the summary ends with issue 10's table.
-# About 4 minutes after the build.
+# About 4.5 minutes after the build.
 #
-# Knobs (environment; bench/README.md): BENCH_H2_REPS (5), BENCH_H2_DURATION (2 s),
+# Knobs (environment; bench/README.md): BENCH_H2_REPS (9), BENCH_H2_DURATION (2 s),
 # BENCH_H2_CONNECTIONS (2), BENCH_H2_STREAMS (32), BENCH_CALLGRIND (1; 0 skips it),
 # BENCH_CALLGRIND_CALLS (2000), BENCH_SERVER_CORE (0), BENCH_LOAD_CORE (1), BENCH_CONCURRENCY
 # (loadgen closed loop, "64"; a list like "32,64" runs each), BENCH_CHANNELS (2), BENCH_REPS (2),
@@ -200,7 +200,7 @@ bare_addr=127.0.0.1:$STARTED_PORT
 # 1a. Throughput, h2load pinned, alternating: each rep runs the three servers, in reverse order
 # every other rep; the ratios are taken within a rep (gateway run / the bare run of that rep).
 : >"$WORK/h2load.jsonl"
-for rep in $(seq "${BENCH_H2_REPS:-5}"); do
+for rep in $(seq "${BENCH_H2_REPS:-9}"); do
   if ((rep % 2)); then order=(bare default nolog); else order=(nolog default bare); fi
   for who in "${order[@]}"; do
     case $who in
