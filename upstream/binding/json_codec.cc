@@ -176,10 +176,14 @@ struct JsonPath {
     for (const JsonPath* p = this; p != nullptr; p = p->parent) chain.push_back(p);
     std::string out;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-      if ((*it)->index >= 0) {
-        absl::StrAppend(&out, "[", (*it)->index, "]");
-      } else if (!(*it)->key.empty()) {
-        absl::StrAppend(&out, out.empty() ? "" : ".", (*it)->key);
+      const JsonPath& p = **it;
+      if (p.parent == nullptr) {
+        out = std::string(p.key);
+      } else if (p.index >= 0) {
+        absl::StrAppend(&out, "[", p.index, "]");
+      } else {
+        // A member's key follows a dot, even an empty key ("a." as before), except at the root.
+        absl::StrAppend(&out, out.empty() ? "" : ".", p.key);
       }
     }
     return out;

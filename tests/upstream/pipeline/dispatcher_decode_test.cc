@@ -161,6 +161,19 @@ TEST(DecodeReply, MismatchedValueIsSkippedAndCountedAsDrift) {
   EXPECT_EQ(entries[1].field, "items[].firstName");
 }
 
+TEST(DecodeReply, AnUnknownEmptyKeyIsDriftNamedAfterItsObject) {
+  // The field path of a key is its object's path, a dot and the key, an empty key too
+  // ("contact."), so it stays apart from drift of the object itself.
+  DriftReport drift;
+  const Route route = DeclaredRoute("respondio.v2.ContactService.GetContact");
+  auto bytes = DecodeReply(route, "respondio", "", 0, R"({"id":1,"":2})", &drift);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const auto entries = drift.Snapshot();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].field, "contact.");
+  EXPECT_EQ(entries[0].kind, DriftKind::kUnknownField);
+}
+
 TEST(DecodeReply, ReplyOfTheWrongJsonTypeIsInternalMismatch) {
   const Route route = DeclaredRoute("respondio.v2.ContactService.GetContact");
   auto reply = DecodeReply(route, "respondio", "", 0, R"("OK")");
