@@ -403,13 +403,13 @@ void HttpClient::RunCompleted() {
 }
 
 void HttpClient::Run() {
-  std::deque<std::unique_ptr<Transfer>> batch;
   std::vector<RequestId> cancels;
   for (;;) {
     bool stopping;
     {
+      // queue_ stays empty while this loop runs: Send() admits requests itself until
+      // io_stopping_, which only the shutdown below sets.
       absl::MutexLock lock(&mu_);
-      batch.swap(queue_);
       cancels.swap(cancels_);
       stopping = stopping_;
     }
@@ -417,13 +417,6 @@ void HttpClient::Run() {
     int timeout_ms = 0;
     {
       absl::MutexLock io(&io_mu_);
-      // Requests Send() queued (it does only while shutting down) first, so that a Cancel()
-      // right after its Send() finds the request.
-      while (!batch.empty()) {
-        std::unique_ptr<Transfer> transfer = std::move(batch.front());
-        batch.pop_front();
-        Admit(std::move(transfer));
-      }
       for (RequestId id : cancels) CancelOne(id);
       cancels.clear();
       ExpireWaiting(absl::Now());
@@ -491,18 +484,19 @@ void HttpClient::Run() {
     }
   }
   RunCompleted();
+  std::deque<std::unique_ptr<Transfer>> batch;
   for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      batch.swap(queue_);
+    }
+    if (batch.empty()) break;
     for (auto& transfer : batch) {
       HttpClient::Callback done = std::move(transfer->done);
       transfer.reset();
       std::move(done)(MarkNotSent(absl::CancelledError("HttpClient destroyed")));
     }
     batch.clear();
-    {
-      absl::MutexLock lock(&mu_);
-      batch.swap(queue_);
-    }
-    if (batch.empty()) break;
   }
 }
 
