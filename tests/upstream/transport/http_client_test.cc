@@ -340,21 +340,25 @@ TEST_F(HttpClientTest, ConcurrentRequestsAllCompleteOnTheIoThread) {
 TEST_F(HttpClientTest, SendWritesTheRequestWithoutTheIoThread) {
   HttpClient client(HttpClient::Options{});
   ASSERT_TRUE(SendAndWait(client, Request("GET", Url("/warm"))).ok());  // a kept-alive connection
-  absl::Notification in_callback, release;
+  // Shared with the callback, which may outlive this test body if an assertion returns early.
+  struct Hold {
+    absl::Notification in_callback, release;
+  };
+  auto hold = std::make_shared<Hold>();
   auto first = std::make_shared<Outcome>();
-  client.Send(Request("GET", Url("/first")), [&, first](absl::StatusOr<HttpResponse> result) {
+  client.Send(Request("GET", Url("/first")), [hold, first](absl::StatusOr<HttpResponse> result) {
     first->result = std::move(result);
-    in_callback.Notify();
-    release.WaitForNotificationWithTimeout(kWait);  // holds the I/O thread
+    hold->in_callback.Notify();
+    hold->release.WaitForNotificationWithTimeout(kWait);  // holds the I/O thread
     first->done.Notify();
   });
-  ASSERT_TRUE(in_callback.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(hold->in_callback.WaitForNotificationWithTimeout(kWait));
   std::shared_ptr<Outcome> second = SendAsync(client, Request("POST", Url("/second"), "b"));
   const absl::Time give_up = absl::Now() + kWait;
   while (requests_seen() < 3 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
   EXPECT_EQ(requests_seen(), 3) << "the second request waited for the I/O thread";
   EXPECT_FALSE(second->done.HasBeenNotified());  // its callback needs the I/O thread
-  release.Notify();
+  hold->release.Notify();
   ASSERT_TRUE(first->done.WaitForNotificationWithTimeout(kWait));
   ASSERT_TRUE(second->done.WaitForNotificationWithTimeout(kWait));
   ASSERT_TRUE(second->result.ok()) << second->result.status();
